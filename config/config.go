@@ -1,0 +1,237 @@
+package config
+
+// Config is tailguard's whole configuration, as parsed from YAML and
+// completed with defaults. It is data only: runtime objects are built from
+// it by proxy.Build and never read YAML themselves.
+//
+// A Config returned by Load, Parse or Quick has its defaults applied and has
+// passed Validate. It must not be modified afterwards except through Apply,
+// which revalidates.
+type Config struct {
+	// Listen is the proxy's listen address. Default ":8000".
+	Listen string `yaml:"listen" json:"listen"`
+	// Admin is the admin server's listen address. Default "127.0.0.1:9901":
+	// loopback, so the admin port is never exposed by accident.
+	Admin string `yaml:"admin" json:"admin"`
+	// AdminToken, if set, is required as "Authorization: Bearer <token>" on
+	// every admin path but /healthz and /readyz.
+	AdminToken string `yaml:"admin_token" json:"admin_token"`
+	// Log configures logging.
+	Log Log `yaml:"log" json:"log"`
+	// Limits bound what one client may send.
+	Limits Limits `yaml:"limits" json:"limits"`
+	// Drain shapes graceful shutdown.
+	Drain Drain `yaml:"drain" json:"drain"`
+	// Upstreams are the services tailguard may contact, by name. No other
+	// destination is ever contacted.
+	Upstreams map[string]*Upstream `yaml:"upstreams" json:"upstreams"`
+	// Routes are matched by host, then longest path prefix, then method;
+	// among equal matches the first listed wins.
+	Routes []*Route `yaml:"routes" json:"routes"`
+
+	// src locates keys in the file for error messages; nil for a Config
+	// built in code.
+	src *source
+}
+
+// Log configures zap logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" json:"level"`
+	// Access is off, errors (requests tailguard answered itself or that
+	// got a 5xx) or all (every request, sampled). Default errors.
+	Access string `yaml:"access" json:"access"`
+}
+
+// Limits bound what one client may send. They protect tailguard and the
+// service from hostile or broken clients.
+type Limits struct {
+	// MaxConnections caps concurrent client connections. Default 10000.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxHeaderBytes caps the request header block (431 above). Default 16KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxBodyBytes caps a request body (413 above) unless the route sets
+	// its own max_body_bytes. Default 10MiB.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes"`
+	// ReadHeaderTimeout bounds the time from a connection's first byte to
+	// the end of the request headers (408 and close): the slowloris guard.
+	// Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
+	// IdleTimeout closes a keep-alive client connection idle this long.
+	// Default 90s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+}
+
+// Drain is the graceful shutdown on SIGTERM or SIGINT: /readyz fails at
+// once, new connections are still accepted for Delay (so load balancers see
+// the failing probe first), then the listener closes and in-flight requests
+// get up to Timeout to finish.
+type Drain struct {
+	// Delay defaults to 5s; 0 skips the wait.
+	Delay Duration `yaml:"delay" json:"delay"`
+	// Timeout defaults to 30s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Upstream is one service: a set of equivalent endpoints.
+type Upstream struct {
+	// Endpoints are host:port pairs. At least one.
+	Endpoints []string `yaml:"endpoints" json:"endpoints"`
+	// Balance picks an endpoint per attempt: round_robin (default until
+	// p2c lands), p2c or least_request.
+	Balance string `yaml:"balance" json:"balance"`
+	// MaxConnections caps connections per endpoint. Default 512. A request
+	// finding the pool full is answered 503 at once, never queued.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// ConnectTimeout bounds one dial. Default 1s.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// Breaker, if set, cuts the upstream off while it keeps failing.
+	Breaker *Breaker `yaml:"breaker" json:"breaker,omitempty"`
+	// Outlier, if set, ejects endpoints that keep failing.
+	Outlier *Outlier `yaml:"outlier" json:"outlier,omitempty"`
+	// HealthCheck, if set, probes each endpoint.
+	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
+}
+
+// Breaker configures a circuit breaker per upstream. Not implemented yet:
+// Validate range-checks it, then rejects it.
+type Breaker struct {
+	// ConsecutiveFailures opens the breaker after that many failed
+	// requests in a row; 0 disables this trigger. At least one of it and
+	// FailureRatio must be set.
+	ConsecutiveFailures int `yaml:"consecutive_failures" json:"consecutive_failures"`
+	// FailureRatio, in (0, 1], opens the breaker when that share of the
+	// requests in Interval failed, once MinRequests were seen; 0 disables
+	// this trigger.
+	FailureRatio float64 `yaml:"failure_ratio" json:"failure_ratio"`
+	// MinRequests is the sample FailureRatio needs before it counts.
+	MinRequests int `yaml:"min_requests" json:"min_requests"`
+	// Interval is the window over which counts are kept.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// OpenTimeout is how long the breaker stays open before probing.
+	OpenTimeout Duration `yaml:"open_timeout" json:"open_timeout"`
+	// HalfOpenRequests is how many probes may run while half-open.
+	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
+}
+
+// Outlier configures ejection of failing endpoints. Not implemented yet:
+// Validate range-checks it, then rejects it.
+type Outlier struct {
+	// Consecutive5xx ejects an endpoint after that many 5xx or connection
+	// failures in a row; > 0.
+	Consecutive5xx int `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	// EjectionTime is how long an ejected endpoint stays out; > 0.
+	EjectionTime Duration `yaml:"ejection_time" json:"ejection_time"`
+	// MaxEjectedPercent, 0 to 100, caps the share of endpoints ejected at
+	// once, so that ejection never empties the upstream.
+	MaxEjectedPercent int `yaml:"max_ejected_percent" json:"max_ejected_percent"`
+}
+
+// HealthCheck configures active probing of endpoints. Not implemented yet:
+// Validate range-checks it, then rejects it.
+type HealthCheck struct {
+	// Path is requested with GET on each endpoint; it starts with "/".
+	Path string `yaml:"path" json:"path"`
+	// Interval is the time between probes; > 0.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout bounds one probe; > 0 and <= Interval.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+}
+
+// Route sends matching requests to an upstream under a set of policies.
+// Policies are off unless configured.
+type Route struct {
+	// Name identifies the route in metrics and logs; unique. Required.
+	Name string `yaml:"name" json:"name"`
+	// Match selects the requests the route takes.
+	Match Match `yaml:"match" json:"match"`
+	// Upstream names the upstream the route sends to. Required.
+	Upstream string `yaml:"upstream" json:"upstream"`
+	// Timeout bounds the whole request, all attempts, body included.
+	// Default 30s; an explicit 0 means none (long polling, big transfers).
+	Timeout *Duration `yaml:"timeout" json:"timeout"`
+	// MaxBodyBytes overrides limits.max_body_bytes for this route; an
+	// explicit 0 means no limit (the body streams through).
+	MaxBodyBytes *ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// PerTryTimeout bounds one attempt; 0 means only Timeout applies. It
+	// must not exceed Timeout. Not implemented yet: non-zero is rejected.
+	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout"`
+	// Retry, if set, retries failed attempts. Not implemented yet.
+	Retry *Retry `yaml:"retry" json:"retry,omitempty"`
+	// Hedge, if set, sends extra attempts to cut tail latency. Not
+	// implemented yet.
+	Hedge *Hedge `yaml:"hedge" json:"hedge,omitempty"`
+	// Shed, if set, bounds the route's concurrency and queue. Not
+	// implemented yet.
+	Shed *Shed `yaml:"shed" json:"shed,omitempty"`
+	// SLO, if set, states the route's objectives. Not implemented yet.
+	SLO *SLO `yaml:"slo" json:"slo,omitempty"`
+	// ServerTiming adds a Server-Timing header with queue and upstream
+	// time. Not implemented yet: true is rejected.
+	ServerTiming bool `yaml:"server_timing" json:"server_timing"`
+}
+
+// Match selects requests. Empty fields match everything.
+type Match struct {
+	// Host matches the request's host without port, case-insensitively.
+	Host string `yaml:"host" json:"host"`
+	// PathPrefix must start with "/". Default "/".
+	PathPrefix string `yaml:"path_prefix" json:"path_prefix"`
+	// Methods, upper case; empty means any.
+	Methods []string `yaml:"methods" json:"methods"`
+}
+
+// Retry configures retries of failed attempts, for idempotent requests
+// only.
+type Retry struct {
+	// Attempts, 1 to 10, bounds the attempts per request.
+	Attempts int `yaml:"attempts" json:"attempts"`
+	// On lists what is retried: connect_failure, reset, timeout, or a
+	// 4xx/5xx status such as "503".
+	On []string `yaml:"on" json:"on"`
+	// Budget, 0 to 1, caps retries as a share of requests in flight.
+	Budget float64 `yaml:"budget" json:"budget"`
+	// Backoff is the wait before a retry; >= 0.
+	Backoff Duration `yaml:"backoff" json:"backoff"`
+}
+
+// Hedge configures hedged requests: an extra attempt when the first is
+// slow, for idempotent requests only.
+type Hedge struct {
+	// Delay is how long to wait before hedging: fixed or a percentile of
+	// service time. Required.
+	Delay HedgeDelay `yaml:"delay" json:"delay"`
+	// MinDelay and MaxDelay clamp a percentile delay; 0 means no bound.
+	MinDelay Duration `yaml:"min_delay" json:"min_delay"`
+	// MaxDelay is the upper clamp; when set, MinDelay must not exceed it.
+	MaxDelay Duration `yaml:"max_delay" json:"max_delay"`
+	// MaxExtra bounds the extra attempts per request; >= 0.
+	MaxExtra int `yaml:"max_extra" json:"max_extra"`
+	// Budget, 0 to 1, caps hedges as a share of requests in flight.
+	Budget float64 `yaml:"budget" json:"budget"`
+}
+
+// Shed configures admission control.
+type Shed struct {
+	// MaxConcurrency is a number or "adaptive". Required.
+	MaxConcurrency Concurrency `yaml:"max_concurrency" json:"max_concurrency"`
+	// Queue is how many requests may wait for a slot; >= 0.
+	Queue int `yaml:"queue" json:"queue"`
+	// QueueTimeout bounds the wait for a slot; >= 0.
+	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout"`
+	// PriorityHeader, if set, names the request header carrying priority.
+	PriorityHeader string `yaml:"priority_header" json:"priority_header"`
+}
+
+// SLO states a route's objectives: at least a latency objective or an
+// availability objective.
+type SLO struct {
+	// Latency is the latency objective's threshold; set with
+	// LatencyTarget.
+	Latency Duration `yaml:"latency" json:"latency"`
+	// LatencyTarget, in (0, 1), is the share of requests that must finish
+	// within Latency.
+	LatencyTarget float64 `yaml:"latency_target" json:"latency_target"`
+	// Availability, in (0, 1), is the share of requests that must not fail.
+	Availability float64 `yaml:"availability" json:"availability"`
+}

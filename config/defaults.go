@@ -1,0 +1,64 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Default returns a Config holding every default and no upstreams or
+// routes; it does not pass Validate until some are added.
+func Default() *Config {
+	c := &Config{}
+	applyDefaults(c)
+	return c
+}
+
+// applyDefaults fills in every default; it is the one place they live.
+//
+// For a parsed file a default replaces only an absent (or null) key, so an
+// explicit zero stays and Validate can reject it, or, where zero means
+// something (drain.delay: 0 skips the wait), keep it. For a Config built
+// in code, which has no file to ask, a zero value counts as absent.
+// Route.Timeout is a pointer because its explicit 0 means "no timeout".
+func applyDefaults(c *Config) {
+	s := c.src
+	setDefault(s, &c.Listen, "listen", ":8000")
+	setDefault(s, &c.Admin, "admin", "127.0.0.1:9901")
+	setDefault(s, &c.Log.Level, "log.level", "info")
+	setDefault(s, &c.Log.Access, "log.access", "errors")
+	setDefault(s, &c.Limits.MaxConnections, "limits.max_connections", 10000)
+	setDefault(s, &c.Limits.MaxHeaderBytes, "limits.max_header_bytes", 16<<10)
+	setDefault(s, &c.Limits.MaxBodyBytes, "limits.max_body_bytes", 10<<20)
+	setDefault(s, &c.Limits.ReadHeaderTimeout, "limits.read_header_timeout", Duration(10*time.Second))
+	setDefault(s, &c.Limits.IdleTimeout, "limits.idle_timeout", Duration(90*time.Second))
+	setDefault(s, &c.Drain.Delay, "drain.delay", Duration(5*time.Second))
+	setDefault(s, &c.Drain.Timeout, "drain.timeout", Duration(30*time.Second))
+	for name, u := range c.Upstreams {
+		if u == nil {
+			continue
+		}
+		p := joinPath("upstreams", name) + "."
+		setDefault(s, &u.Balance, p+"balance", "round_robin")
+		setDefault(s, &u.MaxConnections, p+"max_connections", 512)
+		setDefault(s, &u.ConnectTimeout, p+"connect_timeout", Duration(time.Second))
+	}
+	for i, r := range c.Routes {
+		if r == nil {
+			continue
+		}
+		if r.Timeout == nil {
+			t := Duration(30 * time.Second)
+			r.Timeout = &t
+		}
+		setDefault(s, &r.Match.PathPrefix, fmt.Sprintf("routes[%d].match.path_prefix", i), "/")
+	}
+}
+
+// setDefault sets *field to v if the key at path is absent from src or,
+// with no src, if *field is zero.
+func setDefault[T comparable](src *source, field *T, path string, v T) {
+	var zero T
+	if src != nil && !src.has(path) || src == nil && *field == zero {
+		*field = v
+	}
+}

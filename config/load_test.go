@@ -1,0 +1,228 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+func dur(d time.Duration) *Duration { v := Duration(d); return &v }
+func size(n int64) *ByteSize        { v := ByteSize(n); return &v }
+
+// sameConfig fails t unless got equals want, source locations aside.
+func sameConfig(t *testing.T, got, want *Config) {
+	t.Helper()
+	want.src = got.src
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", "  ")
+		w, _ := json.MarshalIndent(want, "", "  ")
+		t.Errorf("config mismatch\ngot:  %s\nwant: %s", g, w)
+	}
+}
+
+// golden compares got with the file at path, or rewrites it with -update.
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (rerun with -update to accept)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestLoadFull(t *testing.T) {
+	got, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Listen:     ":8080",
+		Admin:      "127.0.0.1:9902",
+		AdminToken: "s3cret-token",
+		Log:        Log{Level: "debug", Access: "all"},
+		Limits: Limits{
+			MaxConnections:    5000,
+			MaxHeaderBytes:    32 << 10,
+			MaxBodyBytes:      1_000_000,
+			ReadHeaderTimeout: Duration(5 * time.Second),
+			IdleTimeout:       Duration(2 * time.Minute),
+		},
+		Drain: Drain{Delay: 0, Timeout: Duration(20 * time.Second)},
+		Upstreams: map[string]*Upstream{
+			"app": {
+				Endpoints:      []string{"127.0.0.1:8080", "127.0.0.1:8081"},
+				Balance:        "round_robin",
+				MaxConnections: 256,
+				ConnectTimeout: Duration(250 * time.Millisecond),
+			},
+			"auth": {
+				Endpoints:      []string{"auth.internal:9000"},
+				Balance:        "round_robin",
+				MaxConnections: 512,
+				ConnectTimeout: Duration(time.Second),
+			},
+		},
+		Routes: []*Route{
+			{
+				Name:         "api",
+				Match:        Match{Host: "api.example.com", PathPrefix: "/api/", Methods: []string{"GET", "HEAD"}},
+				Upstream:     "app",
+				Timeout:      dur(2 * time.Second),
+				MaxBodyBytes: size(0),
+			},
+			{Name: "events", Match: Match{PathPrefix: "/events"}, Upstream: "app", Timeout: dur(0)},
+			{
+				Name:         "login",
+				Match:        Match{PathPrefix: "/login", Methods: []string{"POST"}},
+				Upstream:     "auth",
+				Timeout:      dur(30 * time.Second),
+				MaxBodyBytes: size(64 << 10),
+			},
+			{Name: "default", Match: Match{PathPrefix: "/"}, Upstream: "app", Timeout: dur(30 * time.Second)},
+		},
+	}
+	sameConfig(t, got, want)
+	if got.File() != "testdata/full.yaml" {
+		t.Errorf("File() = %q", got.File())
+	}
+}
+
+func TestLoadMinimalGetsDefaults(t *testing.T) {
+	got, err := Load("testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Upstreams = map[string]*Upstream{"app": {
+		Endpoints: []string{"127.0.0.1:8080"}, Balance: "round_robin",
+		MaxConnections: 512, ConnectTimeout: Duration(time.Second),
+	}}
+	want.Routes = []*Route{{Name: "default", Match: Match{PathPrefix: "/"}, Upstream: "app", Timeout: dur(30 * time.Second)}}
+	sameConfig(t, got, want)
+}
+
+func TestDefault(t *testing.T) {
+	want := &Config{
+		Listen: ":8000",
+		Admin:  "127.0.0.1:9901",
+		Log:    Log{Level: "info", Access: "errors"},
+		Limits: Limits{
+			MaxConnections:    10000,
+			MaxHeaderBytes:    16 << 10,
+			MaxBodyBytes:      10 << 20,
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			IdleTimeout:       Duration(90 * time.Second),
+		},
+		Drain: Drain{Delay: Duration(5 * time.Second), Timeout: Duration(30 * time.Second)},
+	}
+	sameConfig(t, Default(), want)
+}
+
+// TestDesignExample checks that DESIGN.md's example parses and range-checks
+// cleanly and fails only on the keys not implemented yet.
+func TestDesignExample(t *testing.T) {
+	_, err := Load("testdata/design.yaml")
+	if err == nil {
+		t.Fatal("want not-implemented errors")
+	}
+	golden(t, "testdata/design.golden", err.Error()+"\n")
+}
+
+func TestParseExplicitZeroVersusAbsent(t *testing.T) {
+	const give = `
+upstreams: {app: {endpoints: ["127.0.0.1:1"]}}
+drain: {delay: 0}
+routes:
+  - {name: zero, upstream: app, timeout: 0, match: {path_prefix: /zero}}
+  - {name: absent, upstream: app, match: {path_prefix: /absent}}
+  - {name: nulled, upstream: app, timeout: ~}
+`
+	c, err := Parse("t.yaml", []byte(give))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Drain.Delay != 0 || c.Drain.Timeout.D() != 30*time.Second {
+		t.Errorf("drain = %+v, want delay 0 kept and timeout defaulted", c.Drain)
+	}
+	for i, want := range []time.Duration{0, 30 * time.Second, 30 * time.Second} {
+		if got := c.Routes[i].Timeout.D(); got != want {
+			t.Errorf("routes[%d].timeout = %v, want %v", i, got, want)
+		}
+	}
+}
+
+func TestParseEmptyDocumentIsAllDefaults(t *testing.T) {
+	for _, give := range []string{"", "# nothing\n", "---\n", "~\n"} {
+		_, err := Parse("t.yaml", []byte(give))
+		want := "t.yaml: upstreams: at least one upstream is required\nt.yaml: routes: at least one route is required"
+		if err == nil || err.Error() != want {
+			t.Errorf("Parse(%q) = %v, want\n%s", give, err, want)
+		}
+	}
+}
+
+func TestParseAliases(t *testing.T) {
+	const give = `
+upstreams:
+  a: &up {endpoints: ["127.0.0.1:1"], max_connections: 7}
+  b: *up
+routes:
+  - {name: a, upstream: a, timeout: &t 0, match: {path_prefix: /a}}
+  - {name: b, upstream: b, timeout: *t}
+`
+	c, err := Parse("t.yaml", []byte(give))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(c.Upstreams["a"], c.Upstreams["b"]) || c.Upstreams["b"].MaxConnections != 7 {
+		t.Errorf("aliased upstream = %+v, want a copy of %+v", c.Upstreams["b"], c.Upstreams["a"])
+	}
+	if *c.Routes[1].Timeout != 0 {
+		t.Errorf("aliased explicit timeout 0 became %v", *c.Routes[1].Timeout)
+	}
+}
+
+func TestParseAliasExpansionIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams: {app: {endpoints: ['127.0.0.1:1']}}\nroutes:\n  - &r {name: r, upstream: app, match: {methods: [")
+	b.WriteString(strings.Repeat("GET, ", 400))
+	b.WriteString("GET]}}\n")
+	for range 400 {
+		b.WriteString("  - *r\n")
+	}
+	_, err := Parse("t.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "document too large") {
+		t.Fatalf("err = %v, want document too large", err)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	_, err := Load(path)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.HasPrefix(err.Error(), path+": ") {
+		t.Errorf("err = %v, want %s: ... wrapping fs.ErrNotExist", err, path)
+	}
+}
+
+func TestParseTooLarge(t *testing.T) {
+	_, err := Parse("t.yaml", make([]byte, maxFileSize+1))
+	if err == nil || err.Error() != "t.yaml: file is larger than 1MiB" {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"regexp"
+	"slices"
+)
+
+// validatePolicies range-checks a route's optional policies.
+func validatePolicies(r *report, p string, rt *Route) {
+	if rt.Retry != nil {
+		validateRetry(r, p+".retry", rt.Retry)
+	}
+	if rt.Hedge != nil {
+		validateHedge(r, p+".hedge", rt.Hedge)
+	}
+	if rt.Shed != nil {
+		validateShed(r, p+".shed", rt.Shed)
+	}
+	if rt.SLO != nil {
+		validateSLO(r, p+".slo", rt.SLO)
+	}
+}
+
+// retryOn matches what retry.on may list: a failure kind or a 4xx/5xx
+// status.
+var retryOn = regexp.MustCompile(`^(connect_failure|reset|timeout|[45][0-9][0-9])$`)
+
+func validateRetry(r *report, p string, rt *Retry) {
+	r.check(rt.Attempts >= 1 && rt.Attempts <= 10, p+".attempts", "must be from 1 to 10")
+	for i, on := range rt.On {
+		op := p + ".on" + index(i)
+		r.check(retryOn.MatchString(on), op,
+			"invalid value %q: must be connect_failure, reset, timeout or a 4xx/5xx status like \"503\"", on)
+		r.check(!slices.Contains(rt.On[:i], on), op, "duplicate value %q", on)
+	}
+	r.check(ratio(rt.Budget), p+".budget", "must be from 0 to 1")
+	r.check(rt.Backoff >= 0, p+".backoff", "must be >= 0")
+}
+
+func validateHedge(r *report, p string, h *Hedge) {
+	r.check(h.Delay.Percentile != 0 || h.Delay.Fixed > 0, p+".delay",
+		"must be > 0: a duration like 20ms, or p90, p95 or p99")
+	r.check(h.MinDelay >= 0, p+".min_delay", "must be >= 0")
+	r.check(h.MaxDelay >= 0, p+".max_delay", "must be >= 0")
+	r.check(h.MaxDelay == 0 || h.MinDelay <= h.MaxDelay, p+".min_delay", "must be <= max_delay (%v)", h.MaxDelay)
+	r.check(h.MaxExtra >= 0, p+".max_extra", "must be >= 0")
+	r.check(ratio(h.Budget), p+".budget", "must be from 0 to 1")
+}
+
+func validateShed(r *report, p string, s *Shed) {
+	r.check(s.MaxConcurrency.Adaptive || s.MaxConcurrency.N > 0, p+".max_concurrency",
+		`must be a positive integer or "adaptive"`)
+	r.check(s.Queue >= 0, p+".queue", "must be >= 0")
+	r.check(s.QueueTimeout >= 0, p+".queue_timeout", "must be >= 0")
+	r.check(s.PriorityHeader == "" || isToken(s.PriorityHeader), p+".priority_header",
+		"invalid header name %q", s.PriorityHeader)
+}
+
+func validateSLO(r *report, p string, s *SLO) {
+	r.check(s.Latency >= 0, p+".latency", "must be >= 0")
+	r.check(s.LatencyTarget == 0 || openRatio(s.LatencyTarget), p+".latency_target", "must be between 0 and 1, exclusive")
+	r.check(s.Availability == 0 || openRatio(s.Availability), p+".availability", "must be between 0 and 1, exclusive")
+	r.check((s.Latency == 0) == (s.LatencyTarget == 0), p, "set latency and latency_target together")
+	r.check(s.Latency != 0 || s.Availability != 0, p, "set latency and latency_target, or availability")
+}
+
+// ratio reports whether v is in [0, 1]; NaN is not.
+func ratio(v float64) bool { return v >= 0 && v <= 1 }
+
+// openRatio reports whether v is in (0, 1).
+func openRatio(v float64) bool { return v > 0 && v < 1 }

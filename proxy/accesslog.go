@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// accessLog says which requests are logged (config log.access): errors
+// logs requests that tailguard answered itself; all logs every request.
+// The logger's sampler bounds the volume either way.
+type accessLog struct{ errors, all bool }
+
+func newAccessLog(mode string) accessLog {
+	switch mode {
+	case "all":
+		return accessLog{errors: true, all: true}
+	case "off":
+		return accessLog{}
+	default:
+		return accessLog{errors: true}
+	}
+}
+
+// logRequest writes one access-log line. It runs only for requests that
+// are logged, so its allocations stay off the plain path.
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
+	lvl, msg := zapcore.InfoLevel, "request"
+	if c != causeNone {
+		lvl, msg = zapcore.WarnLevel, "request failed"
+	}
+	ce := s.log.Check(lvl, msg)
+	if ce == nil {
+		return
+	}
+	name := ""
+	if route != nil {
+		name = route.name
+	}
+	fields := []zap.Field{
+		zap.String("route", name),
+		zap.ByteString("method", ctx.Method()),
+		zap.ByteString("path", ctx.Path()),
+		zap.Int("status", ctx.Response.StatusCode()),
+		zap.ByteString("request_id", requestID),
+		zap.Stringer("remote", ctx.RemoteAddr()),
+		zap.Duration("duration", time.Since(ctx.Time())),
+	}
+	if c != causeNone {
+		fields = append(fields, zap.String("error", causes[c].name))
+	}
+	ce.Write(fields...)
+}

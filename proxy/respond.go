@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+)
+
+// A cause is why tailguard answered a request itself instead of passing on
+// the upstream's response. Each has one status and one X-Tailguard-Error
+// value, so a client can always tell tailguard's errors from the service's.
+type cause uint8
+
+const (
+	causeNone cause = iota
+	causeBadRequest
+	causeNoRoute
+	causeHeaderTimeout
+	causeBodyTooLarge
+	causeURITooLong
+	causeHeadersTooLarge
+	causeConnectFailure
+	causeUpstreamReset
+	causeBadResponse
+	causePoolFull
+	causeConnectTimeout
+	causeTimeout
+	causeCount
+)
+
+// causes is the one table from cause to status, header value and message.
+// Messages are fixed: an upstream's error text never reaches a client.
+var causes = [causeCount]struct {
+	status int
+	name   string
+	msg    string
+}{
+	causeBadRequest:      {fasthttp.StatusBadRequest, "bad_request", "malformed or ambiguous request"},
+	causeNoRoute:         {fasthttp.StatusNotFound, "no_route", "no route matches this request"},
+	causeHeaderTimeout:   {fasthttp.StatusRequestTimeout, "header_timeout", "request headers not received in time"},
+	causeBodyTooLarge:    {fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"},
+	causeURITooLong:      {fasthttp.StatusRequestURITooLong, "uri_too_long", "request URI too long"},
+	causeHeadersTooLarge: {fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers too large"},
+	causeConnectFailure:  {fasthttp.StatusBadGateway, "connect_failure", "could not connect to the upstream"},
+	causeUpstreamReset:   {fasthttp.StatusBadGateway, "upstream_reset", "upstream closed the connection"},
+	causeBadResponse:     {fasthttp.StatusBadGateway, "bad_response", "upstream sent a malformed response"},
+	causePoolFull:        {fasthttp.StatusServiceUnavailable, "pool_exhausted", "upstream connection limit reached"},
+	causeConnectTimeout:  {fasthttp.StatusGatewayTimeout, "connect_timeout", "upstream connect timed out"},
+	causeTimeout:         {fasthttp.StatusGatewayTimeout, "timeout", "upstream timed out"},
+}
+
+// causeOf maps a round-trip error to its cause.
+func causeOf(err error) cause {
+	switch {
+	case errors.Is(err, errPoolFull):
+		return causePoolFull
+	case errors.Is(err, errConnectFailure):
+		return causeConnectFailure
+	case errors.Is(err, errConnectTimeout):
+		return causeConnectTimeout
+	case errors.Is(err, errTimeout):
+		return causeTimeout
+	case errors.Is(err, errBodyTooLarge):
+		return causeBodyTooLarge
+	case errors.Is(err, errClientBody):
+		return causeBadRequest
+	case errors.Is(err, errBadResponse), errors.Is(err, errChunkSyntax):
+		return causeBadResponse
+	default:
+		return causeUpstreamReset
+	}
+}
+
+// errorBodies holds the fixed response bodies of one route, built once so
+// that answering an error allocates nothing.
+type errorBodies [causeCount][]byte
+
+func newErrorBodies(route string) *errorBodies {
+	var b errorBodies
+	for c := causeBadRequest; c < causeCount; c++ {
+		if route == "" {
+			b[c] = fmt.Appendf(nil, "tailguard: %s\n", causes[c].msg)
+		} else {
+			b[c] = fmt.Appendf(nil, "tailguard: %s (route %q)\n", causes[c].msg, route)
+		}
+	}
+	return &b
+}
+
+// noRouteBodies serves requests that matched no route.
+var noRouteBodies = newErrorBodies("")
+
+// respond replaces whatever response is under way with tailguard's own
+// answer for c. A request whose body was not read to its end leaves the
+// connection out of step, so such answers close it (as do 400s).
+func respond(ctx *fasthttp.RequestCtx, bodies *errorBodies, c cause, requestID []byte) {
+	info := &causes[c]
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(info.status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("X-Tailguard-Error", info.name)
+	if len(requestID) > 0 {
+		ctx.Response.Header.SetBytesV(headerRequestID, requestID)
+	}
+	ctx.Response.SetBodyRaw(bodies[c])
+	if c == causeBadRequest || c == causeBodyTooLarge {
+		ctx.SetConnectionClose()
+	}
+}

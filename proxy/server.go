@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"tailguard/config"
+)
+
+// Server is the proxy listener: a fasthttp.Server whose handler forwards
+// each request by the current routing Table. Safe for concurrent use.
+type Server struct {
+	srv    fasthttp.Server
+	table  atomic.Pointer[Table]
+	ids    *requestIDs
+	log    *zap.Logger
+	access accessLog
+}
+
+// streamThreshold is the largest request body the server reads before
+// calling the handler; a longer body streams to the upstream as it arrives.
+const streamThreshold = 64 << 10
+
+// NewServer builds the proxy server for cfg's limits, serving t. log must
+// not be nil.
+func NewServer(cfg *config.Config, t *Table, log *zap.Logger) *Server {
+	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access)}
+	s.table.Store(t)
+	l := cfg.Limits
+	s.srv = fasthttp.Server{
+		Handler:       s.serve,
+		ErrorHandler:  s.serveError,
+		ExpectHandler: s.expect,
+		Concurrency:   l.MaxConnections,
+		// The read buffer bounds the request head: larger heads get 431.
+		ReadBufferSize:  int(l.MaxHeaderBytes.Int64()),
+		WriteBufferSize: 8 << 10,
+		// ReadTimeout runs from a request's first byte to the end of its
+		// head (and of a body up to streamThreshold): the slowloris guard.
+		ReadTimeout:        l.ReadHeaderTimeout.D(),
+		IdleTimeout:        l.IdleTimeout.D(),
+		MaxRequestBodySize: streamThreshold,
+		StreamRequestBody:  true,
+		// Multipart bodies are the service's business: never parse them.
+		DisablePreParseMultipartForm: true,
+		// Pass the service's Date, Server and Content-Type through as they
+		// are; add none of our own.
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		// Graceful drain needs idle keep-alive connections closed.
+		CloseOnShutdown: true,
+		Logger:          zap.NewStdLog(log.Named("fasthttp")),
+	}
+	return s
+}
+
+// SetTable swaps the routing table. Requests under way keep the route they
+// matched.
+func (s *Server) SetTable(t *Table) { s.table.Store(t) }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(lingerListener{ln})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, closes idle client connections, and waits for
+// requests under way until ctx ends. Then it closes idle upstream
+// connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.ShutdownWithContext(ctx)
+	s.table.Load().closeIdle()
+	return err
+}
+
+// expect answers "Expect: 100-continue" before any body is read: a body
+// the route would refuse by its Content-Length gets the 413 now, instead
+// of a 100 Continue that invites the client to send it.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	route := s.table.Load().Match(ctx.Host(), ctx.Path(), ctx.Method())
+	if route == nil || route.maxBody < 0 || int64(ctx.Request.Header.ContentLength()) <= route.maxBody {
+		return fasthttp.StatusContinue
+	}
+	s.fail(ctx, route, causeBodyTooLarge, nil)
+	return fasthttp.StatusRequestEntityTooLarge
+}
+
+// serveError answers requests fasthttp could not read: the head too large
+// (431), too slow (408), or malformed (400).
+func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
+	c := causeBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		c = causeHeadersTooLarge
+	case errors.As(err, &ne) && ne.Timeout():
+		c = causeHeaderTimeout
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		c = causeBodyTooLarge
+	}
+	respond(ctx, noRouteBodies, c, nil)
+	ctx.SetConnectionClose()
+	if s.access.errors {
+		s.logRequest(ctx, nil, c, nil)
+	}
+}

@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// get sends GET path through the proxy with a keep-alive client and
+// returns status and body.
+func get(t *testing.T, c *http.Client, addr, method, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestStrayBytesNeverDesync: an upstream that writes bytes after a
+// complete response (a second response nobody asked for, or a body after
+// a HEAD, 204 or 304) must not poison the pooled connection: every later
+// request, from any client, gets its own response.
+func TestStrayBytesNeverDesync(t *testing.T) {
+	const evil = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+	tests := []struct {
+		name   string
+		method string
+		first  string        // the misbehaving response
+		delay  time.Duration // before the stray bytes; 0: same write
+	}{
+		{"extra response, same write", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA" + evil, 0},
+		{"extra response, later", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA", 30 * time.Millisecond},
+		{"body after HEAD", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + evil, 0},
+		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n" + evil, 0},
+		{"body after 304", "GET", "HTTP/1.1 304 Not Modified\r\n\r\n" + evil, 0},
+		{"body after 204, later", "GET", "HTTP/1.1 204 No Content\r\n\r\n", 30 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startRaw(t, func(c net.Conn, n int, head string) {
+				if n == 1 {
+					io.WriteString(c, tt.first)
+					if tt.delay > 0 {
+						time.Sleep(tt.delay)
+						io.WriteString(c, evil)
+					}
+					return
+				}
+				body := fmt.Sprintf("B%d", n)
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			})
+			addr := startProxy(t, oneRoute, up.addr())
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			get(t, client, addr, tt.method, "/first")
+			time.Sleep(2 * tt.delay) // let late stray bytes arrive
+			for i := 2; i <= 5; i++ {
+				status, body := get(t, client, addr, "GET", "/next")
+				if status != 200 || body != fmt.Sprintf("B%d", i) {
+					t.Fatalf("request %d got %d %q: a response out of step", i, status, body)
+				}
+			}
+			// The misbehaving connection was closed, never reused; the
+			// rest shared one new connection.
+			if n := up.connCount(); n != 2 {
+				t.Errorf("upstream connections = %d, want 2", n)
+			}
+		})
+	}
+}
+
+// TestUpstreamClosedIdleConnection: an upstream that closes a keep-alive
+// connection while it idles in the pool (without saying Connection: close)
+// costs the next request nothing: the closed connection is detected before
+// use and a fresh one is dialed.
+func TestUpstreamClosedIdleConnection(t *testing.T) {
+	up := startRaw(t, func(c net.Conn, n int, _ string) {
+		io.WriteString(c, okReply)
+		c.Close()
+	})
+	addr := startProxy(t, oneRoute, up.addr())
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for i := range 5 {
+		status, body := get(t, client, addr, "GET", "/")
+		if status != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, status, body)
+		}
+		time.Sleep(20 * time.Millisecond) // the FIN arrives while idle
+	}
+	if n := up.connCount(); n != 5 {
+		t.Errorf("upstream connections = %d, want 5 (one per request)", n)
+	}
+}
+
+// TestStreamedResponseFailure: once a streamed response has begun, an
+// upstream failure can only be signalled by closing the client connection;
+// the client must see an error, never a silently truncated body.
+func TestStreamedResponseFailure(t *testing.T) {
+	tests := []struct{ name, reply string }{
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nSECRET\r\n0\r\n\r\n"},
+		{"bare LF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n"},
+		{"truncated chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"},
+		{"truncated length", "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 70000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startRaw(t, func(c net.Conn, _ int, _ string) {
+				io.WriteString(c, tt.reply)
+				c.Close()
+			})
+			addr := startProxy(t, oneRoute, up.addr())
+			resp, err := http.Get("http://" + addr + "/")
+			if err != nil {
+				return // refused before the head: also never a truncated body
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				t.Fatalf("client read %d bytes and no error", len(b))
+			}
+			if strings.Contains(string(b), "SECRET") {
+				t.Errorf("bytes after the malformed chunk reached the client")
+			}
+		})
+	}
+}

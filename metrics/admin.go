@@ -4,10 +4,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 )
 
-// Admin is the admin server's handler: /healthz, /readyz and /config.
+// Admin is the admin server's handler: /healthz, /readyz, /config, and
+// Go's profiler under /debug/pprof/ (so where the time goes can be
+// measured on the real binary, under real load).
 // It listens on its own port (loopback by default), never on the proxy's.
 type Admin struct {
 	mux   http.ServeMux
@@ -35,6 +38,8 @@ func NewAdmin(o AdminOptions) *Admin {
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /config", a.authorized(http.HandlerFunc(a.config)))
+	a.mux.Handle("GET /debug/pprof/", a.authorized(http.HandlerFunc(pprof.Index)))
+	a.mux.Handle("GET /debug/pprof/profile", a.authorized(http.HandlerFunc(pprof.Profile)))
 	return a
 }
 

@@ -68,3 +68,26 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	}
 }
+
+// proxiedGET starts a fasthttp upstream and tailguard in front of it, and
+// returns a client and a request for a GET through tailguard.
+func proxiedGET(t testing.TB) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
+	up := startFastUpstream(t)
+	addr := startProxy(t, oneRoute, up)
+	client := &fasthttp.HostClient{Addr: addr, MaxIdemponentCallAttempts: 1}
+	req := fasthttp.AcquireRequest()
+	req.SetRequestURI("http://" + addr + "/api/items?id=42")
+	req.Header.Set("Accept", "application/json")
+	resp := fasthttp.AcquireResponse()
+	t.Cleanup(func() {
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+		client.CloseIdleConnections()
+	})
+	for range 100 { // warm pools
+		if err := client.Do(req, resp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return client, req, resp
+}

@@ -178,8 +178,9 @@ func (b *streamBody) expectCRLF() error {
 	return err
 }
 
-// line returns the next CRLF-terminated line without its CRLF. A bare LF
-// is refused: lenient line endings are how bodies get smuggled.
+// line returns the next CRLF-terminated line without its CRLF. A bare LF,
+// or a CR anywhere else, is refused: lenient line endings are how bodies
+// get smuggled.
 func (b *streamBody) line() ([]byte, error) {
 	line, err := b.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull || len(line) > maxChunkLine {
@@ -191,7 +192,11 @@ func (b *streamBody) line() ([]byte, error) {
 	if len(line) < 2 || line[len(line)-2] != '\r' {
 		return nil, errChunkSyntax
 	}
-	return line[:len(line)-2], nil
+	line = line[:len(line)-2]
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return nil, errChunkSyntax
+	}
+	return line, nil
 }
 
 // parseChunkSize parses "1a2b" or "1a2b;ext=val" (RFC 9112 §7.1).

@@ -6,17 +6,23 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Admin is the admin server's handler: /healthz, /readyz, /config, and
-// Go's profiler under /debug/pprof/ (so where the time goes can be
-// measured on the real binary, under real load).
+// Admin is the admin server's handler: /healthz, /readyz, /config, the
+// per-route statistics (/stats, /stats/hdr, /metrics), and Go's profiler
+// under /debug/pprof/ (so where the time goes can be measured on the real
+// binary, under real load).
 // It listens on its own port (loopback by default), never on the proxy's.
 type Admin struct {
 	mux   http.ServeMux
 	token []byte
 	ready func() bool
 	cfg   func() any
+	reg   *Registry
 }
 
 // AdminOptions wires the admin server to the process's state.
@@ -30,17 +36,86 @@ type AdminOptions struct {
 	// Config returns the effective config with secrets redacted, for
 	// /config. It is encoded as JSON.
 	Config func() any
+	// Stats is the per-route recorders' registry behind /stats,
+	// /stats/hdr and /metrics; nil: those paths answer 404.
+	Stats *Registry
 }
 
 // NewAdmin builds the admin handler.
 func NewAdmin(o AdminOptions) *Admin {
-	a := &Admin{token: []byte(o.Token), ready: o.Ready, cfg: o.Config}
+	a := &Admin{token: []byte(o.Token), ready: o.Ready, cfg: o.Config, reg: o.Stats}
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /config", a.authorized(http.HandlerFunc(a.config)))
 	a.mux.Handle("GET /debug/pprof/", a.authorized(http.HandlerFunc(pprof.Index)))
 	a.mux.Handle("GET /debug/pprof/profile", a.authorized(http.HandlerFunc(pprof.Profile)))
+	if a.reg != nil {
+		a.mux.Handle("GET /stats", a.authorized(http.HandlerFunc(a.stats)))
+		a.mux.Handle("GET /stats/hdr", a.authorized(http.HandlerFunc(a.statsHDR)))
+		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg)))
+	}
 	return a
+}
+
+// metricsHandler serves reg's routes, and the Go runtime's and process's
+// metrics, in Prometheus exposition from a registry of its own (never the
+// global one, which other code may fill).
+func metricsHandler(reg *Registry) http.Handler {
+	p := prometheus.NewRegistry()
+	p.MustRegister(
+		NewCollector(reg),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return promhttp.HandlerFor(p, promhttp.HandlerOpts{})
+}
+
+// stats serves /stats: ?window=10s|1m|5m|all (default 1m) and
+// ?format=json|text (default json).
+func (a *Admin) stats(w http.ResponseWriter, r *http.Request) {
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "text" {
+		writeText(w, http.StatusBadRequest, "format must be json or text\n")
+		return
+	}
+	k, ok := windowParam(w, r, win1m)
+	if !ok {
+		return
+	}
+	doc := a.reg.stats(k)
+	if format == "text" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_ = doc.writeText(w) // the client went away
+		return
+	}
+	writeJSON(w, doc)
+}
+
+// statsHDR serves /stats/hdr: ?window=10s|1m|5m|all (default all).
+func (a *Admin) statsHDR(w http.ResponseWriter, r *http.Request) {
+	k, ok := windowParam(w, r, winAll)
+	if !ok {
+		return
+	}
+	doc, err := a.reg.encodeHistograms(k)
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, err.Error()+"\n")
+		return
+	}
+	writeJSON(w, doc)
+}
+
+// windowParam reads ?window=, or answers 400 and reports false.
+func windowParam(w http.ResponseWriter, r *http.Request, def window) (window, bool) {
+	v := r.URL.Query().Get("window")
+	if v == "" {
+		return def, true
+	}
+	k, ok := parseWindow(v)
+	if !ok {
+		writeText(w, http.StatusBadRequest, "window must be 10s, 1m, 5m or all\n")
+	}
+	return k, ok
 }
 
 // ServeHTTP implements http.Handler.
@@ -59,10 +134,14 @@ func (a *Admin) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *Admin) config(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, a.cfg())
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(a.cfg())
+	_ = enc.Encode(v)
 }
 
 // authorized requires the admin token, compared in constant time, when one

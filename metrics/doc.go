@@ -1,4 +1,142 @@
-// Package metrics holds what tailguard tells its operator: the admin
-// server (health, readiness, the effective config) and, as they land, the
-// per-route recorders of queueing latency versus service time.
+// Package metrics holds what tailguard tells its operator: per route, how
+// long requests waited in tailguard (queueing latency) versus how long the
+// service took (service time), as percentiles over sliding windows, with
+// SLOs; and the admin server that shows it (health, readiness, the
+// effective config, /stats, /stats/hdr, /metrics).
+//
+// # Definitions
+//
+// Every request is recorded once, when its response is handed back, as a
+// Sample of four durations:
+//
+//   - queue: arrival → admission, the time spent waiting in tailguard;
+//   - service: the winning attempt's upstream time (absent when no attempt
+//     was made: shed, breaker open, bad request);
+//   - response: arrival → response handed back, what the client saw;
+//   - overhead: response − queue − service, tailguard's own work
+//     (parsing, routing, retries' backoff, copying), never below zero.
+//
+// Arrival is fasthttp's ctx.Time(), taken when the request was read, not
+// when a handler got round to it. A recorder that starts its clock late
+// hides exactly the waiting it should show (coordinated omission: a
+// stalled server serves few requests, and each looks fast from the inside).
+// Starting at arrival, waiting in tailguard always shows up as queue time.
+//
+// Values are recorded in whole microseconds, clamped to [1 µs, 1 h]: a
+// response slower than an hour is recorded as an hour. Status classes are
+// 2xx (with 1xx: a final 1xx such as 101 means the exchange succeeded),
+// 3xx, 4xx and 5xx (with any status outside 100–599).
+//
+// # Recorder
+//
+// A Route has S shards (a power of two, by default ≥ GOMAXPROCS), chosen
+// by the connection id: HTTP/1.1 requests on one connection run one after
+// another, so a shard is contended only when connections collide. Each
+// shard is a mutex and two tallies, hot and cold; a tally is four dense
+// HdrHistograms and the counters (requests, status classes, shed,
+// timeouts, breaker rejects, retries, hedges sent and won, latency-good,
+// sums). Record takes the shard's lock for four RecordValue calls and a
+// few increments: one lock per request, no allocation.
+//
+// Once a second, Registry.Tick swaps each shard's hot and cold (a pointer
+// swap under the lock), merges cold into the second's part outside the
+// lock, and resets cold. The part then feeds:
+//
+//   - 10s: a ring of 10 one-second slots;
+//   - 1m and 5m: a ring of 30 ten-second slots (1m merges the last 6, 5m
+//     all 30; the newest slot is still filling, so 1m covers 51–60 s);
+//   - 1h: a ring of 60 one-minute slots of counters only, for the 1h burn
+//     rate;
+//   - all: a dense histogram per metric and counters since the route was
+//     first configured.
+//
+// Slots keep HdrHistogram's packed (sparse) form, since a second or ten
+// fill few of the buckets. A reader merges the slots of a window into a
+// Snapshot under the Route's read lock, which Record never takes. rps is
+// requests over the span a window covers, which is shorter while a route
+// is young (window_s in /stats says how long).
+//
+// # SLOs
+//
+// Following the SRE workbook: the latency SLI is the share of requests
+// with response ≤ SLO.Latency (counted when recorded, against the SLO of
+// the time); the availability SLI is the share not 5xx, tailguard's own
+// 5xx included. The error budget and burn rates use the availability
+// objective, or the latency objective when there is no availability one:
+// error budget remaining = 1 − bad share / (1 − target) over the selected
+// window (negative once overspent), burn rate = bad share / (1 − target)
+// over the last 5 minutes and hour (1 spends the budget exactly over the
+// SLO period). With no requests, SLIs are 1, burn rates 0 and the budget
+// untouched. A route without SLO has "slo": null in /stats; without a
+// latency objective, "latency_sli" is null.
+//
+// # Admin paths
+//
+// /stats is DESIGN.md's JSON, for ?window=10s|1m|5m|all (default 1m;
+// anything else is 400), with latency in milliseconds. It adds window_s,
+// in_flight, queued and latency_ms.overhead. breaker ("" without a
+// breaker), concurrency_limit, in_flight and queued come from the route's
+// Gauges, zero until resilience feeds them. ?format=text gives an aligned
+// table for a terminal.
+//
+// /stats/hdr gives each route's histograms (default window all) in
+// HdrHistogram's V2 compressed encoding, base64, values in microseconds:
+//
+//	{"window": "all", "unit": "us",
+//	 "routes": {"api": {"queue": "HISTFAA...", "service": "...", "response": "...", "overhead": "..."}}}
+//
+// Decoded and merged, the histograms of several pods give exact fleet
+// percentiles (within the recording precision).
+//
+// /metrics is Prometheus's text exposition, from a registry of its own:
+//
+//   - counters since the route was first configured:
+//     tailguard_requests_total{route,code} (code is the class, "2xx"…),
+//     tailguard_shed_total, tailguard_timeouts_total,
+//     tailguard_breaker_rejects_total, tailguard_retries_total,
+//     tailguard_hedges_sent_total, tailguard_hedges_won_total,
+//     tailguard_slo_latency_good_total (routes with a latency objective);
+//   - histograms tailguard_queue_seconds, tailguard_service_seconds and
+//     tailguard_response_seconds with the same buckets everywhere, so
+//     histogram_quantile aggregates across pods: 100 µs, 250 µs, 500 µs,
+//     1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s, +Inf.
+//     Counts come from the cumulative HdrHistogram: a value above a bound
+//     by less than the recording precision may be counted under it;
+//   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
+//     2 open; absent without a breaker), tailguard_concurrency_limit (0:
+//     none), tailguard_in_flight, tailguard_queued;
+//   - SLO gauges: tailguard_slo_latency_sli, tailguard_slo_availability_sli
+//     and tailguard_slo_error_budget_remaining over the last hour, and
+//     tailguard_slo_burn_rate{window="5m"|"1h"}. Longer SLO periods belong
+//     in PromQL, over tailguard_requests_total and
+//     tailguard_slo_latency_good_total;
+//   - Go runtime and process metrics.
+//
+// grafana-dashboard.json charts these; prometheus-scrape.yaml scrapes a
+// Kubernetes pod's sidecar.
+//
+// # Memory and cost, measured
+//
+// BenchmarkMemoryPerRoute on the 2-vCPU development VM (S = 2 shards):
+// live heap per route after a collection, and the process's RSS growth
+// per route (each case in its own process), just configured and with
+// every window full of 5 minutes of log-normal traffic:
+//
+//	digits  empty     full, 100 rps        full, 10,000 rps
+//	2       0.58 MiB  0.98 MiB (RSS 1.4)   1.8 MiB (RSS 1.9)
+//	3       3.6 MiB   4.1 MiB  (RSS 4.1)   8.1 MiB (RSS 6.9)
+//
+// A dense histogram of the 1 µs–1 h range is 26 KiB at 2 digits and
+// 184 KiB at 3; a route holds (2·S + 1) × 4 of them (the shards' tallies
+// and "all"), plus the packed slots, which grow with the spread of the
+// traffic. Dense slots would hold 41 histograms per metric: 4.2 MiB per
+// route at 2 digits, 30 MiB at 3, whatever the traffic. 2 digits (values within 1%, finer than any chart or alert
+// reads) is the default: 3 digits would cost 4–6× the memory for a
+// precision nobody sees. On 64 cores (S = 64) the shards alone would be
+// 13 MiB per route at 2 digits and 94 MiB at 3.
+//
+// Record costs 33–39 ns on one goroutine (BenchmarkRecord, -cpu 1 and 2)
+// and 17 ns per request with two goroutines on two cores
+// (BenchmarkRecordParallel -cpu 2, one shard each), with 0 allocations; a
+// tick costs about 0.1 ms per route at 1,000 rps (0.2–0.4 ms at 3 digits).
 package metrics

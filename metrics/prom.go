@@ -1,0 +1,179 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// bucketMicros are the upper bounds of the Prometheus histograms, in
+// microseconds: 100 µs to 30 s, roughly 1-2.5-5 per decade. They are the
+// same for every route and every pod, so histogram_quantile can aggregate
+// them (sum by (le) of rate(..._bucket[1m])).
+var bucketMicros = []int64{
+	100, 250, 500,
+	1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
+	100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+}
+
+// breakerStates are tailguard_breaker_state's values.
+var breakerStates = map[string]float64{"closed": 0, "half_open": 1, "open": 2}
+
+// A Collector exposes a Registry's routes to Prometheus. It reads
+// snapshots when scraped; the hot path never calls client_golang. It is
+// safe for concurrent use.
+type Collector struct {
+	reg *Registry
+
+	requests, shed, timeouts, breakerRejects *prometheus.Desc
+	retries, hedgesSent, hedgesWon           *prometheus.Desc
+	breakerState, limit, inFlight, queued    *prometheus.Desc
+	latencyGood, latencySLI, availabilitySLI *prometheus.Desc
+	budget, burnRate                         *prometheus.Desc
+	histograms                               [numMetrics]*prometheus.Desc // Overhead: nil
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a Collector of reg's routes.
+func NewCollector(reg *Registry) *Collector {
+	route := []string{"route"}
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("tailguard_"+name, help, append(route, labels...), nil)
+	}
+	return &Collector{
+		reg:             reg,
+		requests:        d("requests_total", "Requests answered, by status class (tailguard's own errors included).", "code"),
+		shed:            d("shed_total", "Requests refused by admission control."),
+		timeouts:        d("timeouts_total", "Requests answered with 504 because a deadline passed."),
+		breakerRejects:  d("breaker_rejects_total", "Requests refused because the breaker was open."),
+		retries:         d("retries_total", "Retry attempts made."),
+		hedgesSent:      d("hedges_sent_total", "Hedge attempts sent."),
+		hedgesWon:       d("hedges_won_total", "Responses that came from a hedge attempt."),
+		breakerState:    d("breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open."),
+		limit:           d("concurrency_limit", "Admission concurrency limit (0: none)."),
+		inFlight:        d("in_flight", "Requests admitted and not finished."),
+		queued:          d("queued", "Requests waiting for admission."),
+		latencyGood:     d("slo_latency_good_total", "Requests within the SLO latency."),
+		latencySLI:      d("slo_latency_sli", "Share of requests within the SLO latency, over the last hour."),
+		availabilitySLI: d("slo_availability_sli", "Share of requests not 5xx, over the last hour."),
+		budget:          d("slo_error_budget_remaining", "Error budget remaining over the last hour (availability objective, else latency)."),
+		burnRate:        d("slo_burn_rate", "Error budget burn rate: bad share / (1 - target).", "window"),
+		histograms: [numMetrics]*prometheus.Desc{
+			Queue:    d("queue_seconds", "Time from arrival to admission (waiting in tailguard)."),
+			Service:  d("service_seconds", "The winning attempt's upstream time."),
+			Response: d("response_seconds", "Time from arrival to response handed back."),
+		},
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
+		c.breakerState, c.limit, c.inFlight, c.queued,
+		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
+	} {
+		ch <- d
+	}
+	for _, d := range c.histograms {
+		if d != nil {
+			ch <- d
+		}
+	}
+}
+
+// Collect implements prometheus.Collector: counters and histograms since
+// the route was first configured, gauges as they are now.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	for _, rt := range c.reg.configured() {
+		all := rt.view(winAll, true)
+		cfg := rt.cfg.Load()
+		c.collectCounters(ch, rt.name, &all.c)
+		c.collectHistograms(ch, rt.name, all)
+		if cfg.Gauges != nil {
+			c.collectGauges(ch, rt.name, cfg.Gauges())
+		}
+		if cfg.SLO != nil {
+			c.collectSLO(ch, rt, cfg.SLO, &all.c)
+		}
+	}
+}
+
+func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n *counters) {
+	for i, code := range classNames {
+		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n.status[i]), route, code)
+	}
+	for d, v := range map[*prometheus.Desc]int64{
+		c.shed: n.shed, c.timeouts: n.timeouts, c.breakerRejects: n.breakerRejects,
+		c.retries: n.retries, c.hedgesSent: n.hedgesSent, c.hedgesWon: n.hedgesWon,
+	} {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), route)
+	}
+}
+
+func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string, s *Snapshot) {
+	for m, d := range c.histograms {
+		if d == nil {
+			continue
+		}
+		count, buckets := promBuckets(s, Metric(m))
+		sum := float64(s.c.sum[m]) / 1e6
+		ch <- prometheus.MustNewConstHistogram(d, count, sum, buckets, route)
+	}
+}
+
+// promBuckets returns metric m's count and cumulative bucket counts. An
+// HdrHistogram bucket is counted under the first bound at or above its
+// lowest value: a value at a bound is counted under it, as Prometheus's
+// le says, and one above a bound by less than the histogram's precision
+// (1% at 2 digits) may be counted under it too.
+func promBuckets(s *Snapshot, m Metric) (uint64, map[float64]uint64) {
+	per := make([]uint64, len(bucketMicros)+1) // the last one is +Inf
+	var count uint64
+	for _, bar := range s.h[m].Distribution() {
+		if bar.Count == 0 {
+			continue
+		}
+		i := 0
+		for i < len(bucketMicros) && bar.From > bucketMicros[i] {
+			i++
+		}
+		per[i] += uint64(bar.Count)
+		count += uint64(bar.Count)
+	}
+	buckets := make(map[float64]uint64, len(bucketMicros))
+	var cum uint64
+	for i, le := range bucketMicros {
+		cum += per[i]
+		buckets[float64(le)/1e6] = cum
+	}
+	return count, buckets
+}
+
+func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g Gauges) {
+	if v, ok := breakerStates[g.Breaker]; ok {
+		ch <- prometheus.MustNewConstMetric(c.breakerState, prometheus.GaugeValue, v, route)
+	}
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(g.ConcurrencyLimit), route)
+	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(g.InFlight), route)
+	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(g.Queued), route)
+}
+
+// collectSLO exposes the SLIs and budget over the last hour (the window
+// of the slower burn rate) and both burn rates. Longer SLO periods are
+// PromQL's: use tailguard_requests_total and
+// tailguard_slo_latency_good_total.
+func (c *Collector) collectSLO(ch chan<- prometheus.Metric, rt *Route, o *SLO, all *counters) {
+	hour := rt.view(win1h, false)
+	rep := o.report(&hour.c, &rt.view(win5m, false).c, &hour.c)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{rt.name}, labels...)...)
+	}
+	if rep.LatencySLI != nil {
+		ch <- prometheus.MustNewConstMetric(c.latencyGood, prometheus.CounterValue, float64(all.latencyGood), rt.name)
+		gauge(c.latencySLI, *rep.LatencySLI)
+	}
+	gauge(c.availabilitySLI, rep.AvailabilitySLI)
+	gauge(c.budget, rep.ErrorBudgetRemaining)
+	gauge(c.burnRate, rep.BurnRate5m, "5m")
+	gauge(c.burnRate, rep.BurnRate1h, "1h")
+}

@@ -1,0 +1,130 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// statsDoc is /stats: DESIGN.md's shape, plus window_s, in_flight,
+// queued and latency_ms.overhead.
+type statsDoc struct {
+	UptimeS float64      `json:"uptime_s"`
+	Window  string       `json:"window"`
+	Routes  []routeStats `json:"routes"`
+}
+
+type routeStats struct {
+	Name string `json:"name"`
+	// WindowS is the span the window covers: less than its nominal length
+	// while the route is young, and the route's age for "all".
+	WindowS          float64          `json:"window_s"`
+	Requests         int64            `json:"requests"`
+	RPS              float64          `json:"rps"`
+	Status           map[string]int64 `json:"status"`
+	Shed             int64            `json:"shed"`
+	Timeouts         int64            `json:"timeouts"`
+	BreakerRejects   int64            `json:"breaker_rejects"`
+	Retries          int64            `json:"retries"`
+	Hedges           hedgeStats       `json:"hedges"`
+	Breaker          string           `json:"breaker"`
+	ConcurrencyLimit int              `json:"concurrency_limit"`
+	InFlight         int              `json:"in_flight"`
+	Queued           int              `json:"queued"`
+	LatencyMS        latencyStats     `json:"latency_ms"`
+	SLO              *sloReport       `json:"slo"` // null without an SLO
+}
+
+type hedgeStats struct {
+	Sent int64 `json:"sent"`
+	Won  int64 `json:"won"`
+}
+
+type latencyStats struct {
+	Queue    quantiles `json:"queue"`
+	Service  quantiles `json:"service"`
+	Response quantiles `json:"response"`
+	Overhead quantiles `json:"overhead"`
+}
+
+// quantiles are one metric's percentiles in milliseconds.
+type quantiles struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+}
+
+// stats builds /stats for window k.
+func (r *Registry) stats(k window) *statsDoc {
+	doc := &statsDoc{UptimeS: r.uptime().Seconds(), Window: k.String(), Routes: []routeStats{}}
+	for _, rt := range r.configured() {
+		doc.Routes = append(doc.Routes, rt.stats(k))
+	}
+	return doc
+}
+
+func (rt *Route) stats(k window) routeStats {
+	s := rt.view(k, true)
+	cfg := rt.cfg.Load()
+	rs := routeStats{
+		Name: rt.name, WindowS: s.seconds, Requests: s.c.requests, RPS: s.rps(),
+		Status: make(map[string]int64, numClasses),
+		Shed:   s.c.shed, Timeouts: s.c.timeouts, BreakerRejects: s.c.breakerRejects, Retries: s.c.retries,
+		Hedges: hedgeStats{Sent: s.c.hedgesSent, Won: s.c.hedgesWon},
+		LatencyMS: latencyStats{
+			Queue: s.quantiles(Queue), Service: s.quantiles(Service),
+			Response: s.quantiles(Response), Overhead: s.quantiles(Overhead),
+		},
+	}
+	for i, name := range classNames {
+		rs.Status[name] = s.c.status[i]
+	}
+	if cfg.Gauges != nil {
+		g := cfg.Gauges()
+		rs.Breaker, rs.ConcurrencyLimit, rs.InFlight, rs.Queued = g.Breaker, g.ConcurrencyLimit, g.InFlight, g.Queued
+	}
+	if cfg.SLO != nil {
+		rs.SLO = cfg.SLO.report(&s.c, &rt.view(win5m, false).c, &rt.view(win1h, false).c)
+	}
+	return rs
+}
+
+func (s *Snapshot) quantiles(m Metric) quantiles {
+	return quantiles{
+		P50: ms(s.Quantile(m, 0.50)), P90: ms(s.Quantile(m, 0.90)), P99: ms(s.Quantile(m, 0.99)),
+		P999: ms(s.Quantile(m, 0.999)), Max: ms(s.max(m)),
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// writeText writes doc as an aligned table for a terminal.
+func (doc *statsDoc) writeText(w io.Writer) error {
+	if _, err := fmt.Fprintf(w, "tailguard  window %s  uptime %.1fs  latency in ms\n\n", doc.Window, doc.UptimeS); err != nil {
+		return fmt.Errorf("write stats: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "route\trps\tqueue p50\tp99\tp999\tservice p50\tp99\tp999\tresponse p50\tp99\tp999\t5xx\tshed\tbreaker\t")
+	for _, r := range doc.Routes {
+		l := r.LatencyMS
+		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.RPS,
+			l.Queue.text(), l.Service.text(), l.Response.text(), r.Status["5xx"], r.Shed, breakerText(r.Breaker))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write stats: %w", err)
+	}
+	return nil
+}
+
+// text is the p50, p99 and p999 columns of a row.
+func (q quantiles) text() string { return fmt.Sprintf("%.3f\t%.3f\t%.3f", q.P50, q.P99, q.P999) }
+
+func breakerText(state string) string {
+	if state == "" {
+		return "-"
+	}
+	return state
+}

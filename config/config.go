@@ -211,16 +211,56 @@ type Hedge struct {
 	Budget float64 `yaml:"budget" json:"budget"`
 }
 
-// Shed configures admission control.
+// Shed configures admission control: a concurrency limit, a bounded wait
+// queue and the refusal of what exceeds them. Not implemented yet:
+// Validate range-checks it, then rejects it.
 type Shed struct {
-	// MaxConcurrency is a number or "adaptive". Required.
+	// MaxConcurrency is a positive number or "adaptive", which lets the
+	// limit follow the upstream's latency within Limit. Required.
 	MaxConcurrency Concurrency `yaml:"max_concurrency" json:"max_concurrency"`
-	// Queue is how many requests may wait for a slot; >= 0.
+	// Queue is how many requests may wait for a slot. Default 128; 0
+	// means no queue: at the limit a request is refused at once.
 	Queue int `yaml:"queue" json:"queue"`
-	// QueueTimeout bounds the wait for a slot; >= 0.
+	// QueueTimeout bounds one request's wait for a slot; > 0. Default
+	// 50ms. Only with a queue.
 	QueueTimeout Duration `yaml:"queue_timeout" json:"queue_timeout"`
-	// PriorityHeader, if set, names the request header carrying priority.
+	// PriorityHeader, if set, names the request header carrying the
+	// request's priority: critical, default or sheddable, in any case.
 	PriorityHeader string `yaml:"priority_header" json:"priority_header"`
+	// PriorityDefault is the priority of requests without a valid
+	// priority header: critical, default or sheddable. Default "default".
+	PriorityDefault string `yaml:"priority_default" json:"priority_default"`
+	// Mode is enforce, or shadow to count what would be refused while
+	// refusing nothing. Default enforce.
+	Mode string `yaml:"mode" json:"mode"`
+	// Status is the status of a refusal: 503 or 429. Default 503.
+	Status int `yaml:"status" json:"status"`
+	// CoDel tunes the queue discipline. Only with a queue.
+	CoDel ShedCoDel `yaml:"codel" json:"codel,omitzero"`
+	// Limit bounds the adaptive limit. Only with max_concurrency: adaptive.
+	Limit ShedLimit `yaml:"limit" json:"limit,omitzero"`
+}
+
+// ShedCoDel tunes the wait queue's discipline: FIFO while the queue drains;
+// once the oldest waiter's wait has stayed above Target for Interval, the
+// newest are served first and no request waits longer than Target.
+type ShedCoDel struct {
+	// Target is the wait a standing queue is cut to; > 0 and less than
+	// queue_timeout. Default 5ms, or half of queue_timeout if less.
+	Target Duration `yaml:"target" json:"target"`
+	// Interval is how long waits must stay above Target before the queue
+	// counts as standing; > 0. Default 100ms.
+	Interval Duration `yaml:"interval" json:"interval"`
+}
+
+// ShedLimit bounds an adaptive concurrency limit: Min <= Initial <= Max.
+type ShedLimit struct {
+	// Min is the floor; >= 1. Default 4.
+	Min int `yaml:"min" json:"min"`
+	// Max is the ceiling. Default 1000, or Min if more.
+	Max int `yaml:"max" json:"max"`
+	// Initial is where the limit starts. Default 20, within [Min, Max].
+	Initial int `yaml:"initial" json:"initial"`
 }
 
 // SLO states a route's objectives: at least a latency objective or an

@@ -51,6 +51,32 @@ func applyDefaults(c *Config) {
 			r.Timeout = &t
 		}
 		setDefault(s, &r.Match.PathPrefix, fmt.Sprintf("routes[%d].match.path_prefix", i), "/")
+		if r.Shed != nil {
+			shedDefaults(s, fmt.Sprintf("routes[%d].shed.", i), r.Shed)
+		}
+	}
+}
+
+// shedDefaults fills in a route's shed defaults. Queue timeout and CoDel
+// get theirs only with a queue, and the limit bounds only when adaptive,
+// so that Validate can reject them where they would do nothing. A default
+// that depends on another key keeps the pair valid whatever was written
+// for the other: codel.target stays below queue_timeout, limit.max and
+// limit.initial within limit.min.
+func shedDefaults(s *source, p string, sh *Shed) {
+	setDefault(s, &sh.Queue, p+"queue", 128)
+	setDefault(s, &sh.PriorityDefault, p+"priority_default", "default")
+	setDefault(s, &sh.Mode, p+"mode", "enforce")
+	setDefault(s, &sh.Status, p+"status", 503)
+	if sh.Queue > 0 {
+		setDefault(s, &sh.QueueTimeout, p+"queue_timeout", Duration(50*time.Millisecond))
+		setDefault(s, &sh.CoDel.Target, p+"codel.target", min(Duration(5*time.Millisecond), sh.QueueTimeout/2))
+		setDefault(s, &sh.CoDel.Interval, p+"codel.interval", Duration(100*time.Millisecond))
+	}
+	if sh.MaxConcurrency.Adaptive {
+		setDefault(s, &sh.Limit.Min, p+"limit.min", 4)
+		setDefault(s, &sh.Limit.Max, p+"limit.max", max(1000, sh.Limit.Min))
+		setDefault(s, &sh.Limit.Initial, p+"limit.initial", min(max(20, sh.Limit.Min), sh.Limit.Max))
 	}
 }
 

@@ -51,9 +51,50 @@ func validateShed(r *report, p string, s *Shed) {
 	r.check(s.MaxConcurrency.Adaptive || s.MaxConcurrency.N > 0, p+".max_concurrency",
 		`must be a positive integer or "adaptive"`)
 	r.check(s.Queue >= 0, p+".queue", "must be >= 0")
-	r.check(s.QueueTimeout >= 0, p+".queue_timeout", "must be >= 0")
+	if s.Queue > 0 {
+		r.check(s.QueueTimeout > 0, p+".queue_timeout", "must be > 0")
+		validateCoDel(r, p+".codel", s.CoDel, s.QueueTimeout)
+	} else {
+		const msg = "applies only with a queue (queue > 0)"
+		r.check(!r.written(p+".queue_timeout", s.QueueTimeout != 0), p+".queue_timeout", msg)
+		r.check(!r.written(p+".codel", s.CoDel != ShedCoDel{}), p+".codel", msg)
+	}
 	r.check(s.PriorityHeader == "" || isToken(s.PriorityHeader), p+".priority_header",
 		"invalid header name %q", s.PriorityHeader)
+	r.oneOf(p+".priority_default", s.PriorityDefault, "critical", "default", "sheddable")
+	r.oneOf(p+".mode", s.Mode, "enforce", "shadow")
+	r.check(s.Status == 503 || s.Status == 429, p+".status", "must be 503 or 429")
+	if s.MaxConcurrency.Adaptive {
+		validateShedLimit(r, p+".limit", s.Limit)
+	} else {
+		r.check(!r.written(p+".limit", s.Limit != ShedLimit{}), p+".limit",
+			`applies only with max_concurrency: adaptive`)
+	}
+}
+
+// validateCoDel checks the queue discipline's settings; queueTimeout > 0.
+func validateCoDel(r *report, p string, c ShedCoDel, queueTimeout Duration) {
+	r.check(c.Target > 0, p+".target", "must be > 0")
+	r.check(c.Target <= 0 || c.Target < queueTimeout, p+".target",
+		"must be less than queue_timeout (%v), or the queue never counts as standing", queueTimeout)
+	r.check(c.Interval > 0, p+".interval", "must be > 0")
+}
+
+func validateShedLimit(r *report, p string, l ShedLimit) {
+	r.check(l.Min >= 1, p+".min", "must be >= 1")
+	if l.Max < l.Min {
+		r.add(p+".max", "must be >= min (%d)", l.Min)
+		return
+	}
+	r.check(l.Initial >= l.Min && l.Initial <= l.Max, p+".initial",
+		"must be from min (%d) to max (%d)", l.Min, l.Max)
+}
+
+// written reports whether the key at path was given: in the file (even as
+// an empty mapping or a zero), or, for a Config built in code, as a
+// non-zero value.
+func (r *report) written(path string, nonZero bool) bool {
+	return nonZero || r.src.has(path)
 }
 
 func validateSLO(r *report, p string, s *SLO) {

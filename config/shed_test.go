@@ -1,0 +1,214 @@
+package config
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// parseShed decodes a file whose only route has line as its line 7 (see
+// withRouteKey) and applies defaults, as Parse does, then runs the shed
+// checks alone: shed is still rejected as not implemented, so Parse would
+// return no Config to look at.
+func parseShed(t *testing.T, line string) (*Shed, error) {
+	t.Helper()
+	src := newSource("t.yaml")
+	body, err := parseDocument(src, []byte(withRouteKey(line)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := check(src, body); len(errs) > 0 {
+		t.Fatal(joinErrors(errs))
+	}
+	c := &Config{}
+	if err := yaml.NodeToValue(body, c, yaml.DisallowUnknownField()); err != nil {
+		t.Fatal(err)
+	}
+	c.src = src
+	applyDefaults(c)
+	r := &report{src: src}
+	validateShed(r, "routes[0].shed", c.Routes[0].Shed)
+	return c.Routes[0].Shed, joinErrors(r.errs)
+}
+
+func ms(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
+
+func TestShedDefaults(t *testing.T) {
+	adaptive := Concurrency{Adaptive: true}
+	tests := []struct {
+		name string
+		give string
+		want Shed
+	}{
+		{"adaptive: everything defaulted", "shed: {max_concurrency: adaptive}", Shed{
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
+			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
+		}},
+		{"fixed: no limit bounds", "shed: {max_concurrency: 8}", Shed{
+			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
+			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)},
+		}},
+		{"no queue: no queue timeout or CoDel", "shed: {max_concurrency: 8, queue: 0}", Shed{
+			MaxConcurrency: Concurrency{N: 8}, PriorityDefault: "default", Mode: "enforce", Status: 503,
+		}},
+		{"short queue timeout: target below it", "shed: {max_concurrency: 8, queue_timeout: 4ms}", Shed{
+			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(4), PriorityDefault: "default",
+			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(2), ms(100)},
+		}},
+		{"high floor: max and initial follow", "shed: {max_concurrency: adaptive, limit: {min: 2000}}", Shed{
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
+			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{2000, 2000, 2000},
+		}},
+		{"low ceiling: initial follows", "shed: {max_concurrency: adaptive, limit: {max: 10}}", Shed{
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
+			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 10, 10},
+		}},
+		{"every key", "shed: {max_concurrency: adaptive, queue: 16, queue_timeout: 20ms, priority_header: X-Priority, " +
+			"priority_default: sheddable, mode: shadow, status: 429, codel: {target: 1ms, interval: 50ms}, " +
+			"limit: {min: 2, max: 64, initial: 8}}", Shed{
+			MaxConcurrency: adaptive, Queue: 16, QueueTimeout: ms(20), PriorityHeader: "X-Priority",
+			PriorityDefault: "sheddable", Mode: "shadow", Status: 429, CoDel: ShedCoDel{ms(1), ms(50)},
+			Limit: ShedLimit{2, 64, 8},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseShed(t, tt.give)
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", *got, tt.want)
+			}
+		})
+	}
+}
+
+// TestShedDefaultsInCode checks a Config built in code, where a zero value
+// counts as absent.
+func TestShedDefaultsInCode(t *testing.T) {
+	c := Default()
+	c.Upstreams = map[string]*Upstream{"app": {Endpoints: []string{"127.0.0.1:1"}}}
+	c.Routes = []*Route{{Name: "r", Upstream: "app", Shed: &Shed{MaxConcurrency: Concurrency{N: 8}}}}
+	applyDefaults(c)
+	want := Shed{MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
+		Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}}
+	if got := *c.Routes[0].Shed; !reflect.DeepEqual(got, want) {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+	err := c.Validate()
+	if err == nil || err.Error() != "routes[0].shed: not implemented yet" {
+		t.Errorf("Validate: %v, want only not implemented", err)
+	}
+}
+
+// shedNI is the error every valid shed gets until proxy implements it.
+const shedNI = "t.yaml:7:5: routes[0].shed: not implemented yet"
+
+func TestShedErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want []string // every error, in order
+	}{
+		{"range checks", "shed: {max_concurrency: 0, queue: -1, priority_default: high, mode: dry-run, status: 500, priority_header: 'X Priority'}",
+			[]string{
+				shedNI,
+				`t.yaml:7:29: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`,
+				`t.yaml:7:39: routes[0].shed.queue: must be >= 0`,
+				`t.yaml:7:61: routes[0].shed.priority_default: invalid value "high": must be one of critical, default, sheddable`,
+				`t.yaml:7:73: routes[0].shed.mode: invalid value "dry-run": must be one of enforce, shadow`,
+				`t.yaml:7:90: routes[0].shed.status: must be 503 or 429`,
+				`t.yaml:7:112: routes[0].shed.priority_header: invalid header name "X Priority"`,
+			}},
+		{"max_concurrency missing", "shed: {queue: 4}",
+			[]string{`t.yaml:7:5: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`, shedNI}},
+		{"queue timeout and CoDel", "shed: {max_concurrency: 4, queue_timeout: 0s, codel: {target: 0s, interval: -1s}}",
+			[]string{
+				shedNI,
+				`t.yaml:7:47: routes[0].shed.queue_timeout: must be > 0`,
+				`t.yaml:7:67: routes[0].shed.codel.target: must be > 0`,
+				`t.yaml:7:81: routes[0].shed.codel.interval: must be > 0`,
+			}},
+		{"CoDel target not below the queue timeout", "shed: {max_concurrency: 4, queue_timeout: 5ms, codel: {target: 5ms}}",
+			[]string{shedNI, `t.yaml:7:68: routes[0].shed.codel.target: must be less than queue_timeout (5ms), or the queue never counts as standing`}},
+		{"queue settings without a queue", "shed: {max_concurrency: 4, queue: 0, queue_timeout: 0s, codel: {}}",
+			[]string{
+				shedNI,
+				`t.yaml:7:57: routes[0].shed.queue_timeout: applies only with a queue (queue > 0)`,
+				`t.yaml:7:61: routes[0].shed.codel: applies only with a queue (queue > 0)`,
+			}},
+		{"limit with a fixed concurrency", "shed: {max_concurrency: 4, limit: {max: 8}}",
+			[]string{shedNI, `t.yaml:7:32: routes[0].shed.limit: applies only with max_concurrency: adaptive`}},
+		{"limit range", "shed: {max_concurrency: adaptive, limit: {min: 0, initial: 2000}}",
+			[]string{
+				shedNI,
+				`t.yaml:7:52: routes[0].shed.limit.min: must be >= 1`,
+				`t.yaml:7:64: routes[0].shed.limit.initial: must be from min (0) to max (1000)`,
+			}},
+		{"limit max below min", "shed: {max_concurrency: adaptive, limit: {min: 10, max: 5, initial: 7}}",
+			[]string{shedNI, `t.yaml:7:61: routes[0].shed.limit.max: must be >= min (10)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(withRouteKey(tt.give)))
+			if want := strings.Join(tt.want, "\n"); err == nil || err.Error() != want {
+				t.Errorf("got:\n%v\nwant:\n%s", err, want)
+			}
+		})
+	}
+}
+
+// TestShedSchemaErrors checks what the schema check and the decoder catch
+// before validation: those stop Parse, so shed is not reported as not
+// implemented.
+func TestShedSchemaErrors(t *testing.T) {
+	tests := []struct{ name, give, want string }{
+		{"unknown key", "shed: {max_concurrency: 4, burst: 3}",
+			`t.yaml:7:32: routes[0].shed.burst: unknown key "burst"`},
+		{"unknown CoDel key", "shed: {max_concurrency: 4, codel: {target: 1ms, delay: 2ms}}",
+			`t.yaml:7:53: routes[0].shed.codel.delay: unknown key "delay"`},
+		{"limit not a mapping", "shed: {max_concurrency: adaptive, limit: 5}",
+			`t.yaml:7:46: routes[0].shed.limit: must be a mapping of keys to values, got an integer`},
+		{"status not an integer", "shed: {max_concurrency: 4, status: '503'}",
+			`t.yaml:7:40: routes[0].shed.status: must be an integer, got a string`},
+		{"bad duration", "shed: {max_concurrency: 4, codel: {interval: often}}",
+			`t.yaml:7:50: routes[0].shed.codel.interval: invalid duration "often": must be a duration like 2s or 500ms`},
+		{"bad concurrency", "shed: {max_concurrency: lots}",
+			`t.yaml:7:29: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(withRouteKey(tt.give)))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got:\n%v\nwant:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestShedBlockStyle places errors on their own lines in a block mapping.
+func TestShedBlockStyle(t *testing.T) {
+	give := okUpstream + `routes:
+  - name: a
+    upstream: app
+    shed:
+      max_concurrency: adaptive
+      mode: Shadow
+      limit:
+        min: 8
+        initial: 2
+`
+	_, err := Parse("t.yaml", []byte(give))
+	want := strings.Join([]string{
+		`t.yaml:5:5: routes[0].shed: not implemented yet`,
+		`t.yaml:7:13: routes[0].shed.mode: invalid value "Shadow": must be one of enforce, shadow`,
+		`t.yaml:10:18: routes[0].shed.limit.initial: must be from min (8) to max (1000)`,
+	}, "\n")
+	if err == nil || err.Error() != want {
+		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}

@@ -1,0 +1,190 @@
+package resilience
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// gradWindow is a window of n samples of rtt each, over one second.
+func gradWindow(n int64, rtt time.Duration) rttWindow {
+	return rttWindow{sum: time.Duration(n) * rtt, count: n, span: time.Second}
+}
+
+// gradBusy is a window whose samples keep `busy` requests in flight on
+// average for the second.
+func gradBusy(busy float64, rtt time.Duration) rttWindow {
+	return gradWindow(int64(busy*float64(time.Second)/float64(rtt)), rtt)
+}
+
+func TestNewGradientLimit(t *testing.T) {
+	tests := []struct {
+		lo, hi, initial int
+		want            gradientLimit
+	}{
+		{4, 1000, 20, gradientLimit{limit: 20, min: 4, max: 1000}},
+		{0, 0, 0, gradientLimit{limit: 1, min: 1, max: math.MaxInt32}},
+		{10, 5, 0, gradientLimit{limit: 10, min: 10, max: 10}},
+		{4, 1000, 2000, gradientLimit{limit: 1000, min: 4, max: 1000}},
+		{4, 1000, 2, gradientLimit{limit: 4, min: 4, max: 1000}},
+	}
+	for _, tt := range tests {
+		if got := newGradientLimit(tt.lo, tt.hi, tt.initial); got != tt.want {
+			t.Errorf("newGradientLimit(%d, %d, %d) = %+v, want %+v", tt.lo, tt.hi, tt.initial, got, tt.want)
+		}
+	}
+}
+
+// TestGradientLimitSteps runs the algorithm on explicit windows, from a
+// limit of 100 with a 10ms baseline.
+func TestGradientLimitSteps(t *testing.T) {
+	const base = 10 * time.Millisecond
+	tests := []struct {
+		name   string
+		window rttWindow
+		want   float64 // the limit after one step
+	}{
+		// gradient 1: +sqrt(100) × smoothing.
+		{"at baseline, busy", gradBusy(100, base), 105},
+		{"within tolerance, busy", gradBusy(100, 15*time.Millisecond), 105},
+		// gradient 1.5 × 10 / 20 = 0.75: 100 + (75 + 10 − 100)/2.
+		{"RTT 2×", gradBusy(100, 2*base), 92.5},
+		// gradient clamped to 0.5: 100 + (50 + 10 − 100)/2.
+		{"RTT 10×", gradBusy(100, 10*base), 80},
+		{"at baseline, app-limited", gradBusy(40, base), 100},
+		{"RTT 2×, app-limited", gradBusy(40, 2*base), 92.5},
+		{"too few samples", gradWindow(gradientMinSamples-1, 10*base), 100},
+		{"no span", rttWindow{sum: time.Second, count: 100}, 100},
+	}
+	for _, tt := range tests {
+		g := gradientLimit{limit: 100, baseline: float64(base), min: 4, max: 1000}
+		g.next(tt.window)
+		if math.Abs(g.limit-tt.want) > 1e-9 {
+			t.Errorf("%s: limit %v, want %v", tt.name, g.limit, tt.want)
+		}
+	}
+}
+
+func TestGradientLimitBaseline(t *testing.T) {
+	g := newGradientLimit(4, 1000, 20)
+	g.next(gradWindow(gradientMinSamples-1, time.Millisecond))
+	if g.baseline != 0 {
+		t.Fatalf("baseline %v from too few samples", g.baseline)
+	}
+	g.next(gradBusy(20, 10*time.Millisecond))
+	if g.baseline != float64(10*time.Millisecond) {
+		t.Fatalf("first baseline %v, want the first window's mean", time.Duration(g.baseline))
+	}
+	g.next(gradBusy(20, 6*time.Millisecond)) // faster: half the gap at once
+	if g.baseline != float64(8*time.Millisecond) {
+		t.Errorf("baseline %v after a faster window, want 8ms", time.Duration(g.baseline))
+	}
+	g.next(gradBusy(20, 72*time.Millisecond)) // slower: 1/64 of the gap
+	if g.baseline != float64(9*time.Millisecond) {
+		t.Errorf("baseline %v after a slower window, want 9ms", time.Duration(g.baseline))
+	}
+}
+
+// TestGradientLimitConverges runs many windows: rising RTT drives the
+// limit down to its floor, RTT back at the baseline with the route busy
+// drives it up to its ceiling, and it never leaves [min, max].
+func TestGradientLimitConverges(t *testing.T) {
+	const base = 10 * time.Millisecond
+	g := newGradientLimit(20, 60, 40)
+	g.next(gradBusy(40, base))
+	prev := g.limit
+	for i := range 12 {
+		g.next(gradBusy(g.limit, 4*base))
+		if g.limit > prev || g.limit < g.min {
+			t.Fatalf("window %d, RTT 4×: limit %v after %v", i, g.limit, prev)
+		}
+		prev = g.limit
+	}
+	if g.limit != g.min {
+		t.Errorf("limit %v after RTT 4× for 12 windows, want the floor %v", g.limit, g.min)
+	}
+	for i := range 40 {
+		g.next(gradBusy(g.limit, base))
+		if g.limit < prev || g.limit > g.max {
+			t.Fatalf("window %d, RTT at baseline: limit %v after %v", i, g.limit, prev)
+		}
+		prev = g.limit
+	}
+	if g.limit != g.max {
+		t.Errorf("limit %v after RTT at baseline for 40 windows, want the ceiling %v", g.limit, g.max)
+	}
+}
+
+func newAdaptive() *Admission {
+	return NewAdmission(AdmissionSettings{Adaptive: true, LimitMin: 4, LimitMax: 1000, LimitInitial: 20})
+}
+
+// TestAdmissionAdaptiveSamples checks which samples reach the algorithm:
+// excluded ones and stale ones (admitted before the previous Update) do
+// not.
+func TestAdmissionAdaptiveSamples(t *testing.T) {
+	a := newAdaptive()
+	old := mustAdmit(t, a, admT0, Default)
+	a.Update(admT0) // opens the first window
+	prev := mustAdmit(t, a, admT0, Default)
+	a.Update(admAt(time.Second))
+	cur := mustAdmit(t, a, admT0, Default)
+	excluded := mustAdmit(t, a, admT0, Default)
+	zero := mustAdmit(t, a, admT0, Default)
+
+	old.Release(time.Millisecond, true)       // stale: discarded
+	prev.Release(2*time.Millisecond, true)    // previous window: counted
+	cur.Release(4*time.Millisecond, true)     // counted
+	excluded.Release(time.Millisecond, false) // not a sample
+	zero.Release(0, true)                     // not a sample
+	if sum, n := a.rtt.take(); n != 2 || sum != 6*time.Millisecond {
+		t.Errorf("window holds %d samples summing %v, want 2 summing 6ms", n, sum)
+	}
+	if a.InFlight() != 0 {
+		t.Errorf("in flight %d", a.InFlight())
+	}
+}
+
+// TestAdmissionAdaptiveLimit drives an adaptive Admission through windows
+// in which every slot is used, with injected times and RTTs.
+func TestAdmissionAdaptiveLimit(t *testing.T) {
+	a := newAdaptive()
+	now := admT0
+	a.Update(now)
+	window := func(rtt time.Duration) int {
+		// Fill every slot, hold it for the whole second (busy = limit).
+		held := make([]Permit, a.Limit())
+		for i := range held {
+			held[i] = mustAdmit(t, a, now, Default)
+		}
+		if _, err := a.Admit(now, time.Time{}, Default); err == nil {
+			t.Fatal("admitted beyond the limit")
+		}
+		for _, p := range held {
+			p.Release(rtt, true)
+		}
+		// Pad the window with samples so the mean is rtt and busy is high.
+		for range int(time.Second/rtt) * len(held) {
+			p := mustAdmit(t, a, now, Default)
+			p.Release(rtt, true)
+		}
+		now = now.Add(time.Second)
+		a.Update(now)
+		return a.Limit()
+	}
+	start := a.Limit()
+	window(10 * time.Millisecond) // sets the baseline
+	up := window(10 * time.Millisecond)
+	if up <= start {
+		t.Fatalf("limit %d after busy windows at the baseline, want above %d", up, start)
+	}
+	down := window(40 * time.Millisecond)
+	if down >= up {
+		t.Errorf("limit %d after RTT 4×, want below %d", down, up)
+	}
+	fixed := NewAdmission(AdmissionSettings{MaxConcurrency: 7})
+	fixed.Update(now)
+	if fixed.Limit() != 7 {
+		t.Errorf("fixed limit moved to %d", fixed.Limit())
+	}
+}

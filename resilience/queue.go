@@ -1,0 +1,306 @@
+package resilience
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// admissionQueue holds an Admission's waiters, one list per priority
+// rank, each oldest first. It is guarded by Admission.mu.
+//
+// The discipline is CoDel's standing-queue test driving Facebook's
+// adaptive LIFO, in the smallest form that is correct with an injected
+// clock: each arrival that finds the route at its limit, and each Update,
+// observes the oldest waiter's wait. Once that wait has been above target
+// at every observation for interval, the queue is standing: lifo is set,
+// waits are cut to target and waiters already older are dropped. lifo
+// stays set until the queue drains, that is until a slot is free with
+// nobody waiting (drops that empty the queue do not count: demand still
+// exceeds the limit). A queue that drains within the interval was a
+// burst, not overload, and stays FIFO.
+type admissionQueue struct {
+	byRank [numPriorities]waiterList
+	n      int
+	// aboveSince is when the oldest waiter's wait went above target, as
+	// far as observations tell; zero while it is not.
+	aboveSince time.Time
+	// lifo is written under Admission.mu and read without it by Release,
+	// which must notice a drain.
+	lifo atomic.Bool
+}
+
+// admissionWaiter is one request waiting in an admissionQueue. Waiters
+// are pooled with their channel and timer, so waiting allocates nothing
+// in steady state.
+type admissionWaiter struct {
+	prev, next *admissionWaiter
+	ready      chan struct{} // capacity 1: receives once the waiter has left the queue
+	timer      *time.Timer   // stopped while pooled
+	since      time.Time     // arrival, by the caller's clock
+	prio       Priority
+	state      waiterState
+}
+
+// waiterState is how a waiter left the queue. It is written under
+// Admission.mu before ready is signalled.
+type waiterState uint8
+
+const (
+	waiterWaiting waiterState = iota
+	waiterGranted             // given a slot
+	waiterDropped             // refused: timed out, evicted or dropped by CoDel
+)
+
+var admissionWaiters = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &admissionWaiter{ready: make(chan struct{}, 1), timer: t}
+}}
+
+// admitSlow is Admit at the limit, or with others waiting.
+func (a *Admission) admitSlow(now, deadline time.Time, p Priority) (Permit, error) {
+	a.mu.Lock()
+	a.queued.Add(1) // announce before the last try; see Permit.Release
+	a.observeLocked(now)
+	a.dispatchLocked()
+	if a.q.n == 0 && a.tryAcquire() {
+		a.queued.Add(-1)
+		a.mu.Unlock()
+		return a.permit(), nil
+	}
+	wait, ok := a.placeLocked(now, deadline, p)
+	if !ok {
+		a.queued.Add(-1)
+		a.mu.Unlock()
+		return Permit{}, a.refuse(p)
+	}
+	w := admissionWaiters.Get().(*admissionWaiter)
+	w.since, w.prio, w.state = now, p, waiterWaiting
+	a.q.push(w)
+	a.mu.Unlock()
+	return a.await(w, wait)
+}
+
+// placeLocked decides whether an arrival of priority p may queue and for
+// how long, making room by eviction if the queue is full.
+func (a *Admission) placeLocked(now, deadline time.Time, p Priority) (time.Duration, bool) {
+	room := a.cfg.queue
+	lifo := a.q.lifo.Load()
+	if p == Sheddable {
+		if lifo {
+			return 0, false
+		}
+		room /= 2
+	}
+	wait := a.waitBound(now, deadline, lifo)
+	if wait <= 0 || a.expectedWait(a.q.ahead(p)) > wait {
+		return 0, false
+	}
+	if a.q.n >= room && !a.evictLocked(p) {
+		return 0, false
+	}
+	return wait, true
+}
+
+// waitBound is the longest an arrival may wait: QueueTimeout, CoDelTarget
+// while the queue stands, and what the deadline leaves after the median
+// service time.
+func (a *Admission) waitBound(now, deadline time.Time, standing bool) time.Duration {
+	wait := a.cfg.queueTimeout
+	if standing {
+		wait = min(wait, a.cfg.target)
+	}
+	if !deadline.IsZero() {
+		wait = min(wait, deadline.Sub(now)-time.Duration(a.p50.Load()))
+	}
+	return wait
+}
+
+// expectedWait predicts the wait of a request served after ahead others:
+// slots free at about limit / p50 per unit of time. It is 0 while p50 is
+// unknown.
+func (a *Admission) expectedWait(ahead int) time.Duration {
+	limit := max(a.limit.Load(), 1)
+	return time.Duration(a.p50.Load() * int64(ahead+1) / limit)
+}
+
+// await waits for w to be granted a slot, dropped, or to time out.
+func (a *Admission) await(w *admissionWaiter, wait time.Duration) (Permit, error) {
+	w.timer.Reset(wait)
+	select {
+	case <-w.ready:
+		w.timer.Stop()
+	case <-w.timer.C:
+		a.mu.Lock()
+		if w.state == waiterWaiting {
+			a.leaveLocked(w, waiterDropped)
+		}
+		a.mu.Unlock()
+		<-w.ready
+	}
+	granted, p := w.state == waiterGranted, w.prio
+	admissionWaiters.Put(w)
+	if granted {
+		return a.permit(), nil
+	}
+	return Permit{}, a.refuse(p)
+}
+
+// dispatchLocked gives free slots to waiters, in service order. A slot
+// left free with nobody waiting means the queue drained: it is no longer
+// standing.
+func (a *Admission) dispatchLocked() {
+	for a.q.n > 0 && a.tryAcquire() {
+		a.leaveLocked(a.q.next(), waiterGranted)
+	}
+	if a.q.n == 0 && a.inflight.Load() < a.limit.Load() {
+		a.q.lifo.Store(false)
+	}
+}
+
+// evictLocked refuses the waiter of strictly lower priority than p that
+// would be served last, and reports whether there was one.
+func (a *Admission) evictLocked(p Priority) bool {
+	for r := numPriorities - 1; r > int(priorityRank[p]); r-- {
+		if l := &a.q.byRank[r]; l.n > 0 {
+			a.leaveLocked(a.q.last(l), waiterDropped)
+			return true
+		}
+	}
+	return false
+}
+
+// observeLocked is CoDel's test, run at now (see admissionQueue).
+func (a *Admission) observeLocked(now time.Time) {
+	if !a.cfg.codel() {
+		return
+	}
+	if a.q.lifo.Load() {
+		a.sweepLocked(now)
+		return
+	}
+	o := a.q.oldest()
+	if o == nil || now.Sub(o.since) <= a.cfg.target {
+		a.q.aboveSince = time.Time{}
+		return
+	}
+	if a.q.aboveSince.IsZero() {
+		a.q.aboveSince = o.since.Add(a.cfg.target)
+	}
+	if now.Sub(a.q.aboveSince) >= a.cfg.interval {
+		a.q.lifo.Store(true)
+		a.q.aboveSince = time.Time{}
+		a.sweepLocked(now)
+	}
+}
+
+// sweepLocked drops the waiters that have waited longer than the target.
+func (a *Admission) sweepLocked(now time.Time) {
+	for r := range a.q.byRank {
+		l := &a.q.byRank[r]
+		for l.front != nil && now.Sub(l.front.since) > a.cfg.target {
+			a.leaveLocked(l.front, waiterDropped)
+		}
+	}
+}
+
+// leaveLocked takes w out of the queue as st and wakes it.
+func (a *Admission) leaveLocked(w *admissionWaiter, st waiterState) {
+	a.q.remove(w)
+	a.queued.Add(-1)
+	w.state = st
+	w.ready <- struct{}{}
+}
+
+// push appends w to its priority's list.
+func (q *admissionQueue) push(w *admissionWaiter) {
+	q.byRank[priorityRank[w.prio]].pushBack(w)
+	q.n++
+}
+
+// remove takes w out of its priority's list.
+func (q *admissionQueue) remove(w *admissionWaiter) {
+	q.byRank[priorityRank[w.prio]].remove(w)
+	q.n--
+}
+
+// next returns the waiter to serve first: highest priority, then oldest
+// (FIFO) or newest (LIFO); nil if none.
+func (q *admissionQueue) next() *admissionWaiter {
+	for r := range q.byRank {
+		if l := &q.byRank[r]; l.n > 0 {
+			if q.lifo.Load() {
+				return l.back
+			}
+			return l.front
+		}
+	}
+	return nil
+}
+
+// last returns the waiter of l that would be served last.
+func (q *admissionQueue) last(l *waiterList) *admissionWaiter {
+	if q.lifo.Load() {
+		return l.front
+	}
+	return l.back
+}
+
+// oldest returns the waiter that has waited longest, or nil.
+func (q *admissionQueue) oldest() *admissionWaiter {
+	var o *admissionWaiter
+	for r := range q.byRank {
+		if f := q.byRank[r].front; f != nil && (o == nil || f.since.Before(o.since)) {
+			o = f
+		}
+	}
+	return o
+}
+
+// ahead returns how many waiters would be served before an arrival of
+// priority p: all of higher priority, and in FIFO order those of p too.
+func (q *admissionQueue) ahead(p Priority) int {
+	r := int(priorityRank[p])
+	n := 0
+	for i := range r {
+		n += q.byRank[i].n
+	}
+	if !q.lifo.Load() {
+		n += q.byRank[r].n
+	}
+	return n
+}
+
+// waiterList is an intrusive doubly linked list of waiters, so queueing
+// and leaving from anywhere cost O(1) and allocate nothing.
+type waiterList struct {
+	front, back *admissionWaiter
+	n           int
+}
+
+func (l *waiterList) pushBack(w *admissionWaiter) {
+	w.prev, w.next = l.back, nil
+	if l.back != nil {
+		l.back.next = w
+	} else {
+		l.front = w
+	}
+	l.back = w
+	l.n++
+}
+
+func (l *waiterList) remove(w *admissionWaiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.front = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.back = w.prev
+	}
+	w.prev, w.next = nil, nil
+	l.n--
+}

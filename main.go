@@ -190,7 +190,8 @@ func serve(ctx context.Context, cfg *config.Config, started func(proxyAddr, admi
 		return err
 	}
 	defer func() { _ = log.Sync() }()
-	table, err := proxy.Build(cfg)
+	reg := metrics.NewRegistry(metrics.RegistryOptions{})
+	table, err := proxy.Build(cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -204,15 +205,20 @@ func serve(ctx context.Context, cfg *config.Config, started func(proxyAddr, admi
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	var draining atomic.Bool
+	srv := proxy.NewServer(cfg, table, log)
 	admin := &http.Server{
 		Handler: metrics.NewAdmin(metrics.AdminOptions{
 			Token:  cfg.AdminToken,
-			Ready:  func() bool { return !draining.Load() },
+			Ready:  func() bool { return !draining.Load() && srv.Ready() },
 			Config: func() any { return cfg.Redacted() },
+			Stats:  reg,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	srv := proxy.NewServer(cfg, table, log)
+	tickCtx, stopTicks := context.WithCancel(context.Background())
+	ticks := make(chan struct{})
+	go func() { reg.Run(tickCtx); close(ticks) }()
+	defer func() { stopTicks(); <-ticks }()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() { errc <- ignoreClosed(admin.Serve(adminLn)) }()

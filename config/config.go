@@ -16,6 +16,12 @@ type Config struct {
 	// AdminToken, if set, is required as "Authorization: Bearer <token>" on
 	// every admin path but /healthz and /readyz.
 	AdminToken string `yaml:"admin_token" json:"admin_token"`
+	// DeadlineHeader names the header that carries a deadline, in whole
+	// milliseconds, both ways: a client's, if sooner than the route's
+	// timeout, becomes the request's deadline; every attempt tells the
+	// upstream how long it has, so the service can give up when tailguard
+	// will. Default "X-Request-Timeout-Ms"; "" turns both off.
+	DeadlineHeader string `yaml:"deadline_header" json:"deadline_header"`
 	// Log configures logging.
 	Log Log `yaml:"log" json:"log"`
 	// Limits bound what one client may send.
@@ -75,10 +81,11 @@ type Drain struct {
 
 // Upstream is one service: a set of equivalent endpoints.
 type Upstream struct {
-	// Endpoints are host:port pairs. At least one.
+	// Endpoints are host:port pairs, distinct. At least one, at most 64.
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
-	// Balance picks an endpoint per attempt: round_robin (default until
-	// p2c lands), p2c or least_request.
+	// Balance picks an endpoint per attempt: p2c (power of two choices
+	// over peak-EWMA latency × outstanding requests; the default),
+	// round_robin or least_request.
 	Balance string `yaml:"balance" json:"balance"`
 	// MaxConnections caps connections per endpoint. Default 512. A request
 	// finding the pool full is answered 503 at once, never queued.
@@ -93,8 +100,7 @@ type Upstream struct {
 	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
 }
 
-// Breaker configures a circuit breaker per upstream. Not implemented yet:
-// Validate range-checks it, then rejects it.
+// Breaker configures a circuit breaker per upstream.
 type Breaker struct {
 	// ConsecutiveFailures opens the breaker after that many failed
 	// requests in a row; 0 disables this trigger. At least one of it and
@@ -114,8 +120,7 @@ type Breaker struct {
 	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
 }
 
-// Outlier configures ejection of failing endpoints. Not implemented yet:
-// Validate range-checks it, then rejects it.
+// Outlier configures ejection of failing endpoints.
 type Outlier struct {
 	// Consecutive5xx ejects an endpoint after that many 5xx or connection
 	// failures in a row; > 0.
@@ -127,8 +132,7 @@ type Outlier struct {
 	MaxEjectedPercent int `yaml:"max_ejected_percent" json:"max_ejected_percent"`
 }
 
-// HealthCheck configures active probing of endpoints. Not implemented yet:
-// Validate range-checks it, then rejects it.
+// HealthCheck configures active probing of endpoints.
 type HealthCheck struct {
 	// Path is requested with GET on each endpoint; it starts with "/".
 	Path string `yaml:"path" json:"path"`
@@ -154,20 +158,18 @@ type Route struct {
 	// explicit 0 means no limit (the body streams through).
 	MaxBodyBytes *ByteSize `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 	// PerTryTimeout bounds one attempt; 0 means only Timeout applies. It
-	// must not exceed Timeout. Not implemented yet: non-zero is rejected.
+	// must not exceed Timeout.
 	PerTryTimeout Duration `yaml:"per_try_timeout" json:"per_try_timeout"`
-	// Retry, if set, retries failed attempts. Not implemented yet.
+	// Retry, if set, retries failed attempts.
 	Retry *Retry `yaml:"retry" json:"retry,omitempty"`
-	// Hedge, if set, sends extra attempts to cut tail latency. Not
-	// implemented yet.
+	// Hedge, if set, sends extra attempts to cut tail latency.
 	Hedge *Hedge `yaml:"hedge" json:"hedge,omitempty"`
-	// Shed, if set, bounds the route's concurrency and queue. Not
-	// implemented yet.
+	// Shed, if set, bounds the route's concurrency and queue.
 	Shed *Shed `yaml:"shed" json:"shed,omitempty"`
-	// SLO, if set, states the route's objectives. Not implemented yet.
+	// SLO, if set, states the route's objectives.
 	SLO *SLO `yaml:"slo" json:"slo,omitempty"`
 	// ServerTiming adds a Server-Timing header with queue and upstream
-	// time. Not implemented yet: true is rejected.
+	// time.
 	ServerTiming bool `yaml:"server_timing" json:"server_timing"`
 }
 
@@ -184,12 +186,16 @@ type Match struct {
 // Retry configures retries of failed attempts, for idempotent requests
 // only.
 type Retry struct {
-	// Attempts, 1 to 10, bounds the attempts per request.
+	// Attempts is the most attempts a request gets, counting the first
+	// one: attempts: 2 means one retry, 1 means none. Required; 1 to 10.
 	Attempts int `yaml:"attempts" json:"attempts"`
 	// On lists what is retried: connect_failure, reset, timeout, or a
 	// 4xx/5xx status such as "503".
 	On []string `yaml:"on" json:"on"`
-	// Budget, 0 to 1, caps retries as a share of requests in flight.
+	// Budget, 0 to 1, caps the route's retries at this share of its
+	// requests over a sliding window, on top of a small per-second
+	// minimum of extra attempts that even a quiet route always gets.
+	// Default 0.2; an explicit 0 leaves only that minimum.
 	Budget float64 `yaml:"budget" json:"budget"`
 	// Backoff is the wait before a retry; >= 0.
 	Backoff Duration `yaml:"backoff" json:"backoff"`
@@ -207,13 +213,15 @@ type Hedge struct {
 	MaxDelay Duration `yaml:"max_delay" json:"max_delay"`
 	// MaxExtra bounds the extra attempts per request; >= 0.
 	MaxExtra int `yaml:"max_extra" json:"max_extra"`
-	// Budget, 0 to 1, caps hedges as a share of requests in flight.
+	// Budget, 0 to 1, caps the route's hedges at this share of its
+	// requests over a sliding window, on top of a small per-second
+	// minimum of extra attempts that even a quiet route always gets.
+	// Default 0.05; an explicit 0 leaves only that minimum.
 	Budget float64 `yaml:"budget" json:"budget"`
 }
 
 // Shed configures admission control: a concurrency limit, a bounded wait
-// queue and the refusal of what exceeds them. Not implemented yet:
-// Validate range-checks it, then rejects it.
+// queue and the refusal of what exceeds them.
 type Shed struct {
 	// MaxConcurrency is a positive number or "adaptive", which lets the
 	// limit follow the upstream's latency within Limit. Required.

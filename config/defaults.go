@@ -24,6 +24,7 @@ func applyDefaults(c *Config) {
 	s := c.src
 	setDefault(s, &c.Listen, "listen", ":8000")
 	setDefault(s, &c.Admin, "admin", "127.0.0.1:9901")
+	setDefault(s, &c.DeadlineHeader, "deadline_header", "X-Request-Timeout-Ms")
 	setDefault(s, &c.Log.Level, "log.level", "info")
 	setDefault(s, &c.Log.Access, "log.access", "errors")
 	setDefault(s, &c.Limits.MaxConnections, "limits.max_connections", 10000)
@@ -38,7 +39,7 @@ func applyDefaults(c *Config) {
 			continue
 		}
 		p := joinPath("upstreams", name) + "."
-		setDefault(s, &u.Balance, p+"balance", "round_robin")
+		setDefault(s, &u.Balance, p+"balance", "p2c")
 		setDefault(s, &u.MaxConnections, p+"max_connections", 512)
 		setDefault(s, &u.ConnectTimeout, p+"connect_timeout", Duration(time.Second))
 	}
@@ -50,9 +51,16 @@ func applyDefaults(c *Config) {
 			t := Duration(30 * time.Second)
 			r.Timeout = &t
 		}
-		setDefault(s, &r.Match.PathPrefix, fmt.Sprintf("routes[%d].match.path_prefix", i), "/")
+		p := fmt.Sprintf("routes[%d].", i)
+		setDefault(s, &r.Match.PathPrefix, p+"match.path_prefix", "/")
+		if r.Retry != nil {
+			setDefault(s, &r.Retry.Budget, p+"retry.budget", 0.2)
+		}
+		if r.Hedge != nil {
+			setDefault(s, &r.Hedge.Budget, p+"hedge.budget", 0.05)
+		}
 		if r.Shed != nil {
-			shedDefaults(s, fmt.Sprintf("routes[%d].shed.", i), r.Shed)
+			shedDefaults(s, p+"shed.", r.Shed)
 		}
 	}
 }

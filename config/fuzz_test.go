@@ -28,6 +28,9 @@ func FuzzLoad(f *testing.F) {
 		okUpstream + okRoute + "listen: ':1'\nlisten: ':2'\n",
 		withRouteKey("hedge: {delay: p95, min_delay: 2s, max_delay: 1s}"),
 		okUpstream + "routes: [&r {name: a, upstream: app}, *r]\n",
+		okUpstream + okRoute + "deadline_header: ''\n",
+		withRouteKey("retry: {attempts: 2, budget: 0}"),
+		withUpstreamKey("balance: least_request"),
 		// Inputs that made goccy/go-yaml panic in the past (its issue #540).
 		"true :", "10.:", "{? {? ", "0::", "{0", "*-0", ">\n>", "&{0", "0\n:",
 	} {

@@ -52,10 +52,11 @@ func TestLoadFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &Config{
-		Listen:     ":8080",
-		Admin:      "127.0.0.1:9902",
-		AdminToken: "s3cret-token",
-		Log:        Log{Level: "debug", Access: "all"},
+		Listen:         ":8080",
+		Admin:          "127.0.0.1:9902",
+		AdminToken:     "s3cret-token",
+		DeadlineHeader: "X-Deadline-Ms",
+		Log:            Log{Level: "debug", Access: "all"},
 		Limits: Limits{
 			MaxConnections:    5000,
 			MaxHeaderBytes:    32 << 10,
@@ -73,7 +74,7 @@ func TestLoadFull(t *testing.T) {
 			},
 			"auth": {
 				Endpoints:      []string{"auth.internal:9000"},
-				Balance:        "round_robin",
+				Balance:        "p2c",
 				MaxConnections: 512,
 				ConnectTimeout: Duration(time.Second),
 			},
@@ -110,7 +111,7 @@ func TestLoadMinimalGetsDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Upstreams = map[string]*Upstream{"app": {
-		Endpoints: []string{"127.0.0.1:8080"}, Balance: "round_robin",
+		Endpoints: []string{"127.0.0.1:8080"}, Balance: "p2c",
 		MaxConnections: 512, ConnectTimeout: Duration(time.Second),
 	}}
 	want.Routes = []*Route{{Name: "default", Match: Match{PathPrefix: "/"}, Upstream: "app", Timeout: dur(30 * time.Second)}}
@@ -119,9 +120,10 @@ func TestLoadMinimalGetsDefaults(t *testing.T) {
 
 func TestDefault(t *testing.T) {
 	want := &Config{
-		Listen: ":8000",
-		Admin:  "127.0.0.1:9901",
-		Log:    Log{Level: "info", Access: "errors"},
+		Listen:         ":8000",
+		Admin:          "127.0.0.1:9901",
+		DeadlineHeader: "X-Request-Timeout-Ms",
+		Log:            Log{Level: "info", Access: "errors"},
 		Limits: Limits{
 			MaxConnections:    10000,
 			MaxHeaderBytes:    16 << 10,
@@ -134,14 +136,67 @@ func TestDefault(t *testing.T) {
 	sameConfig(t, Default(), want)
 }
 
-// TestDesignExample checks that DESIGN.md's example parses and range-checks
-// cleanly and fails only on the keys not implemented yet.
+// TestDesignExample checks that DESIGN.md's example, which sets every
+// key, parses and validates cleanly, and that its policies come through
+// as written.
 func TestDesignExample(t *testing.T) {
-	_, err := Load("testdata/design.yaml")
-	if err == nil {
-		t.Fatal("want not-implemented errors")
+	c, err := Load("testdata/design.yaml")
+	if err != nil {
+		t.Fatal(err)
 	}
-	golden(t, "testdata/design.golden", err.Error()+"\n")
+	if c.DeadlineHeader != "X-Request-Timeout-Ms" {
+		t.Errorf("deadline_header = %q, want the default", c.DeadlineHeader)
+	}
+	wantUpstream := &Upstream{
+		Endpoints:      []string{"127.0.0.1:8080"},
+		Balance:        "p2c",
+		MaxConnections: 512,
+		ConnectTimeout: Duration(time.Second),
+		Breaker: &Breaker{
+			ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20,
+			Interval: Duration(10 * time.Second), OpenTimeout: Duration(5 * time.Second), HalfOpenRequests: 3,
+		},
+		Outlier:     &Outlier{Consecutive5xx: 5, EjectionTime: Duration(30 * time.Second), MaxEjectedPercent: 50},
+		HealthCheck: &HealthCheck{Path: "/healthz", Interval: Duration(5 * time.Second), Timeout: Duration(time.Second)},
+	}
+	if got := c.Upstreams["app"]; !reflect.DeepEqual(got, wantUpstream) {
+		t.Errorf("upstreams.app:\ngot  %+v\nwant %+v", got, wantUpstream)
+	}
+	if len(c.Routes) != 2 {
+		t.Fatalf("%d routes, want 2", len(c.Routes))
+	}
+	api := c.Routes[0]
+	wantAPI := &Route{
+		Name:          "api",
+		Match:         Match{PathPrefix: "/api/", Methods: []string{"GET", "HEAD"}},
+		Upstream:      "app",
+		Timeout:       dur(2 * time.Second),
+		PerTryTimeout: ms(500),
+		Retry: &Retry{
+			Attempts: 2, On: []string{"connect_failure", "reset", "502", "503"},
+			Budget: 0.2, Backoff: ms(25),
+		},
+		Hedge: &Hedge{
+			Delay: HedgeDelay{Percentile: 0.95}, MinDelay: ms(2), MaxDelay: ms(500),
+			MaxExtra: 1, Budget: 0.05,
+		},
+		Shed: &Shed{
+			MaxConcurrency: Concurrency{Adaptive: true}, Queue: 128, QueueTimeout: ms(50),
+			PriorityHeader: "X-Priority", PriorityDefault: "default", Mode: "enforce", Status: 503,
+			CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
+		},
+		SLO:          &SLO{Latency: ms(200), LatencyTarget: 0.99, Availability: 0.999},
+		ServerTiming: true,
+	}
+	if !reflect.DeepEqual(api, wantAPI) {
+		g, _ := json.MarshalIndent(api, "", "  ")
+		w, _ := json.MarshalIndent(wantAPI, "", "  ")
+		t.Errorf("routes[0]:\ngot  %s\nwant %s", g, w)
+	}
+	def := c.Routes[1]
+	if def.Retry != nil || def.Hedge != nil || def.Shed != nil || def.SLO != nil || def.ServerTiming || def.PerTryTimeout != 0 {
+		t.Errorf("routes[1] has policies it does not set: %+v", def)
+	}
 }
 
 func TestParseExplicitZeroVersusAbsent(t *testing.T) {

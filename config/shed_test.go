@@ -5,34 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/goccy/go-yaml"
 )
-
-// parseShed decodes a file whose only route has line as its line 7 (see
-// withRouteKey) and applies defaults, as Parse does, then runs the shed
-// checks alone: shed is still rejected as not implemented, so Parse would
-// return no Config to look at.
-func parseShed(t *testing.T, line string) (*Shed, error) {
-	t.Helper()
-	src := newSource("t.yaml")
-	body, err := parseDocument(src, []byte(withRouteKey(line)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if errs := check(src, body); len(errs) > 0 {
-		t.Fatal(joinErrors(errs))
-	}
-	c := &Config{}
-	if err := yaml.NodeToValue(body, c, yaml.DisallowUnknownField()); err != nil {
-		t.Fatal(err)
-	}
-	c.src = src
-	applyDefaults(c)
-	r := &report{src: src}
-	validateShed(r, "routes[0].shed", c.Routes[0].Shed)
-	return c.Routes[0].Shed, joinErrors(r.errs)
-}
 
 func ms(n int) Duration { return Duration(time.Duration(n) * time.Millisecond) }
 
@@ -76,12 +49,12 @@ func TestShedDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseShed(t, tt.give)
+			c, err := Parse("t.yaml", []byte(withRouteKey(tt.give)))
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
 			}
-			if !reflect.DeepEqual(*got, tt.want) {
-				t.Errorf("got  %+v\nwant %+v", *got, tt.want)
+			if got := *c.Routes[0].Shed; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
 	}
@@ -99,14 +72,10 @@ func TestShedDefaultsInCode(t *testing.T) {
 	if got := *c.Routes[0].Shed; !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
-	err := c.Validate()
-	if err == nil || err.Error() != "routes[0].shed: not implemented yet" {
-		t.Errorf("Validate: %v, want only not implemented", err)
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
 	}
 }
-
-// shedNI is the error every valid shed gets until proxy implements it.
-const shedNI = "t.yaml:7:5: routes[0].shed: not implemented yet"
 
 func TestShedErrors(t *testing.T) {
 	tests := []struct {
@@ -116,7 +85,6 @@ func TestShedErrors(t *testing.T) {
 	}{
 		{"range checks", "shed: {max_concurrency: 0, queue: -1, priority_default: high, mode: dry-run, status: 500, priority_header: 'X Priority'}",
 			[]string{
-				shedNI,
 				`t.yaml:7:29: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`,
 				`t.yaml:7:39: routes[0].shed.queue: must be >= 0`,
 				`t.yaml:7:61: routes[0].shed.priority_default: invalid value "high": must be one of critical, default, sheddable`,
@@ -125,32 +93,29 @@ func TestShedErrors(t *testing.T) {
 				`t.yaml:7:112: routes[0].shed.priority_header: invalid header name "X Priority"`,
 			}},
 		{"max_concurrency missing", "shed: {queue: 4}",
-			[]string{`t.yaml:7:5: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`, shedNI}},
+			[]string{`t.yaml:7:5: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`}},
 		{"queue timeout and CoDel", "shed: {max_concurrency: 4, queue_timeout: 0s, codel: {target: 0s, interval: -1s}}",
 			[]string{
-				shedNI,
 				`t.yaml:7:47: routes[0].shed.queue_timeout: must be > 0`,
 				`t.yaml:7:67: routes[0].shed.codel.target: must be > 0`,
 				`t.yaml:7:81: routes[0].shed.codel.interval: must be > 0`,
 			}},
 		{"CoDel target not below the queue timeout", "shed: {max_concurrency: 4, queue_timeout: 5ms, codel: {target: 5ms}}",
-			[]string{shedNI, `t.yaml:7:68: routes[0].shed.codel.target: must be less than queue_timeout (5ms), or the queue never counts as standing`}},
+			[]string{`t.yaml:7:68: routes[0].shed.codel.target: must be less than queue_timeout (5ms), or the queue never counts as standing`}},
 		{"queue settings without a queue", "shed: {max_concurrency: 4, queue: 0, queue_timeout: 0s, codel: {}}",
 			[]string{
-				shedNI,
 				`t.yaml:7:57: routes[0].shed.queue_timeout: applies only with a queue (queue > 0)`,
 				`t.yaml:7:61: routes[0].shed.codel: applies only with a queue (queue > 0)`,
 			}},
 		{"limit with a fixed concurrency", "shed: {max_concurrency: 4, limit: {max: 8}}",
-			[]string{shedNI, `t.yaml:7:32: routes[0].shed.limit: applies only with max_concurrency: adaptive`}},
+			[]string{`t.yaml:7:32: routes[0].shed.limit: applies only with max_concurrency: adaptive`}},
 		{"limit range", "shed: {max_concurrency: adaptive, limit: {min: 0, initial: 2000}}",
 			[]string{
-				shedNI,
 				`t.yaml:7:52: routes[0].shed.limit.min: must be >= 1`,
 				`t.yaml:7:64: routes[0].shed.limit.initial: must be from min (0) to max (1000)`,
 			}},
 		{"limit max below min", "shed: {max_concurrency: adaptive, limit: {min: 10, max: 5, initial: 7}}",
-			[]string{shedNI, `t.yaml:7:61: routes[0].shed.limit.max: must be >= min (10)`}},
+			[]string{`t.yaml:7:61: routes[0].shed.limit.max: must be >= min (10)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,8 +128,7 @@ func TestShedErrors(t *testing.T) {
 }
 
 // TestShedSchemaErrors checks what the schema check and the decoder catch
-// before validation: those stop Parse, so shed is not reported as not
-// implemented.
+// before validation: those stop Parse, so each is the only error reported.
 func TestShedSchemaErrors(t *testing.T) {
 	tests := []struct{ name, give, want string }{
 		{"unknown key", "shed: {max_concurrency: 4, burst: 3}",
@@ -204,7 +168,6 @@ func TestShedBlockStyle(t *testing.T) {
 `
 	_, err := Parse("t.yaml", []byte(give))
 	want := strings.Join([]string{
-		`t.yaml:5:5: routes[0].shed: not implemented yet`,
 		`t.yaml:7:13: routes[0].shed.mode: invalid value "Shadow": must be one of enforce, shadow`,
 		`t.yaml:10:18: routes[0].shed.limit.initial: must be from min (8) to max (1000)`,
 	}, "\n")

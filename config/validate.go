@@ -19,7 +19,6 @@ func (c *Config) Validate() error {
 	c.validateServer(r)
 	c.validateUpstreams(r)
 	c.validateRoutes(r)
-	notImplemented(c, r)
 	return joinErrors(r.errs)
 }
 
@@ -39,6 +38,7 @@ func (c *Config) validateServer(r *report) {
 	r.check(c.Admin != c.Listen || err != nil || port == "0", "admin", "must differ from listen")
 	r.check(c.AdminToken == "" || bearerToken.MatchString(c.AdminToken), "admin_token",
 		"must be a Bearer token: letters, digits and -._~+/, optionally ending in =")
+	r.check(c.DeadlineHeader == "" || isToken(c.DeadlineHeader), "deadline_header", "invalid header name %q", c.DeadlineHeader)
 	r.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	r.oneOf("log.access", c.Log.Access, "off", "errors", "all")
 	l := c.Limits

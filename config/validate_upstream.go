@@ -20,8 +20,13 @@ func (c *Config) validateUpstreams(r *report) {
 	}
 }
 
+// maxEndpoints bounds an upstream's endpoints: the balancer tracks them
+// as bits of one word.
+const maxEndpoints = 64
+
 func validateUpstream(r *report, p string, u *Upstream) {
 	r.check(len(u.Endpoints) > 0, p+".endpoints", "at least one endpoint is required")
+	r.check(len(u.Endpoints) <= maxEndpoints, p+".endpoints", "at most %d endpoints", maxEndpoints)
 	seen := map[string]bool{}
 	for i, e := range u.Endpoints {
 		ep := p + ".endpoints" + index(i)

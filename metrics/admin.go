@@ -10,10 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"tailguard/metrics/dashboard"
 )
 
 // Admin is the admin server's handler: /healthz, /readyz, /config, the
-// per-route statistics (/stats, /stats/hdr, /metrics), and Go's profiler
+// per-route statistics (/stats, /stats/hdr, /metrics), the dashboard at /,
+// and Go's profiler
 // under /debug/pprof/ (so where the time goes can be measured on the real
 // binary, under real load).
 // It listens on its own port (loopback by default), never on the proxy's.
@@ -53,6 +56,10 @@ func NewAdmin(o AdminOptions) *Admin {
 		a.mux.Handle("GET /stats", a.authorized(http.HandlerFunc(a.stats)))
 		a.mux.Handle("GET /stats/hdr", a.authorized(http.HandlerFunc(a.statsHDR)))
 		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg)))
+		// The dashboard page and its assets hold no data, and a browser
+		// sends no Authorization header when it opens a page: they need no
+		// token. The page sends ?token= on its own /stats fetches.
+		a.mux.Handle("GET /", dashboard.Handler())
 	}
 	return a
 }

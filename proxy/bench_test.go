@@ -7,6 +7,28 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// everyPolicy configures every policy on the route, none of which fires
+// for a healthy, fast upstream: the hedge delay is long, the limit high.
+const everyPolicy = `
+listen: "127.0.0.1:0"
+upstreams:
+  app:
+    endpoints: ["%s"]
+    breaker: {consecutive_failures: 5, failure_ratio: 0.5, min_requests: 20, interval: 10s, open_timeout: 5s}
+    outlier: {consecutive_5xx: 5, ejection_time: 30s, max_ejected_percent: 50}
+routes:
+  - name: api
+    match: {path_prefix: /}
+    upstream: app
+    timeout: 2s
+    per_try_timeout: 1s
+    retry: {attempts: 2, on: [connect_failure, reset, "503"], budget: 0.2, backoff: 25ms}
+    hedge: {delay: 900ms, max_extra: 1, budget: 0.05}
+    shed: {max_concurrency: 1000, queue: 128, queue_timeout: 50ms, priority_header: X-Priority}
+    slo: {latency: 200ms, latency_target: 0.99, availability: 0.999}
+    server_timing: true
+`
+
 var upstreamBody = []byte(`{"id":42,"name":"item"}`)
 
 // startFastUpstream runs a minimal fasthttp upstream on loopback, so that
@@ -27,20 +49,25 @@ func startFastUpstream(t testing.TB) string {
 }
 
 // BenchmarkProxiedGET measures one proxied GET end to end over loopback,
-// client and upstream included, one request at a time.
+// client and upstream included, one request at a time: with no policy,
+// and with every policy configured and none firing.
 func BenchmarkProxiedGET(b *testing.B) {
-	client, req, resp := proxiedGET(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := client.Do(req, resp); err != nil {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct{ name, cfg string }{{"plain", oneRoute}, {"policies", everyPolicy}} {
+		b.Run(bc.name, func(b *testing.B) {
+			client, req, resp := proxiedGET(b, bc.cfg)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := client.Do(req, resp); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 // BenchmarkProxiedGETParallel is the same with concurrent clients.
 func BenchmarkProxiedGETParallel(b *testing.B) {
-	client, req, _ := proxiedGET(b)
+	client, req, _ := proxiedGET(b, oneRoute)
 	client.MaxConns = 1024
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -71,9 +98,9 @@ func BenchmarkMatch(b *testing.B) {
 
 // proxiedGET starts a fasthttp upstream and tailguard in front of it, and
 // returns a client and a request for a GET through tailguard.
-func proxiedGET(t testing.TB) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
+func proxiedGET(t testing.TB, cfg string) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
 	up := startFastUpstream(t)
-	addr := startProxy(t, oneRoute, up)
+	addr := startProxy(t, cfg, up)
 	client := &fasthttp.HostClient{Addr: addr, MaxIdemponentCallAttempts: 1}
 	req := fasthttp.AcquireRequest()
 	req.SetRequestURI("http://" + addr + "/api/items?id=42")

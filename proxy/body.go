@@ -28,6 +28,10 @@ type streamBody struct {
 	done      bool    // the body's end was read
 	crlf      bool    // a chunk's data ended: its CRLF comes next
 	err       error
+	// handedOff makes the next CloseWithError a no-op: the body moved from
+	// a hedged attempt's response to the client's, and only the client's
+	// may close it.
+	handedOff bool
 }
 
 type framing uint8
@@ -231,6 +235,10 @@ func parseChunkSize(line []byte) (int64, error) {
 // is pooled again only after a complete, exactly framed body and a
 // complete request.
 func (b *streamBody) CloseWithError(err error) error {
+	if b.handedOff {
+		b.handedOff = false
+		return nil
+	}
 	reuse := err == nil && b.err == nil && b.done && b.keepAlive && b.br.Buffered() == 0
 	if b.upload != nil && b.upload.finish(b.conn.Conn().(*upstreamConn)) != nil {
 		reuse = false
@@ -245,6 +253,9 @@ func (b *streamBody) CloseWithError(err error) error {
 	streamBodyPool.Put(b)
 	return nil
 }
+
+// handOff readies b to move from one response to another (see handedOff).
+func (b *streamBody) handOff() { b.handedOff = true }
 
 // requestBody is a client's request body streamed to the upstream. It
 // enforces the route's body limit on bodies of unknown length (chunked),

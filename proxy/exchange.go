@@ -1,19 +1,143 @@
 package proxy
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+	"time"
 
-// An exchange is the per-request state serve needs beyond ctx. Exchanges
-// are pooled; nothing in one outlives its request.
+	"github.com/valyala/fasthttp"
+
+	"tailguard/metrics"
+	"tailguard/resilience"
+)
+
+// An exchange is one client request on its way through tailguard: the
+// times and counts that serve, the attempt loop and the metrics need.
+// Exchanges are pooled; nothing in one survives release.
+//
+// Ownership: the handler holds one reference; every attempt running on a
+// hedge worker holds another. The last to let go returns the exchange to
+// the pool, so a losing hedge that finishes after the response was sent
+// never writes into a recycled exchange.
 type exchange struct {
+	ctx      *fasthttp.RequestCtx
+	route    *Route
+	srv      *Server
+	arrived  time.Time // ctx.Time(): when the request was read
+	admitted time.Time
+	deadline time.Time // all attempts share it; zero: none
+	// service is the winning attempt's upstream time.
+	service         time.Duration
+	flags           metrics.Flag
+	retries, hedges uint8
+	// err is the last attempt's failure, when no attempt succeeded.
+	err error
+	// sampled says the service time may feed the adaptive limit: an
+	// attempt reached the upstream and answered.
+	sampled   bool
+	requestID []byte // the request's X-Request-Id, inside its header
 	// scratch composes header values; headers copy what they are set to.
 	scratch []byte
+	// body holds a small request body read whole, so that retries and
+	// hedges can send it again.
+	body []byte
+	// timer waits for backoffs and hedge delays; it is stopped whenever
+	// it is not in use.
+	timer *time.Timer
+	// results receives finished hedged-path attempts.
+	results chan *attempt
+	refs    atomic.Int32
+	// runAttempts is x.attempts as a func value, made once per pooled
+	// exchange, so that passing it to the breaker allocates nothing.
+	runAttempts func() resilience.Outcome
 }
 
-var exchangePool = sync.Pool{New: func() any { return &exchange{scratch: make([]byte, 0, 256)} }}
+// maxParallelAttempts bounds the attempts of one request that may be in
+// flight at once: the primary and its hedges.
+const maxParallelAttempts = 8
 
-func acquireExchange() *exchange { return exchangePool.Get().(*exchange) }
+var exchangePool sync.Pool
 
-func releaseExchange(x *exchange) {
-	x.scratch = x.scratch[:0]
+func init() { exchangePool.New = newExchange } // (breaks an initialisation cycle)
+
+func newExchange() any {
+	x := &exchange{
+		scratch: make([]byte, 0, 256),
+		timer:   time.NewTimer(time.Hour),
+		results: make(chan *attempt, maxParallelAttempts),
+	}
+	x.timer.Stop()
+	x.runAttempts = x.attempts
+	return x
+}
+
+// acquireExchange starts an exchange for a request matched to route. Its
+// deadline is the route's timeout from arrival, or the client's own
+// deadline header if that is sooner.
+func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, route *Route) *exchange {
+	x := exchangePool.Get().(*exchange)
+	x.ctx, x.route, x.srv = ctx, route, s
+	x.arrived = ctx.Time()
+	x.refs.Store(1)
+	if route.timeout > 0 {
+		x.deadline = x.arrived.Add(route.timeout)
+	}
+	if v := ctx.Request.Header.Peek(s.deadlineHeader); len(v) > 0 {
+		if d, ok := resilience.ParseTimeoutMillis(v); ok {
+			x.deadline = resilience.Earliest(x.deadline, x.arrived.Add(d))
+		}
+	}
+	return x
+}
+
+// hold takes a reference for an attempt about to run on a worker.
+func (x *exchange) hold() { x.refs.Add(1) }
+
+// release drops a reference; the last one returns the exchange to the
+// pool, with any attempt results nobody read.
+func (x *exchange) release() {
+	if x.refs.Add(-1) != 0 {
+		return
+	}
+	for {
+		select {
+		case a := <-x.results:
+			releaseAttempt(a)
+			continue
+		default:
+		}
+		break
+	}
+	x.timer.Stop()
+	x.ctx, x.route, x.srv, x.err, x.requestID = nil, nil, nil, nil, nil
+	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
+	x.service, x.flags, x.retries, x.hedges, x.sampled = 0, 0, 0, 0, false
+	x.scratch, x.body = x.scratch[:0], x.body[:0]
 	exchangePool.Put(x)
+}
+
+// wait sleeps for d on the exchange's timer.
+func (x *exchange) wait(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	x.timer.Reset(d)
+	<-x.timer.C
+}
+
+// sample is what metrics records for the request, once, when the response
+// is handed back at now.
+func (x *exchange) sample(now time.Time) metrics.Sample {
+	s := metrics.Sample{
+		Response: now.Sub(x.arrived),
+		Service:  x.service,
+		Status:   x.ctx.Response.StatusCode(),
+		Flags:    x.flags,
+		Retries:  x.retries,
+		Hedges:   x.hedges,
+	}
+	if !x.admitted.IsZero() {
+		s.Queue = x.admitted.Sub(x.arrived)
+	}
+	return s
 }

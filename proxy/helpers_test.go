@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"tailguard/config"
+	"tailguard/metrics"
 )
 
 // startProxy runs a Server for the YAML config (upstream endpoints may be
@@ -22,11 +23,18 @@ import (
 // returns its address. The server is shut down when the test ends.
 func startProxy(t testing.TB, yaml string, addrs ...any) string {
 	t.Helper()
+	_, addr := startServer(t, yaml, addrs...)
+	return addr
+}
+
+// startServer is startProxy, returning the Server too.
+func startServer(t testing.TB, yaml string, addrs ...any) (*Server, string) {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(yaml, addrs...)))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	table, err := Build(cfg)
+	table, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -47,7 +55,7 @@ func startProxy(t testing.TB, yaml string, addrs ...any) string {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	return s, ln.Addr().String()
 }
 
 // oneRoute is a config with one upstream and one catch-all route.

@@ -26,6 +26,8 @@ const (
 	causePoolFull
 	causeConnectTimeout
 	causeTimeout
+	causeShed
+	causeBreakerOpen
 	causeCount
 )
 
@@ -48,6 +50,8 @@ var causes = [causeCount]struct {
 	causePoolFull:        {fasthttp.StatusServiceUnavailable, "pool_exhausted", "upstream connection limit reached"},
 	causeConnectTimeout:  {fasthttp.StatusGatewayTimeout, "connect_timeout", "upstream connect timed out"},
 	causeTimeout:         {fasthttp.StatusGatewayTimeout, "timeout", "upstream timed out"},
+	causeShed:            {fasthttp.StatusServiceUnavailable, "shed", "overloaded, request shed"},
+	causeBreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open"},
 }
 
 // causeOf maps a round-trip error to its cause.
@@ -92,14 +96,32 @@ func newErrorBodies(route string) *errorBodies {
 var noRouteBodies = newErrorBodies("")
 
 // respond replaces whatever response is under way with tailguard's own
-// answer for c. A request whose body was not read to its end leaves the
-// connection out of step, so such answers close it (as do 400s).
-func respond(ctx *fasthttp.RequestCtx, bodies *errorBodies, c cause, requestID []byte) {
+// answer for c on route (nil: no route matched). Refusals that invite a
+// later try (shed, breaker open) carry Retry-After; a route may shed with
+// 429 instead of 503. A request whose body was not read to its end leaves
+// the connection out of step, so such answers close it (as do 400s).
+func respond(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
 	info := &causes[c]
+	bodies, status := noRouteBodies, info.status
+	var retryAfter []byte
+	if route != nil {
+		bodies = route.errors
+		switch c {
+		case causeShed:
+			status, retryAfter = route.shed.status, route.shed.retryAfter
+		case causeBreakerOpen:
+			retryAfter = route.upstream.breakerRetryAfter
+		}
+	}
+	// Reset also drops the server's "no default Date" setting: tailguard's
+	// own answers carry a Date of their own.
 	ctx.Response.Reset()
-	ctx.Response.SetStatusCode(info.status)
+	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.Header.Set("X-Tailguard-Error", info.name)
+	if len(retryAfter) > 0 {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, retryAfter)
+	}
 	if len(requestID) > 0 {
 		ctx.Response.Header.SetBytesV(headerRequestID, requestID)
 	}

@@ -1,19 +1,29 @@
 package proxy
 
 import (
+	"io"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"tailguard/metrics"
+	"tailguard/resilience"
 )
 
-const headerRequestID = "X-Request-Id"
+const (
+	headerRequestID      = "X-Request-Id"
+	headerIdempotencyKey = "Idempotency-Key"
+	headerServerTiming   = "Server-Timing"
+)
 
 var http10 = []byte("HTTP/1.0")
 
-// serve is the request path, top to bottom: match a route, check the body
-// against the route's limit, make the request fit to forward, send it to
-// one endpoint of the route's upstream, and pass the response back, or
-// answer with tailguard's own error.
+// serve is the request path, top to bottom, in the one order tailguard
+// applies its policies:
+//
+//	match a route → check the body → admit (the only place a request
+//	waits) → breaker → attempt loop (retries, hedges; each attempt: pick
+//	an endpoint → forward with a per-try deadline) → respond → record
 //
 // The plain path uses ctx.Request and ctx.Response as the upstream request
 // and response (no copies) and allocates nothing.
@@ -23,72 +33,112 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, nil, causeNoRoute, nil)
 		return
 	}
-	var deadline time.Time
-	if route.timeout > 0 {
-		deadline = ctx.Time().Add(route.timeout)
-	}
-	req := &ctx.Request
-	if c := s.prepareBody(ctx, route, deadline); c != causeNone {
-		s.fail(ctx, route, c, nil)
+	x := s.acquireExchange(ctx, route)
+	s.forward(x)
+	s.finish(x)
+}
+
+// forward takes an exchange from admission to a response in ctx.
+func (s *Server) forward(x *exchange) {
+	ctx, route := x.ctx, x.route
+	if c := s.prepareBody(x); c != causeNone {
+		x.answer(c)
 		return
+	}
+	permit, err := route.admission.Admit(x.arrived, x.deadline, x.priority())
+	x.admitted = time.Now()
+	if err != nil {
+		x.flags |= metrics.Shed
+		x.answer(causeShed)
+		return
+	}
+	if route.budget != nil {
+		route.budget.Request(monotonic(x.admitted))
 	}
 
 	// The client's own connection semantics are answered by the server
 	// after this handler returns; the upstream hop gets HTTP/1.1 keep-alive.
+	req := &ctx.Request
 	clientClose := req.Header.ConnectionClose()
 	clientHTTP10 := !req.Header.IsHTTP11()
-	x := acquireExchange()
-	defer releaseExchange(x)
-	x.scratch = stripHopHeaders(&req.Header, x.scratch)
-	req.Header.Del(fasthttp.HeaderExpect) // the server answered 100-continue
-	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
-		// Absolute form: the target's authority replaces any Host header
-		// (RFC 9112 §3.2.2). It named the route; it never names the
-		// destination.
-		req.Header.SetHostBytes(ctx.Host())
-	}
-	req.UseHostHeader = true // forward Host as the client wrote it
-	x.scratch = setForwarded(&req.Header, ctx.RemoteIP(), req.Header.Host(), x.scratch)
-	requestID := req.Header.Peek(headerRequestID)
-	if len(requestID) == 0 {
-		x.scratch = s.ids.appendNext(x.scratch[:0])
-		req.Header.SetBytesV(headerRequestID, x.scratch)
-		requestID = req.Header.Peek(headerRequestID)
-	}
-	if clientHTTP10 {
-		req.Header.SetProtocol("HTTP/1.1")
-	}
+	s.prepareHeaders(x)
 
-	err := route.upstream.pick().roundTrip(req, &ctx.Response, deadline)
+	if b := route.upstream.breaker; b != nil {
+		_, err = b.Do(x.runAttempts)
+	} else {
+		x.attempts()
+	}
+	permit.Release(x.service, x.sampled)
 
 	if clientHTTP10 {
 		req.Header.SetProtocolBytes(http10)
 	}
-	if err != nil {
-		s.fail(ctx, route, causeOf(err), requestID)
+	switch {
+	case err != nil:
+		x.flags |= metrics.BreakerRejected
+		x.answer(causeBreakerOpen)
+		return
+	case x.err != nil:
+		x.answer(causeOf(x.err))
 		return
 	}
 	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)
 	if clientClose {
 		ctx.Response.SetConnectionClose()
 	}
-	if ctx.Response.IsBodyStream() && !deadline.IsZero() {
+	if ctx.Response.IsBodyStream() && !x.deadline.IsZero() {
 		// A streamed response must reach the client by the deadline too,
 		// or a client that stops reading would pin the upstream connection.
-		_ = ctx.SetWriteDeadline(deadline)
-	}
-	if s.access.all {
-		s.logRequest(ctx, route, causeNone, requestID)
+		_ = ctx.SetWriteDeadline(x.deadline)
 	}
 }
 
+// prepareHeaders makes the request fit to forward: hop-by-hop headers
+// out, X-Forwarded-* and X-Request-Id in, HTTP/1.1 to the upstream.
+func (s *Server) prepareHeaders(x *exchange) {
+	req := &x.ctx.Request
+	x.scratch = stripHopHeaders(&req.Header, x.scratch)
+	req.Header.Del(fasthttp.HeaderExpect) // the server answered 100-continue
+	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		// Absolute form: the target's authority replaces any Host header
+		// (RFC 9112 §3.2.2). It named the route; it never names the
+		// destination.
+		req.Header.SetHostBytes(x.ctx.Host())
+	}
+	req.UseHostHeader = true // forward Host as the client wrote it
+	x.scratch = setForwarded(&req.Header, x.ctx.RemoteIP(), req.Header.Host(), x.scratch)
+	x.requestID = req.Header.Peek(headerRequestID)
+	if len(x.requestID) == 0 {
+		x.scratch = s.ids.appendNext(x.scratch[:0])
+		req.Header.SetBytesV(headerRequestID, x.scratch)
+		x.requestID = req.Header.Peek(headerRequestID)
+	}
+	if !req.Header.IsHTTP11() {
+		req.Header.SetProtocol("HTTP/1.1")
+	}
+}
+
+// priority is the request's priority for admission: its priority header,
+// or the route's default.
+func (x *exchange) priority() resilience.Priority {
+	r := x.route
+	if r.priorityHeader != "" {
+		if p, ok := resilience.ParsePriority(x.ctx.Request.Header.Peek(r.priorityHeader)); ok {
+			return p
+		}
+	}
+	return r.priorityDefault
+}
+
 // prepareBody applies the route's body limit. A body with a Content-Length
-// over the limit is refused before anything is sent upstream; a body that
-// streams (longer than the server buffers, or chunked) is wrapped so that
-// the limit holds for chunked bodies too and a failing client is told
-// apart from a failing upstream. Its reads from the client share the
-// request's deadline.
-func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, route *Route, deadline time.Time) cause {
+// over the limit is refused before anything is sent upstream. A small body
+// on a route that may send a request twice (retries, hedges) is read whole,
+// so that it can be replayed. A body that streams (longer than the server
+// buffers, or chunked) is wrapped so that the limit holds for chunked
+// bodies too and a failing client is told apart from a failing upstream;
+// its reads from the client share the request's deadline.
+func (s *Server) prepareBody(x *exchange) cause {
+	ctx, route := x.ctx, x.route
 	req := &ctx.Request
 	cl := req.Header.ContentLength()
 	if route.maxBody >= 0 && int64(cl) > route.maxBody {
@@ -97,24 +147,61 @@ func (s *Server) prepareBody(ctx *fasthttp.RequestCtx, route *Route, deadline ti
 	if !req.IsBodyStream() || cl == 0 || cl == -2 {
 		return causeNone
 	}
+	if cl > 0 && cl <= streamThreshold && (route.retry != nil || route.hedge != nil) {
+		if cap(x.body) < cl {
+			x.body = make([]byte, cl)
+		}
+		x.body = x.body[:cl]
+		if _, err := io.ReadFull(ctx.RequestBodyStream(), x.body); err != nil {
+			return causeBadRequest
+		}
+		req.SetBody(x.body)
+		return causeNone
+	}
 	limit := int64(-1)
 	if cl == -1 {
 		limit = route.maxBody
 	}
 	req.SetBodyStream(newRequestBody(ctx.RequestBodyStream(), limit), cl)
-	if !deadline.IsZero() {
-		_ = ctx.SetReadDeadline(deadline)
+	if !x.deadline.IsZero() {
+		_ = ctx.SetReadDeadline(x.deadline)
 	}
 	return causeNone
 }
 
-// fail answers with tailguard's own error and logs it (sampled).
-func (s *Server) fail(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
-	bodies := noRouteBodies
-	if route != nil {
-		bodies = route.errors
+// answer replaces the response with tailguard's own answer for c.
+func (x *exchange) answer(c cause) {
+	if c == causeTimeout {
+		x.flags |= metrics.TimedOut
 	}
-	respond(ctx, bodies, c, requestID)
+	respond(x.ctx, x.route, c, x.requestID)
+	if x.srv.access.errors {
+		x.srv.logRequest(x.ctx, x.route, c, x.requestID)
+	}
+}
+
+// finish records the request, once, as its response is handed back, adds
+// Server-Timing where the route asks for it, and lets go of the exchange.
+func (s *Server) finish(x *exchange) {
+	now := time.Now()
+	sample := x.sample(now)
+	if x.route.serverTiming {
+		x.scratch = appendServerTiming(x.scratch[:0], sample.Queue, sample.Service)
+		x.ctx.Response.Header.SetBytesV(headerServerTiming, x.scratch)
+	}
+	if m := x.route.metrics; m != nil {
+		m.Record(x.ctx.ConnID(), sample)
+	}
+	if s.access.all && x.err == nil {
+		s.logRequest(x.ctx, x.route, causeNone, x.requestID)
+	}
+	x.release()
+}
+
+// fail answers a request that matched no route, or that fasthttp could
+// not read, and logs it (sampled).
+func (s *Server) fail(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
+	respond(ctx, route, c, requestID)
 	if s.access.errors {
 		s.logRequest(ctx, route, c, requestID)
 	}

@@ -15,11 +15,14 @@ import (
 // Server is the proxy listener: a fasthttp.Server whose handler forwards
 // each request by the current routing Table. Safe for concurrent use.
 type Server struct {
-	srv    fasthttp.Server
-	table  atomic.Pointer[Table]
-	ids    *requestIDs
-	log    *zap.Logger
-	access accessLog
+	srv     fasthttp.Server
+	table   atomic.Pointer[Table]
+	ids     *requestIDs
+	log     *zap.Logger
+	access  accessLog
+	workers *workers
+	// deadlineHeader is the current table's; see Table.
+	deadlineHeader string
 }
 
 // streamThreshold is the largest request body the server reads before
@@ -29,8 +32,8 @@ const streamThreshold = 64 << 10
 // NewServer builds the proxy server for cfg's limits, serving t. log must
 // not be nil.
 func NewServer(cfg *config.Config, t *Table, log *zap.Logger) *Server {
-	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access)}
-	s.table.Store(t)
+	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access), workers: newWorkers()}
+	s.SetTable(t)
 	l := cfg.Limits
 	s.srv = fasthttp.Server{
 		Handler:       s.serve,
@@ -60,9 +63,25 @@ func NewServer(cfg *config.Config, t *Table, log *zap.Logger) *Server {
 	return s
 }
 
-// SetTable swaps the routing table. Requests under way keep the route they
-// matched.
-func (s *Server) SetTable(t *Table) { s.table.Store(t) }
+// SetTable starts t's background work (health checks) and makes it the
+// routing table. Requests under way keep the route they matched.
+func (s *Server) SetTable(t *Table) {
+	t.start()
+	s.workers.setMax(t.hedgeWorkers)
+	s.deadlineHeader = t.deadlineHeader
+	s.table.Store(t)
+}
+
+// Ready reports whether every upstream with health checks has a healthy
+// endpoint, for /readyz.
+func (s *Server) Ready() bool {
+	for _, u := range s.table.Load().upstreams {
+		if !u.ready() {
+			return false
+		}
+	}
+	return true
+}
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
@@ -78,7 +97,10 @@ func (s *Server) Serve(ln net.Listener) error {
 // connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
-	s.table.Load().closeIdle()
+	s.workers.close()
+	t := s.table.Load()
+	t.stop()
+	t.closeIdle()
 	return err
 }
 
@@ -108,7 +130,7 @@ func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		c = causeBodyTooLarge
 	}
-	respond(ctx, noRouteBodies, c, nil)
+	respond(ctx, nil, c, nil)
 	ctx.SetConnectionClose()
 	if s.access.errors {
 		s.logRequest(ctx, nil, c, nil)

@@ -3,6 +3,9 @@ package proxy
 import (
 	"sort"
 	"time"
+
+	"tailguard/metrics"
+	"tailguard/resilience"
 )
 
 // Table is the routing table built from one config. It is immutable: a new
@@ -15,9 +18,15 @@ type Table struct {
 	routes  []*Route               // config order
 	// upstreams owns the connection pools the routes use.
 	upstreams map[string]*Upstream
+	// hedgeWorkers bounds the goroutines hedged routes may keep busy.
+	hedgeWorkers int
+	// deadlineHeader carries the remaining deadline, in milliseconds, both
+	// ways: from a client that has one, to the upstream on every attempt.
+	deadlineHeader string
 }
 
-// Route is one configured route at run time.
+// Route is one configured route at run time: its match, its upstream, and
+// the policies built for it from config. A nil policy is off.
 type Route struct {
 	name     string
 	methods  []string // empty: any
@@ -25,6 +34,27 @@ type Route struct {
 	timeout  time.Duration // whole request; 0: none
 	maxBody  int64         // request body limit; < 0: none
 	errors   *errorBodies
+	// perTry bounds one attempt; 0: only the request's deadline.
+	perTry time.Duration
+	// retry and hedge decide extra attempts; budget bounds them together.
+	retry  *resilience.Retry
+	hedge  *resilience.Hedge
+	budget *resilience.Budget
+	// admission is the route's concurrency limit and wait queue.
+	admission *resilience.Admission
+	shed      shedAnswer
+	// priorityHeader names the request header carrying a priority;
+	// priorityDefault applies without one.
+	priorityHeader  string
+	priorityDefault resilience.Priority
+	serverTiming    bool
+	metrics         *metrics.Route
+}
+
+// shedAnswer is how a route refuses a request it sheds.
+type shedAnswer struct {
+	status     int    // 503, or 429 where the route asks for it
+	retryAfter []byte // seconds, for Retry-After
 }
 
 // Name is the route's configured name.

@@ -4,6 +4,9 @@ import (
 	"testing"
 
 	"tailguard/config"
+	"tailguard/metrics"
+
+	"go.uber.org/zap"
 )
 
 const tableConfig = `
@@ -25,7 +28,7 @@ func testTable(t testing.TB) *Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := Build(cfg)
+	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +74,7 @@ routes: [{name: api, match: {path_prefix: /api/}, upstream: app}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := Build(cfg)
+	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,18 +1,28 @@
 package proxy
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"tailguard/resilience"
 )
 
 // Upstream is a configured service: equivalent endpoints, each with its own
-// pool of keep-alive connections. Safe for concurrent use.
+// pool of keep-alive connections, and the decisions that spread attempts
+// over them: a balancer, and optionally outlier ejection and active health
+// checks. Safe for concurrent use.
 type Upstream struct {
 	name      string
 	endpoints []*endpoint
-	next      atomic.Uint64 // round robin
+	balancer  *resilience.Balancer
+	outlier   *resilience.Outlier // nil: no ejection
+	health    *resilience.Health  // nil: no health checks
+	probe     *prober             // nil: no health checks
+	breaker   *resilience.Breaker // nil: never cut off
+	// breakerRetryAfter is the Retry-After of a breaker refusal: the
+	// breaker's open time, in seconds.
+	breakerRetryAfter []byte
 }
 
 // endpoint is one host:port of an upstream.
@@ -51,13 +61,26 @@ func newEndpoint(addr string, maxConns int, connectTimeout time.Duration) *endpo
 	}}
 }
 
-// pick chooses the endpoint for the next attempt.
-func (u *Upstream) pick() *endpoint {
-	if len(u.endpoints) == 1 {
-		return u.endpoints[0]
-	}
-	return u.endpoints[(u.next.Add(1)-1)%uint64(len(u.endpoints))]
+// pick chooses the endpoint for an attempt among those neither ejected nor
+// failing health checks (all of them if none is left), preferring one
+// other than avoid (an earlier attempt's, for hedges; -1 for none). The
+// caller must call done for it.
+func (u *Upstream) pick(now int64, avoid int) int {
+	i := u.balancer.Pick(now, u.outlier.Available(now)&u.health.Healthy(), avoid)
+	u.balancer.Start(i)
+	return i
 }
+
+// done reports how an attempt on endpoint i ended, for the balancer's
+// latency estimate and for outlier detection.
+func (u *Upstream) done(i int, now int64, rtt time.Duration, out resilience.Outcome) {
+	u.balancer.Done(i, now, rtt)
+	u.outlier.Observe(i, now, out)
+}
+
+// ready reports whether the upstream can take traffic: without health
+// checks always, with them while an endpoint passes.
+func (u *Upstream) ready() bool { return u.health.AnyHealthy() }
 
 // closeIdle closes the upstream's idle connections at shutdown; busy ones
 // are left to finish their requests.

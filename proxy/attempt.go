@@ -1,0 +1,214 @@
+package proxy
+
+import (
+	"errors"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"tailguard/metrics"
+	"tailguard/resilience"
+)
+
+// attempts is the attempt loop. Each round is one attempt, or on a hedged
+// route a primary and its hedges; a failed round is tried again while the
+// route's retry policy, its budget and the deadline allow. The winning
+// response ends up in ctx.Response; if every attempt failed, x.err holds
+// the last failure, or ctx.Response the last failing status. It returns
+// the request's outcome, which is what the breaker counts.
+//
+// Requests that cannot be sent twice (not idempotent, or with a body that
+// streamed) get one plain attempt, as do all requests while the breaker
+// is probing, so that probes are not amplified.
+func (x *exchange) attempts() resilience.Outcome {
+	r := x.route
+	replay := x.replayable()
+	probing := r.upstream.breaker != nil && r.upstream.breaker.Probing()
+	avoid := -1
+	for try := 0; ; try++ {
+		var res round
+		if r.hedge != nil && replay && !probing && !x.saturated() {
+			res = x.hedgedRound(avoid)
+		} else {
+			res = x.plainRound(avoid)
+		}
+		if res.out != resilience.Failure || r.retry == nil || !replay || probing {
+			return res.out
+		}
+		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
+		if !ok || !r.budget.TryExtra(monotonic(res.end), r.retry.Ratio()) {
+			return res.out
+		}
+		x.ctx.Response.ResetBody() // drop the failed answer (and its stream)
+		x.wait(backoff)
+		x.retries++
+		avoid = res.endpoint
+	}
+}
+
+// round is how one round of attempts ended.
+type round struct {
+	out      resilience.Outcome
+	status   int
+	why      resilience.Reason
+	endpoint int
+	end      time.Time
+}
+
+// replayable reports whether the request may be sent more than once: an
+// idempotent method (or an Idempotency-Key) and a body held in memory.
+func (x *exchange) replayable() bool {
+	req := &x.ctx.Request
+	return !req.IsBodyStream() &&
+		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
+}
+
+// saturated reports whether the route is at its concurrency limit or
+// queueing: hedging then would only add load to an overloaded service.
+func (x *exchange) saturated() bool {
+	a := x.route.admission
+	return a != nil && (a.Queued() > 0 || a.InFlight() >= a.Limit())
+}
+
+// plainRound makes one attempt on the handler goroutine, with the client's
+// own request and response objects: no copies, no allocation.
+func (x *exchange) plainRound(avoid int) round {
+	u := x.route.upstream
+	req := &x.ctx.Request
+	start := time.Now()
+	i := u.pick(monotonic(start), avoid)
+	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
+	x.scratch = x.srv.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
+	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, deadline)
+	end := time.Now()
+	res := x.srv.settle(u, i, start, end, x.ctx.Response.StatusCode(), err)
+	x.service, x.err, x.sampled = end.Sub(start), err, res.why == resilience.ReasonNone
+	return res
+}
+
+// settle classifies an attempt's end and tells the upstream's balancer
+// and outlier detection about it.
+func (s *Server) settle(u *Upstream, i int, start, end time.Time, status int, err error) round {
+	why := reasonOf(err)
+	if why != resilience.ReasonNone {
+		status = 0
+	}
+	out := resilience.Classify(status, why)
+	u.done(i, monotonic(end), end.Sub(start), out)
+	return round{out: out, status: status, why: why, endpoint: i, end: end}
+}
+
+// hedgedRound sends the primary attempt to a hedge worker and waits for
+// the first good answer; each time the hedge delay passes without one, it
+// sends another attempt (preferring another endpoint), up to the route's
+// max_extra, while the budget allows and the route is not saturated. The
+// first success wins and is the only response written; the others run to
+// their per-try deadline on the workers and are released there. Without a
+// trusted delay or a free worker the round is a plain one.
+func (x *exchange) hedgedRound(avoid int) round {
+	r := x.route
+	delay, ok := r.hedge.Delay()
+	if !ok {
+		return x.plainRound(avoid)
+	}
+	primary := x.newAttempt(avoid, false)
+	if !x.srv.workers.run(primary) {
+		x.dropAttempt(primary)
+		return x.plainRound(avoid)
+	}
+	sent, done := 1, 0
+	x.timer.Reset(delay)
+	defer x.timer.Stop()
+	var last *attempt
+	for done < sent {
+		select {
+		case a := <-x.results:
+			done++
+			if last != nil {
+				releaseAttempt(last)
+			}
+			last = a
+			if a.res.out != resilience.Failure {
+				x.win(a)
+				return a.res
+			}
+		case now := <-x.timer.C:
+			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || x.saturated() ||
+				!r.budget.TryExtra(monotonic(now), r.hedge.Ratio()) {
+				continue
+			}
+			h := x.newAttempt(int(primary.endpoint.Load()), true)
+			if !x.srv.workers.run(h) {
+				x.dropAttempt(h)
+				continue
+			}
+			sent++
+			x.hedges++
+			if sent <= r.hedge.MaxExtra() {
+				x.timer.Reset(delay)
+			}
+		}
+	}
+	x.win(last)
+	return last.res
+}
+
+// win makes attempt a the request's answer: its response is moved into
+// ctx.Response (a streamed body changes hands without being read), and
+// its timing becomes the request's service time. a is released.
+func (x *exchange) win(a *attempt) {
+	defer releaseAttempt(a)
+	x.service, x.err, x.sampled = a.end.Sub(a.start), a.err, a.res.why == resilience.ReasonNone
+	if a.hedge && a.res.out != resilience.Failure {
+		x.flags |= metrics.HedgeWon
+	}
+	if a.err != nil {
+		return
+	}
+	resp := &x.ctx.Response
+	a.resp.Header.CopyTo(&resp.Header)
+	if sb, ok := a.resp.BodyStream().(*streamBody); ok {
+		sb.handOff()
+		resp.SetBodyStream(sb, a.resp.Header.ContentLength())
+		a.resp.ResetBody() // lets go of the stream without closing it
+		return
+	}
+	resp.SetBody(a.resp.Body())
+}
+
+// reasonOf maps a round-trip error to the reason retry policies and the
+// breaker understand.
+func reasonOf(err error) resilience.Reason {
+	switch {
+	case err == nil:
+		return resilience.ReasonNone
+	case errors.Is(err, errConnectFailure), errors.Is(err, errConnectTimeout):
+		return resilience.ConnectFailure
+	case errors.Is(err, errTimeout):
+		return resilience.Timeout
+	case errors.Is(err, errBadResponse), errors.Is(err, errChunkSyntax):
+		return resilience.BadResponse
+	case errors.Is(err, errPoolFull), errors.Is(err, errBodyTooLarge), errors.Is(err, errClientBody):
+		return resilience.Refused
+	default:
+		return resilience.Reset
+	}
+}
+
+// setDeadlineHeader tells the upstream how long the attempt has
+// (deadline_header, in whole milliseconds), so that it can give up when
+// tailguard will. It returns the grown scratch buffer.
+func (s *Server) setDeadlineHeader(h *fasthttp.RequestHeader, start, deadline time.Time, scratch []byte) []byte {
+	if deadline.IsZero() || s.deadlineHeader == "" {
+		return scratch
+	}
+	scratch = resilience.AppendTimeoutMillis(scratch[:0], deadline.Sub(start))
+	h.SetBytesV(s.deadlineHeader, scratch)
+	return scratch
+}
+
+// epoch anchors monotonic, so that the resilience types get a clock in
+// nanoseconds that never goes backwards.
+var epoch = time.Now()
+
+func monotonic(t time.Time) int64 { return int64(t.Sub(epoch)) }

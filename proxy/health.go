@@ -1,0 +1,74 @@
+package proxy
+
+import (
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"tailguard/resilience"
+)
+
+// prober sends active health checks (GET path, 2xx passes) to each
+// endpoint of an upstream every interval, on connections of its own so
+// that probes neither queue behind traffic nor take its connections, and
+// reports the results to the upstream's Health.
+type prober struct {
+	path     string
+	interval time.Duration
+	timeout  time.Duration
+	health   *resilience.Health
+	clients  []*fasthttp.HostClient
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newProber(endpoints []*endpoint, path string, interval, timeout time.Duration, h *resilience.Health) *prober {
+	p := &prober{path: path, interval: interval, timeout: timeout, health: h, stop: make(chan struct{})}
+	for _, e := range endpoints {
+		p.clients = append(p.clients, &fasthttp.HostClient{
+			Addr:                      e.addr,
+			MaxConns:                  1,
+			MaxIdemponentCallAttempts: 1,
+			NoDefaultUserAgentHeader:  true,
+		})
+	}
+	return p
+}
+
+// start begins probing: one goroutine per endpoint, until close.
+func (p *prober) start() {
+	for i, c := range p.clients {
+		p.wg.Add(1)
+		go p.loop(i, c)
+	}
+}
+
+// close stops probing and waits for the probe goroutines.
+func (p *prober) close() {
+	close(p.stop)
+	p.wg.Wait()
+	for _, c := range p.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+func (p *prober) loop(i int, c *fasthttp.HostClient) {
+	defer p.wg.Done()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + c.Addr + p.path)
+	req.Header.Set(fasthttp.HeaderUserAgent, "tailguard-health-check")
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		err := c.DoTimeout(req, resp, p.timeout)
+		p.health.Report(i, err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300)
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+	}
+}

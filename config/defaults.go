@@ -42,6 +42,13 @@ func applyDefaults(c *Config) {
 		setDefault(s, &u.Balance, p+"balance", "p2c")
 		setDefault(s, &u.MaxConnections, p+"max_connections", 512)
 		setDefault(s, &u.ConnectTimeout, p+"connect_timeout", Duration(time.Second))
+		if b := u.Breaker; b != nil {
+			setDefault(s, &b.OpenTimeout, p+"breaker.open_timeout", Duration(5*time.Second))
+			setDefault(s, &b.HalfOpenRequests, p+"breaker.half_open_requests", 1)
+		}
+		if o := u.Outlier; o != nil {
+			setDefault(s, &o.MaxEjectedPercent, p+"outlier.max_ejected_percent", 10)
+		}
 	}
 	for i, r := range c.Routes {
 		if r == nil {
@@ -58,6 +65,7 @@ func applyDefaults(c *Config) {
 		}
 		if r.Hedge != nil {
 			setDefault(s, &r.Hedge.Budget, p+"hedge.budget", 0.05)
+			setDefault(s, &r.Hedge.MaxExtra, p+"hedge.max_extra", 1)
 		}
 		if r.Shed != nil {
 			shedDefaults(s, p+"shed.", r.Shed)

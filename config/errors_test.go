@@ -146,7 +146,7 @@ func TestErrors(t *testing.T) {
 			[]string{
 				`t.yaml:4:32: upstreams.app.outlier.consecutive_5xx: must be > 0`,
 				`t.yaml:4:50: upstreams.app.outlier.ejection_time: must be > 0`,
-				`t.yaml:4:75: upstreams.app.outlier.max_ejected_percent: must be from 0 to 100`,
+				`t.yaml:4:75: upstreams.app.outlier.max_ejected_percent: must be from 1 to 100`,
 			}},
 		{"health check range checks", withUpstreamKey("health_check: {path: healthz, interval: 1s, timeout: 2s}"),
 			[]string{

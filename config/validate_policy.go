@@ -43,7 +43,7 @@ func validateHedge(r *report, p string, h *Hedge) {
 	r.check(h.MinDelay >= 0, p+".min_delay", "must be >= 0")
 	r.check(h.MaxDelay >= 0, p+".max_delay", "must be >= 0")
 	r.check(h.MaxDelay == 0 || h.MinDelay <= h.MaxDelay, p+".min_delay", "must be <= max_delay (%v)", h.MaxDelay)
-	r.check(h.MaxExtra >= 0, p+".max_extra", "must be >= 0")
+	r.check(h.MaxExtra >= 1 && h.MaxExtra <= 7, p+".max_extra", "must be 1 to 7")
 	r.check(ratio(h.Budget), p+".budget", "must be from 0 to 1")
 }
 

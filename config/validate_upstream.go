@@ -58,15 +58,15 @@ func validateBreaker(r *report, p string, b *Breaker) {
 		"set consecutive_failures or failure_ratio, or the breaker never opens")
 	r.check(b.MinRequests >= 0, p+".min_requests", "must be >= 0")
 	r.check(b.Interval >= 0, p+".interval", "must be >= 0")
-	r.check(b.OpenTimeout >= 0, p+".open_timeout", "must be >= 0")
-	r.check(b.HalfOpenRequests >= 0, p+".half_open_requests", "must be >= 0")
+	r.check(b.OpenTimeout > 0, p+".open_timeout", "must be > 0")
+	r.check(b.HalfOpenRequests >= 1, p+".half_open_requests", "must be >= 1")
 }
 
 func validateOutlier(r *report, p string, o *Outlier) {
 	r.check(o.Consecutive5xx > 0, p+".consecutive_5xx", "must be > 0")
 	r.check(o.EjectionTime > 0, p+".ejection_time", "must be > 0")
-	r.check(o.MaxEjectedPercent >= 0 && o.MaxEjectedPercent <= 100, p+".max_ejected_percent",
-		"must be from 0 to 100")
+	r.check(o.MaxEjectedPercent >= 1 && o.MaxEjectedPercent <= 100, p+".max_ejected_percent",
+		"must be from 1 to 100")
 }
 
 func validateHealthCheck(r *report, p string, h *HealthCheck) {

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestWatch: a write, an atomic replace (rename over the file) and a
+// Kubernetes-style symlink swap each cause exactly one call; a file next
+// to it causes none, and neither does rewriting the same bytes.
+func TestWatch(t *testing.T) {
+	dir := t.TempDir()
+	// The ConfigMap layout: tailguard.yaml -> ..data/tailguard.yaml,
+	// ..data -> ..v1.
+	for _, v := range []string{"..v1", "..v2", "..v3"} {
+		if err := os.Mkdir(filepath.Join(dir, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		watchWrite(t, filepath.Join(dir, v, "tailguard.yaml"), "version: "+v)
+	}
+	watchMust(t, os.Symlink("..v1", filepath.Join(dir, "..data")))
+	path := filepath.Join(dir, "tailguard.yaml")
+	watchMust(t, os.Symlink(filepath.Join("..data", "tailguard.yaml"), path))
+
+	var calls atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Watch(ctx, path, 20*time.Millisecond, func() { calls.Add(1) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the watch is in place
+
+	steps := []struct {
+		name string
+		do   func()
+		want int32
+	}{
+		{"unrelated file", func() { watchWrite(t, filepath.Join(dir, "other.txt"), "x") }, 0},
+		{"configmap swap", func() {
+			watchMust(t, os.Symlink("..v2", filepath.Join(dir, "..data_tmp")))
+			watchMust(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+		}, 1},
+		{"same bytes again", func() { watchWrite(t, filepath.Join(dir, "..v2", "tailguard.yaml"), "version: ..v2") }, 1},
+		{"second swap", func() {
+			watchMust(t, os.Symlink("..v3", filepath.Join(dir, "..data_tmp")))
+			watchMust(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+		}, 2},
+	}
+	for _, s := range steps {
+		s.do()
+		deadline := time.Now().Add(2 * time.Second)
+		for calls.Load() < s.want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // room for an unwanted extra call
+		if got := calls.Load(); got != s.want {
+			t.Fatalf("after %s: %d calls, want %d", s.name, got, s.want)
+		}
+	}
+}
+
+func watchWrite(t *testing.T, path, s string) {
+	t.Helper()
+	watchMust(t, os.WriteFile(path, []byte(s), 0o644))
+}
+
+func watchMust(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,127 +1,206 @@
 package bench
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"iter"
 	"net/url"
 	"sync"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/valyala/fasthttp"
 )
 
-// Load is one open-loop run: request i is due at start + i/Rate, whatever
+// Load is one run of the load generator.
+//
+// In open loop (the default) request i is due at start + i/Rate, whatever
 // happened to earlier requests, and its latency is measured from that
 // intended time. A target that stalls therefore shows its stall in the
 // percentiles instead of slowing the generator down (no coordinated
-// omission).
+// omission). In closed loop, Connections workers send back to back, as
+// fast as the target answers: the way to find its maximum throughput, not
+// its latency.
+//
+// A run stops by itself: after Count requests or Duration of sending,
+// whichever comes first (at least one must be set), then waits at most
+// Timeout for the requests in flight.
 type Load struct {
-	// URL is the request target, http://host:port/path.
+	// URL is the target, http://host:port/path. Only the URL given is
+	// ever contacted.
 	URL string
-	// Rate is requests per second; Duration bounds the run.
+	// Method defaults to GET; Body is sent with it (nil: none).
+	Method string
+	Body   []byte
+	// Headers are added to every request, e.g. X-Priority: sheddable.
+	Headers []Header
+	// Rate is requests per second, in open loop.
+	Rate float64
+	// Phases, if set, replace Rate and Duration with a rate that changes:
+	// each phase sends at its rate for its duration, one after another,
+	// on one schedule and one set of connections.
+	Phases []Phase
+	// Closed selects closed loop; Rate is then ignored.
+	Closed bool
+	// Count bounds the requests sent; 0 means no count bound.
+	Count int64
+	// Duration bounds the time spent sending; 0 means no time bound.
+	Duration time.Duration
+	// Connections is the most requests in flight (and connections) in
+	// open loop, and the number of workers in closed loop. Default 64.
+	// In open loop, due requests that find all of them busy wait, and
+	// the wait counts in their latency.
+	Connections int
+	// Timeout bounds one request. Default 5s.
+	Timeout time.Duration
+	// Fanout makes each request N parallel calls to URL; the request
+	// ends when the last call does (tail latency amplification).
+	// Default 1.
+	Fanout int
+	// Progress, if not nil, is called about once a second from a
+	// goroutine of its own, so that a slow callback never delays a send.
+	Progress func(Progress)
+}
+
+// Phase is a stretch of an open-loop run at one rate.
+type Phase struct {
 	Rate     float64
 	Duration time.Duration
-	// MaxInFlight bounds concurrent requests. When all are busy, due
-	// requests wait, and the wait counts in their latency.
-	MaxInFlight int
-	// Timeout bounds one request.
-	Timeout time.Duration
 }
 
-// Result is what a run measured.
-type Result struct {
-	// Latency in microseconds, from each request's intended start.
-	Latency *hdrhistogram.Histogram
-	Status  map[int]int
-	Errors  int
+// Header is one request header.
+type Header struct{ Name, Value string }
+
+// Progress is a run's state at a progress tick. Its Results belong to
+// the generator and are valid only during the callback.
+type Progress struct {
+	// Elapsed is the time since the run started.
+	Elapsed time.Duration
+	// Total is everything so far; Last is the requests completed since
+	// the previous tick.
+	Total, Last *Result
 }
 
-func newResult() *Result {
-	return &Result{Latency: hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3), Status: map[int]int{}}
-}
-
-// Count is the number of requests completed (answered or failed).
-func (r *Result) Count() int64 { return r.Latency.TotalCount() }
-
-// Quantile is the latency at q (0 < q <= 1).
-func (r *Result) Quantile(q float64) time.Duration {
-	return time.Duration(r.Latency.ValueAtQuantile(q*100)) * time.Microsecond
-}
-
-// Run sends the load until Duration ends or ctx is done, calling tick
-// (if not nil) about once a second with the results so far. The Result
-// passed to tick must not be kept.
-func (l Load) Run(ctx context.Context, tick func(elapsed time.Duration, sofar *Result)) (*Result, error) {
+// defaults returns l with its zero fields defaulted, or an error.
+func (l Load) defaults() (Load, error) {
 	u, err := url.Parse(l.URL)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("load target %q: want http://host:port/path", l.URL)
+		return l, fmt.Errorf("load target %q: want http://host:port/path", l.URL)
 	}
-	if l.Rate <= 0 || l.Duration <= 0 || l.MaxInFlight <= 0 {
-		return nil, fmt.Errorf("load: rate, duration and max in-flight must be > 0")
+	l.Method = cmp.Or(l.Method, "GET")
+	l.Connections = cmpOrInt(l.Connections, 64)
+	l.Fanout = cmpOrInt(l.Fanout, 1)
+	if l.Timeout <= 0 {
+		l.Timeout = 5 * time.Second
 	}
-	client := &fasthttp.HostClient{Addr: u.Host, MaxConns: l.MaxInFlight, MaxIdemponentCallAttempts: 1}
-	defer client.CloseIdleConnections()
+	switch {
+	case l.Count < 0 || l.Duration < 0:
+		return l, errors.New("load: count and duration must be >= 0")
+	case len(l.Phases) > 0:
+		return l, l.checkPhases()
+	case l.Count == 0 && l.Duration == 0:
+		return l, errors.New("load: set a count or a duration (or both): a run must stop by itself")
+	case !l.Closed && l.Rate <= 0:
+		return l, errors.New("load: open loop needs a rate > 0")
+	}
+	return l, nil
+}
 
-	var mu sync.Mutex
-	res := newResult()
-	due := make(chan time.Time, l.MaxInFlight)
-	var wg sync.WaitGroup
-	for range l.MaxInFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(l.URL)
-			for at := range due {
-				err := client.DoTimeout(req, resp, l.Timeout)
-				lat := time.Since(at)
-				mu.Lock()
-				_ = res.Latency.RecordValue(lat.Microseconds())
-				if err != nil {
-					res.Errors++
-				} else {
-					res.Status[resp.StatusCode()]++
-				}
-				mu.Unlock()
-			}
-		}()
+func (l Load) checkPhases() error {
+	if l.Closed {
+		return errors.New("load: phases are for open loop")
 	}
-	start := time.Now()
-	schedule(ctx, start, l.Rate, l.Duration, due, func(elapsed time.Duration) {
-		if tick != nil {
-			mu.Lock()
-			tick(elapsed, res)
-			mu.Unlock()
+	for _, p := range l.Phases {
+		if p.Rate <= 0 || p.Duration <= 0 {
+			return errors.New("load: a phase needs a rate and a duration > 0")
 		}
-	})
-	close(due)
-	wg.Wait()
+	}
+	return nil
+}
+
+// Run sends the load until its bounds or ctx end it, and returns what it
+// measured. On ctx's end it returns the partial Result and ctx.Err().
+func (l Load) Run(ctx context.Context) (*Result, error) {
+	l, err := l.defaults()
+	if err != nil {
+		return nil, err
+	}
+	c := newCaller(l)
+	defer c.close()
+	rec := newRecorder(l.Progress != nil)
+	stopProgress := rec.report(l.Progress)
+	start := time.Now()
+	if l.Closed {
+		runClosed(ctx, l, c, rec, start)
+	} else {
+		runOpen(ctx, l, c, rec, start)
+	}
+	stopProgress()
+	res := rec.total
+	res.Elapsed = time.Since(start)
 	return res, ctx.Err()
 }
 
-// schedule hands out intended start times at rate until d has passed or
-// ctx is done, and calls tick once a second.
-func schedule(ctx context.Context, start time.Time, rate float64, d time.Duration, due chan<- time.Time, tick func(time.Duration)) {
-	interval := time.Duration(float64(time.Second) / rate)
-	nextTick := start.Add(time.Second)
-	for i := 0; ; i++ {
-		at := start.Add(time.Duration(i) * interval)
-		if at.Sub(start) >= d {
-			return
-		}
-		if wait := time.Until(at); wait > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(wait):
+// runOpen schedules requests at their intended times and hands them to
+// Connections workers.
+func runOpen(ctx context.Context, l Load, c *caller, rec *recorder, start time.Time) {
+	due := make(chan time.Time, l.Connections)
+	var wg sync.WaitGroup
+	for range l.Connections {
+		wg.Go(func() {
+			for at := range due {
+				class, calls := c.do()
+				rec.record(class, time.Since(at), calls)
 			}
+		})
+	}
+	schedule(ctx, start, l.intended(), due)
+	close(due)
+	wg.Wait()
+}
+
+// intended yields each request's intended start, as an offset from the
+// run's start: i/rate through each phase in turn, Count at most.
+func (l Load) intended() iter.Seq[time.Duration] {
+	phases := l.Phases
+	if len(phases) == 0 {
+		phases = []Phase{{Rate: l.Rate, Duration: l.Duration}}
+	}
+	return func(yield func(time.Duration) bool) {
+		var sent int64
+		var base time.Duration
+		for _, p := range phases {
+			n := int64(p.Duration.Seconds() * p.Rate)
+			if p.Duration == 0 {
+				n = l.Count // bounded by count alone
+			}
+			for i := range n {
+				if l.Count > 0 && sent == l.Count || !yield(base+time.Duration(float64(i)*float64(time.Second)/p.Rate)) {
+					return
+				}
+				sent++
+			}
+			base += p.Duration
 		}
-		if !at.Before(nextTick) {
-			tick(at.Sub(start))
-			nextTick = nextTick.Add(time.Second)
+	}
+}
+
+// openCount is how many requests an open-loop run sends.
+func openCount(l Load) int64 {
+	var n int64
+	for range l.intended() {
+		n++
+	}
+	return n
+}
+
+// schedule hands out the intended start times, until done or ctx ends. A
+// send that is late (all workers busy) is still handed its intended
+// time, so its wait counts.
+func schedule(ctx context.Context, start time.Time, intended iter.Seq[time.Duration], due chan<- time.Time) {
+	for off := range intended {
+		at := start.Add(off)
+		if !sleepUntil(ctx, at) {
+			return
 		}
 		select {
 		case <-ctx.Done():
@@ -129,4 +208,11 @@ func schedule(ctx context.Context, start time.Time, rate float64, d time.Duratio
 		case due <- at:
 		}
 	}
+}
+
+func cmpOrInt(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
 }

@@ -1,25 +1,24 @@
 package config
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 )
 
-// Watch calls changed whenever the content of the config file at path
-// changes, until ctx ends. It watches the file's directory, not the file:
-// editors replace files rather than write them, and a Kubernetes ConfigMap
-// update swaps a symlink in the directory (..data), which a watch on the
-// old file would never see. Events closer together than debounce make one
-// call, and a call is made only if the file's bytes differ from the last
-// seen, so unrelated files in the directory change nothing. Watch builds
-// nothing: changed decides what to do (load, validate, apply).
+// Watch calls changed whenever the config file at path may have changed,
+// until ctx ends. It watches the file's directory, not the file: editors
+// replace files rather than write them, and a Kubernetes ConfigMap update
+// swaps a symlink in the directory (..data), which a watch on the old
+// file would never see. Events for the file itself or for ConfigMap
+// entries (names starting with "..") closer together than debounce make
+// one call; events for other files in the directory make none. Watch
+// builds nothing: changed decides what to do (load, validate, apply), so
+// a call for unchanged bytes costs one harmless reload.
 func Watch(ctx context.Context, path string, debounce time.Duration, changed func()) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -29,7 +28,7 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 	if err := w.Add(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("watch %s: %w", path, err)
 	}
-	last := fileSum(path)
+	base := filepath.Base(path)
 	timer := time.NewTimer(debounce)
 	timer.Stop()
 	defer timer.Stop()
@@ -39,24 +38,12 @@ func Watch(ctx context.Context, path string, debounce time.Duration, changed fun
 			return nil
 		case err := <-w.Errors:
 			return fmt.Errorf("watch %s: %w", path, err)
-		case <-w.Events:
-			timer.Reset(debounce)
-		case <-timer.C:
-			if sum := fileSum(path); !bytes.Equal(sum, last) {
-				last = sum
-				changed()
+		case ev := <-w.Events:
+			if name := filepath.Base(ev.Name); name == base || strings.HasPrefix(name, "..") {
+				timer.Reset(debounce)
 			}
+		case <-timer.C:
+			changed()
 		}
 	}
-}
-
-// fileSum is a digest of the file's bytes, following symlinks; nil if it
-// cannot be read (mid-swap), which counts as a change once it reads again.
-func fileSum(path string) []byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	s := sha256.Sum256(b)
-	return s[:]
 }

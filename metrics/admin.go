@@ -26,6 +26,9 @@ type Admin struct {
 	ready func() bool
 	cfg   func() any
 	reg   *Registry
+	// reloadFn serves POST /reload; nil: no such path.
+	reloadFn func() error
+	reloads  *Reloads
 }
 
 // AdminOptions wires the admin server to the process's state.
@@ -42,20 +45,28 @@ type AdminOptions struct {
 	// Stats is the per-route recorders' registry behind /stats,
 	// /stats/hdr and /metrics; nil: those paths answer 404.
 	Stats *Registry
+	// Reload, if not nil, serves POST /reload: re-read the config file and
+	// apply it, or report why not.
+	Reload func() error
+	// Reloads counts reloads for /metrics; nil: not exposed.
+	Reloads *Reloads
 }
 
 // NewAdmin builds the admin handler.
 func NewAdmin(o AdminOptions) *Admin {
-	a := &Admin{token: []byte(o.Token), ready: o.Ready, cfg: o.Config, reg: o.Stats}
+	a := &Admin{token: []byte(o.Token), ready: o.Ready, cfg: o.Config, reg: o.Stats, reloadFn: o.Reload, reloads: o.Reloads}
 	a.mux.HandleFunc("GET /healthz", a.healthz)
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.Handle("GET /config", a.authorized(http.HandlerFunc(a.config)))
 	a.mux.Handle("GET /debug/pprof/", a.authorized(http.HandlerFunc(pprof.Index)))
 	a.mux.Handle("GET /debug/pprof/profile", a.authorized(http.HandlerFunc(pprof.Profile)))
+	if a.reloadFn != nil {
+		a.mux.Handle("POST /reload", a.authorized(http.HandlerFunc(a.reload)))
+	}
 	if a.reg != nil {
 		a.mux.Handle("GET /stats", a.authorized(http.HandlerFunc(a.stats)))
 		a.mux.Handle("GET /stats/hdr", a.authorized(http.HandlerFunc(a.statsHDR)))
-		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg)))
+		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg, a.reloads)))
 		// The dashboard page and its assets hold no data, and a browser
 		// sends no Authorization header when it opens a page: they need no
 		// token. The page sends ?token= on its own /stats fetches.
@@ -67,13 +78,16 @@ func NewAdmin(o AdminOptions) *Admin {
 // metricsHandler serves reg's routes, and the Go runtime's and process's
 // metrics, in Prometheus exposition from a registry of its own (never the
 // global one, which other code may fill).
-func metricsHandler(reg *Registry) http.Handler {
+func metricsHandler(reg *Registry, reloads *Reloads) http.Handler {
 	p := prometheus.NewRegistry()
 	p.MustRegister(
 		NewCollector(reg),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if reloads != nil {
+		p.MustRegister(reloads)
+	}
 	return promhttp.HandlerFor(p, promhttp.HandlerOpts{})
 }
 

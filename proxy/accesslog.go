@@ -46,7 +46,9 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause, req
 		zap.Int("status", ctx.Response.StatusCode()),
 		zap.ByteString("request_id", requestID),
 		zap.Stringer("remote", ctx.RemoteAddr()),
-		zap.Duration("duration", time.Since(ctx.Time())),
+	}
+	if t := ctx.Time(); !t.IsZero() { // zero for a request fasthttp could not read
+		fields = append(fields, zap.Duration("duration", time.Since(t)))
 	}
 	if c != causeNone {
 		fields = append(fields, zap.String("error", causes[c].name))

@@ -78,7 +78,7 @@ func (x *exchange) plainRound(avoid int) round {
 	start := time.Now()
 	i := u.pick(monotonic(start), avoid)
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
-	x.scratch = x.srv.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
+	x.scratch = x.route.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
 	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, deadline)
 	end := time.Now()
 	res := x.srv.settle(u, i, start, end, x.ctx.Response.StatusCode(), err)
@@ -198,12 +198,12 @@ func reasonOf(err error) resilience.Reason {
 // setDeadlineHeader tells the upstream how long the attempt has
 // (deadline_header, in whole milliseconds), so that it can give up when
 // tailguard will. It returns the grown scratch buffer.
-func (s *Server) setDeadlineHeader(h *fasthttp.RequestHeader, start, deadline time.Time, scratch []byte) []byte {
-	if deadline.IsZero() || s.deadlineHeader == "" {
+func (r *Route) setDeadlineHeader(h *fasthttp.RequestHeader, start, deadline time.Time, scratch []byte) []byte {
+	if deadline.IsZero() || r.deadlineHeader == "" {
 		return scratch
 	}
 	scratch = resilience.AppendTimeoutMillis(scratch[:0], deadline.Sub(start))
-	h.SetBytesV(s.deadlineHeader, scratch)
+	h.SetBytesV(r.deadlineHeader, scratch)
 	return scratch
 }
 

@@ -20,17 +20,26 @@ import (
 // before the first request. Routes are registered with reg, whose
 // per-route state is kept by route name; log receives breaker state
 // changes.
-func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Table, error) {
+//
+// prev, the table being replaced (nil at start), lends what a reload must
+// keep (see carry.go): upstreams whose settings did not change, with their
+// connections, breakers and balancer state; breakers, admission limits,
+// hedge delays and budgets whose settings did not change.
+func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Table) (*Table, error) {
 	t := &Table{
-		byHost:         make(map[string]*hostRoutes),
-		upstreams:      make(map[string]*Upstream, len(cfg.Upstreams)),
-		deadlineHeader: cfg.DeadlineHeader,
+		byHost:    make(map[string]*hostRoutes),
+		upstreams: make(map[string]*Upstream, len(cfg.Upstreams)),
 	}
 	for name, uc := range cfg.Upstreams {
+		if u := prev.unchangedUpstream(name, uc); u != nil {
+			t.upstreams[name] = u
+			continue
+		}
 		u, err := buildUpstream(name, uc, log)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: %w", name, err)
 		}
+		u.carry(prev.upstream(name))
 		t.upstreams[name] = u
 	}
 	regRoutes := make([]metrics.RouteConfig, 0, len(cfg.Routes))
@@ -39,6 +48,7 @@ func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Table, 
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d] %q: %w", i, rc.Name, err)
 		}
+		r.carry(prev.route(rc.Name))
 		t.routes = append(t.routes, r)
 		t.hedgeWorkers += r.hedgeWorkers()
 		hr := &t.anyHost
@@ -67,7 +77,7 @@ func buildUpstream(name string, uc *config.Upstream, log *zap.Logger) (*Upstream
 	if err != nil {
 		return nil, err
 	}
-	u := &Upstream{name: name, balancer: resilience.NewBalancer(policy, n, 0)}
+	u := &Upstream{name: name, spec: uc, balancer: resilience.NewBalancer(policy, n, 0)}
 	for _, addr := range uc.Endpoints {
 		u.endpoints = append(u.endpoints, newEndpoint(addr, uc.MaxConnections, uc.ConnectTimeout.D()))
 	}
@@ -108,13 +118,15 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream) (*Route, erro
 		return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
 	}
 	r := &Route{
-		name:         rc.Name,
-		methods:      rc.Match.Methods,
-		upstream:     u,
-		maxBody:      cfg.Limits.MaxBodyBytes.Int64(),
-		errors:       newErrorBodies(rc.Name),
-		perTry:       rc.PerTryTimeout.D(),
-		serverTiming: rc.ServerTiming,
+		spec:           rc,
+		name:           rc.Name,
+		methods:        rc.Match.Methods,
+		upstream:       u,
+		maxBody:        cfg.Limits.MaxBodyBytes.Int64(),
+		errors:         newErrorBodies(rc.Name),
+		perTry:         rc.PerTryTimeout.D(),
+		serverTiming:   rc.ServerTiming,
+		deadlineHeader: cfg.DeadlineHeader,
 	}
 	if rc.Timeout != nil {
 		r.timeout = rc.Timeout.D()
@@ -241,27 +253,28 @@ func retryAfter(d time.Duration) []byte {
 // Routes lists the table's routes in config order.
 func (t *Table) Routes() []*Route { return t.routes }
 
-// start begins the table's background work: health checks.
+// start begins the table's background work: health checks (those of
+// upstreams carried over from an earlier table already run).
 func (t *Table) start() {
 	for _, u := range t.upstreams {
-		if u.probe != nil {
-			u.probe.start()
-		}
+		u.probe.start()
 	}
 }
 
-// stop ends it and waits for it.
-func (t *Table) stop() {
-	for _, u := range t.upstreams {
-		if u.probe != nil {
-			u.probe.close()
-		}
-	}
-}
+// stop ends the table's background work, waits for it, and closes idle
+// upstream connections: the process is stopping.
+func (t *Table) stop() { t.retire(nil) }
 
-// closeIdle closes idle upstream connections of every upstream.
-func (t *Table) closeIdle() {
-	for _, u := range t.upstreams {
+// retire stops what t runs and next does not share: the health checks and
+// idle connections of upstreams next did not carry over. Requests under
+// way finish on the routes they matched; their connections close when
+// they return to pools nobody uses.
+func (t *Table) retire(next *Table) {
+	for name, u := range t.upstreams {
+		if next != nil && next.upstreams[name] == u {
+			continue
+		}
+		u.probe.close()
 		u.closeIdle()
 	}
 }

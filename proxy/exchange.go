@@ -82,7 +82,7 @@ func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, route *Route) *exchan
 	if route.timeout > 0 {
 		x.deadline = x.arrived.Add(route.timeout)
 	}
-	if v := ctx.Request.Header.Peek(s.deadlineHeader); len(v) > 0 {
+	if v := ctx.Request.Header.Peek(route.deadlineHeader); route.deadlineHeader != "" && len(v) > 0 {
 		if d, ok := resilience.ParseTimeoutMillis(v); ok {
 			x.deadline = resilience.Earliest(x.deadline, x.arrived.Add(d))
 		}

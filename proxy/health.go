@@ -21,6 +21,8 @@ type prober struct {
 	clients  []*fasthttp.HostClient
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	started  sync.Once
+	closed   sync.Once
 }
 
 func newProber(endpoints []*endpoint, path string, interval, timeout time.Duration, h *resilience.Health) *prober {
@@ -36,21 +38,33 @@ func newProber(endpoints []*endpoint, path string, interval, timeout time.Durati
 	return p
 }
 
-// start begins probing: one goroutine per endpoint, until close.
+// start begins probing: one goroutine per endpoint, until close. Only the
+// first call does anything; a nil prober does nothing.
 func (p *prober) start() {
-	for i, c := range p.clients {
-		p.wg.Add(1)
-		go p.loop(i, c)
+	if p == nil {
+		return
 	}
+	p.started.Do(func() {
+		for i, c := range p.clients {
+			p.wg.Add(1)
+			go p.loop(i, c)
+		}
+	})
 }
 
-// close stops probing and waits for the probe goroutines.
+// close stops probing and waits for the probe goroutines. Only the first
+// call does anything; a nil prober does nothing.
 func (p *prober) close() {
-	close(p.stop)
-	p.wg.Wait()
-	for _, c := range p.clients {
-		c.CloseIdleConnections()
+	if p == nil {
+		return
 	}
+	p.closed.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		for _, c := range p.clients {
+			c.CloseIdleConnections()
+		}
+	})
 }
 
 func (p *prober) loop(i int, c *fasthttp.HostClient) {

@@ -34,7 +34,7 @@ func startServer(t testing.TB, yaml string, addrs ...any) (*Server, string) {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	table, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
+	s, err := NewServer(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -42,7 +42,6 @@ func startServer(t testing.TB, yaml string, addrs ...any) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(cfg, table, zap.NewNop())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {

@@ -3,16 +3,19 @@ package proxy
 import (
 	"io"
 	"net"
+	"syscall"
 	"time"
 )
 
 // Lingering close, as nginx's lingering_close: when tailguard closes a
-// client connection that may still be sending (a request body answered
-// before it was read, say an upstream's early 413), closing at once would
-// make the kernel reset the connection and the client could lose the
-// response it was about to read. So the write side is shut first, and
-// what the client still sends is read and dropped for a bounded time and
-// size before the socket closes.
+// client connection on which the client is still sending (a request body
+// answered before it was read, say an upstream's early 413), closing at
+// once would make the kernel reset the connection, and the client could
+// lose the response it was about to read. So then the write side is shut
+// first, and what the client still sends is read and dropped for a bounded
+// time and size before the socket closes. A connection with nothing
+// unread, the common case (and every idle keep-alive connection closed at
+// shutdown), closes at once.
 const (
 	lingerTime  = 5 * time.Second
 	lingerBytes = 64 << 20
@@ -25,16 +28,24 @@ type lingerListener struct{ net.Listener }
 func (l lingerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if tc, ok := c.(*net.TCPConn); ok {
-		return lingerConn{tc}, nil
+		if raw, rerr := tc.SyscallConn(); rerr == nil {
+			return lingerConn{TCPConn: tc, raw: raw}, nil
+		}
 	}
 	return c, err
 }
 
-type lingerConn struct{ *net.TCPConn }
+type lingerConn struct {
+	*net.TCPConn
+	raw syscall.RawConn
+}
 
-// Close shuts the write side and drains the read side in the background.
-// A client that already closed costs one read that returns at once.
+// Close closes at once if the client has sent nothing unread; otherwise it
+// shuts the write side and drains the read side in the background.
 func (c lingerConn) Close() error {
+	if !c.unread() {
+		return c.TCPConn.Close()
+	}
 	if err := c.CloseWrite(); err != nil {
 		return c.TCPConn.Close()
 	}
@@ -46,4 +57,15 @@ func (c lingerConn) Close() error {
 		_ = c.TCPConn.Close()
 	}()
 	return nil
+}
+
+// unread reports whether bytes from the client wait in the socket.
+func (c lingerConn) unread() bool {
+	var pending bool
+	_ = c.raw.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		pending = err == nil && n > 0
+	})
+	return pending
 }

@@ -28,6 +28,8 @@ const (
 	causeTimeout
 	causeShed
 	causeBreakerOpen
+	causeTooManyHeaders
+	causeConnLimit
 	causeCount
 )
 
@@ -52,6 +54,8 @@ var causes = [causeCount]struct {
 	causeTimeout:         {fasthttp.StatusGatewayTimeout, "timeout", "upstream timed out"},
 	causeShed:            {fasthttp.StatusServiceUnavailable, "shed", "overloaded, request shed"},
 	causeBreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open"},
+	causeTooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers"},
+	causeConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections"},
 }
 
 // causeOf maps a round-trip error to its cause.

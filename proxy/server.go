@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"tailguard/config"
+	"tailguard/metrics"
 )
 
 // Server is the proxy listener: a fasthttp.Server whose handler forwards
@@ -21,25 +23,42 @@ type Server struct {
 	log     *zap.Logger
 	access  accessLog
 	workers *workers
-	// deadlineHeader is the current table's; see Table.
-	deadlineHeader string
+	reg     *metrics.Registry
+	// cfg is the config of the current table; reloads are serialised by mu.
+	mu  sync.Mutex
+	cfg *config.Config
+	// maxConns caps open client connections (limits.max_connections);
+	// see clientListener.
+	maxConns int
 }
 
 // streamThreshold is the largest request body the server reads before
 // calling the handler; a longer body streams to the upstream as it arrives.
 const streamThreshold = 64 << 10
 
-// NewServer builds the proxy server for cfg's limits, serving t. log must
-// not be nil.
-func NewServer(cfg *config.Config, t *Table, log *zap.Logger) *Server {
-	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access), workers: newWorkers()}
-	s.SetTable(t)
+// NewServer builds the proxy server for a validated cfg: its routing
+// table (routes registered with reg) and a fasthttp server with cfg's
+// limits. log must not be nil.
+func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Server, error) {
+	t, err := Build(cfg, reg, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access),
+		workers: newWorkers(), reg: reg, cfg: cfg}
+	s.swap(t)
 	l := cfg.Limits
+	s.maxConns = l.MaxConnections
 	s.srv = fasthttp.Server{
-		Handler:       s.serve,
+		// Requests are checked (strict.go) before they are routed, and
+		// before 100 Continue invites a body.
+		Handler:       s.serveChecked,
 		ErrorHandler:  s.serveError,
-		ExpectHandler: s.expect,
-		Concurrency:   l.MaxConnections,
+		ExpectHandler: s.expectChecked,
+		// The connection cap is clientListener's, whose 503 says
+		// X-Tailguard-Error; fasthttp's own (a bare 503) must never fire
+		// first, so it gets room for connections being closed.
+		Concurrency: 2 * l.MaxConnections,
 		// The read buffer bounds the request head: larger heads get 431.
 		ReadBufferSize:  int(l.MaxHeaderBytes.Int64()),
 		WriteBufferSize: 8 << 10,
@@ -60,16 +79,18 @@ func NewServer(cfg *config.Config, t *Table, log *zap.Logger) *Server {
 		CloseOnShutdown: true,
 		Logger:          zap.NewStdLog(log.Named("fasthttp")),
 	}
-	return s
+	return s, nil
 }
 
-// SetTable starts t's background work (health checks) and makes it the
-// routing table. Requests under way keep the route they matched.
-func (s *Server) SetTable(t *Table) {
+// swap starts t's background work (health checks), makes it the routing
+// table, and retires what the previous table ran and t does not share.
+// Requests under way keep the route they matched.
+func (s *Server) swap(t *Table) {
 	t.start()
 	s.workers.setMax(t.hedgeWorkers)
-	s.deadlineHeader = t.deadlineHeader
-	s.table.Store(t)
+	if prev := s.table.Swap(t); prev != nil {
+		prev.retire(t)
+	}
 }
 
 // Ready reports whether every upstream with health checks has a healthy
@@ -85,7 +106,7 @@ func (s *Server) Ready() bool {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(lingerListener{ln})
+	err := s.srv.Serve(newClientListener(lingerListener{ln}, s.maxConns))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -98,9 +119,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
 	s.workers.close()
-	t := s.table.Load()
-	t.stop()
-	t.closeIdle()
+	s.table.Load().stop()
 	return err
 }
 

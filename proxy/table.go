@@ -4,6 +4,7 @@ import (
 	"sort"
 	"time"
 
+	"tailguard/config"
 	"tailguard/metrics"
 	"tailguard/resilience"
 )
@@ -20,14 +21,12 @@ type Table struct {
 	upstreams map[string]*Upstream
 	// hedgeWorkers bounds the goroutines hedged routes may keep busy.
 	hedgeWorkers int
-	// deadlineHeader carries the remaining deadline, in milliseconds, both
-	// ways: from a client that has one, to the upstream on every attempt.
-	deadlineHeader string
 }
 
 // Route is one configured route at run time: its match, its upstream, and
 // the policies built for it from config. A nil policy is off.
 type Route struct {
+	spec     *config.Route // the settings it was built from
 	name     string
 	methods  []string // empty: any
 	upstream *Upstream
@@ -49,6 +48,9 @@ type Route struct {
 	priorityDefault resilience.Priority
 	serverTiming    bool
 	metrics         *metrics.Route
+	// deadlineHeader carries the remaining deadline, in milliseconds, both
+	// ways: from a client that has one, to the upstream on every attempt.
+	deadlineHeader string
 }
 
 // shedAnswer is how a route refuses a request it sheds.

@@ -28,7 +28,7 @@ func testTable(t testing.TB) *Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
+	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ routes: [{name: api, match: {path_prefix: /api/}, upstream: app}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
+	tbl, err := Build(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

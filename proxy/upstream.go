@@ -5,6 +5,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"tailguard/config"
 	"tailguard/resilience"
 )
 
@@ -13,6 +14,7 @@ import (
 // over them: a balancer, and optionally outlier ejection and active health
 // checks. Safe for concurrent use.
 type Upstream struct {
+	spec      *config.Upstream // the settings it was built from
 	name      string
 	endpoints []*endpoint
 	balancer  *resilience.Balancer

@@ -66,7 +66,7 @@ func (a *attempt) run() {
 	i := u.pick(monotonic(a.start), a.avoid)
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(a.start, x.deadline, x.route.perTry)
-	a.scratch = x.srv.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)
+	a.scratch = x.route.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)
 	a.err = u.endpoints[i].roundTrip(&a.req, &a.resp, deadline)
 	a.end = time.Now()
 	a.res = x.srv.settle(u, i, a.start, a.end, a.resp.StatusCode(), a.err)

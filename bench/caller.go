@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"errors"
+	"io"
+	"net/url"
+	"sync"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// caller makes a Load's requests: one call, or a fan-out of parallel
+// calls, over a pool of keep-alive connections to the one target.
+type caller struct {
+	l      Load
+	client *fasthttp.HostClient
+}
+
+// newCaller builds the client for l, whose URL defaults has checked.
+func newCaller(l Load) *caller {
+	u, _ := url.Parse(l.URL)
+	return &caller{l: l, client: &fasthttp.HostClient{
+		Addr:     u.Host,
+		MaxConns: l.Connections * l.Fanout,
+		// A request the generator times out is its own measurement: never
+		// retried behind its back, never queued for a connection longer
+		// than it may take.
+		MaxIdemponentCallAttempts: 1,
+		MaxConnWaitTimeout:        l.Timeout,
+		NoDefaultUserAgentHeader:  true,
+	}}
+}
+
+func (c *caller) close() { c.client.CloseIdleConnections() }
+
+// do makes one request of the load: Fanout parallel calls. It returns
+// the class of the worst call (an error before a 5xx before a 4xx before
+// a success) and the number of calls.
+func (c *caller) do() (string, int) {
+	n := c.l.Fanout
+	if n == 1 {
+		return c.call(), 1
+	}
+	classes := make([]string, n)
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		wg.Go(func() { classes[i] = c.call() })
+	}
+	classes[0] = c.call()
+	wg.Wait()
+	worst := classes[0]
+	for _, cl := range classes[1:] {
+		if severity(cl) > severity(worst) {
+			worst = cl
+		}
+	}
+	return worst, n
+}
+
+// severity orders classes for a fan-out: its worst call is its outcome.
+func severity(class string) int {
+	switch {
+	case IsError(class):
+		return 3
+	case class[0] == '5':
+		return 2
+	case class[0] == '4':
+		return 1
+	default:
+		return 0
+	}
+}
+
+// call makes one HTTP request and returns its class.
+func (c *caller) call() string {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(c.l.URL)
+	req.Header.SetMethod(c.l.Method)
+	for _, h := range c.l.Headers {
+		req.Header.Set(h.Name, h.Value)
+	}
+	if c.l.Body != nil {
+		req.SetBody(c.l.Body)
+	}
+	if err := c.client.DoTimeout(req, resp, c.l.Timeout); err != nil {
+		return "error " + errorKind(err)
+	}
+	return classOf(resp.StatusCode(), resp.Header.Peek("X-Tailguard-Error"))
+}
+
+// errorKind names a failed request's failure.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF),
+		errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.ErrUnexpectedEOF):
+		return "reset"
+	default:
+		return "other"
+	}
+}

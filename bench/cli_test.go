@@ -1,0 +1,131 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tailguard runs the built binary with args and returns its stdout; the
+// test fails if it does not exit 0 within a minute.
+func tailguard(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tailguardBin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tailguard %q: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, stderr.String())
+	}
+	return string(out)
+}
+
+func TestBenchCLIWritesJSON(t *testing.T) {
+	up := startTestUpstream(t, UpstreamOptions{})
+	var r Report
+	out := tailguard(t, "bench", "-url", "http://"+up.Addr()+"/", "-rate", "500", "-count", "50", "-json", "-", "-quiet",
+		"-H", "X-Priority: sheddable", "-label", "direct")
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if r.Requests != 50 || r.Classes["200"].Count != 50 || r.Label != "direct" || len(r.Spectrum) == 0 || r.LatencyMS.P9999 < r.LatencyMS.P50 {
+		t.Errorf("report %+v", r)
+	}
+}
+
+// TestBenchCLIPlotsSavedRuns: two runs saved as JSON become one SVG with
+// a line each.
+func TestBenchCLIPlotsSavedRuns(t *testing.T) {
+	up := startTestUpstream(t, UpstreamOptions{})
+	dir := t.TempDir()
+	var files []string
+	for _, label := range []string{"a", "b"} {
+		f := filepath.Join(dir, label+".json")
+		table := tailguard(t, "bench", "-url", "http://"+up.Addr()+"/", "-rate", "500", "-count", "20", "-quiet", "-json", f, "-label", label)
+		if !strings.Contains(table, "p99.99") {
+			t.Errorf("table lacks p99.99:\n%s", table)
+		}
+		files = append(files, f)
+	}
+	svg := filepath.Join(dir, "plot.svg")
+	tailguard(t, append([]string{"bench", "plot", "-svg", svg}, files...)...)
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Lines []struct{} `xml:"polyline"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil || len(doc.Lines) != 2 {
+		t.Errorf("plot: %v, %d lines; want 2", err, len(doc.Lines))
+	}
+}
+
+// TestUpstreamCLI: the subcommand serves its faults and takes new ones
+// on its admin port.
+func TestUpstreamCLI(t *testing.T) {
+	addr, err1 := freeAddr()
+	admin, err2 := freeAddr()
+	if err := firstErr(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProcess("upstream", exec.Command(tailguardBin, "upstream", "-listen", addr, "-admin", admin,
+		"-error-share", "1", "-error-status", "503"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	if _, err := ready(p, admin); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, err := get(t, "http://"+addr+"/", 5*time.Second); code != 503 || err != nil {
+		t.Errorf("status %d, %v; want 503", code, err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, "http://"+admin+"/faults", strings.NewReader(`{"error_share": 0}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, _, err := get(t, "http://"+addr+"/", 5*time.Second); code != 200 || err != nil {
+		t.Errorf("after PUT: status %d, %v; want 200", code, err)
+	}
+}
+
+// TestDemoCLI: the demo runs tailguard in-process through main's starter,
+// prints the dashboard URL and a summary, and stops by itself.
+func TestDemoCLI(t *testing.T) {
+	out := tailguard(t, "demo", "-duration", "3s")
+	for _, want := range []string{"dashboard  http://127.0.0.1:", "| 150% of capacity |", "client p99"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestScenarioCLI: a scenario through main's in-process tailguard, its
+// tables printed and saved as JSON.
+func TestScenarioCLI(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "breaker.json")
+	out := tailguard(t, "bench", "scenario", "breaker", "-smoke", "-json", f)
+	if !strings.Contains(out, "| breaker | 100 |") || !strings.Contains(out, "`tailguard bench scenario breaker -smoke -json") {
+		t.Errorf("output:\n%s", out)
+	}
+	b, err := os.ReadFile(f)
+	var o Outcome
+	if err != nil || json.Unmarshal(b, &o) != nil || len(o.Tables) != 1 || len(o.Tables[0].Rows) != 2 {
+		t.Errorf("JSON %s, %v", b, err)
+	}
+	if list := tailguard(t, "bench", "scenario", "list"); !strings.Contains(list, "fanout") {
+		t.Errorf("list:\n%s", list)
+	}
+}

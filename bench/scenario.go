@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Env is what a scenario runs with: where tailguard comes from, the
+// scale, and where progress goes. Zero scale fields mean the scenario's
+// defaults, which finish in under about two minutes on 2 vCPUs.
+type Env struct {
+	// Proxy starts tailguard in-process.
+	Proxy Proxy
+	// Self runs this binary's subcommands as processes of their own
+	// (Self + "upstream" …, "run" …, "bench" …), for scenarios that read
+	// a process's CPU and memory; nil means os.Executable().
+	Self []string
+	// Rate and Duration scale the scenario; each says what they mean.
+	Rate     float64
+	Duration time.Duration
+	// Smoke runs a tiny scale, a few seconds, for tests: structure, not
+	// figures.
+	Smoke bool
+	// Pin pins processes with taskset, as overhead documents.
+	Pin bool
+	// Log gets progress lines; nil discards them.
+	Log io.Writer
+}
+
+// Outcome is what a scenario found: tables to print, and the percentile
+// spectra of its arms for a plot.
+type Outcome struct {
+	Scenario string   `json:"scenario"`
+	Tables   []*Table `json:"tables"`
+	Series   []Series `json:"-"`
+}
+
+// scenario is one reproducible comparison.
+type scenario struct {
+	name, about string
+	run         func(ctx context.Context, e *Env) (*Outcome, error)
+}
+
+// scenarios lists them in the order `scenario list` prints.
+func scenarios() []scenario {
+	return []scenario{
+		{"overhead", "direct vs tailguard vs nginx vs HAProxy: req/s and CPU per request (closed loop), p50/p99/p99.9 at -rate (2000), RSS; -duration 8s per measurement", runOverhead},
+		{"hedging", "two endpoints, 3% of requests 100 ms: hedging at p95 vs none, p99/p99.9 and extra load, then the hand-off cost; -rate 1000, -duration 15s per arm", runHedging},
+		{"overload", "upstream of capacity -rate (1600 req/s) offered 0.25/1/2/4×: adaptive shedding vs none vs HAProxy static limits; -duration 6s per level", runOverload},
+		{"breaker", "upstream hard down (always 500): breaker-open rejections vs no breaker, requests reaching the upstream; -rate 500, -duration 5s", runBreaker},
+		{"timeout", "2% of requests stall: route timeout vs none; -rate 200, -duration 10s per arm", runTimeout},
+		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
+	}
+}
+
+// RunScenario runs the scenario called name.
+func RunScenario(ctx context.Context, name string, e Env) (*Outcome, error) {
+	s, err := findScenario(name)
+	if err != nil {
+		return nil, err
+	}
+	if e.Log == nil {
+		e.Log = io.Discard
+	}
+	out, err := s.run(ctx, &e)
+	if out != nil {
+		out.Scenario = name
+	}
+	return out, err
+}
+
+func findScenario(name string) (scenario, error) {
+	for _, s := range scenarios() {
+		if s.name == name {
+			return s, nil
+		}
+	}
+	return scenario{}, fmt.Errorf("no scenario %q (want %s)", name, strings.Join(scenarioNames(), ", "))
+}
+
+func scenarioNames() []string {
+	var names []string
+	for _, s := range scenarios() {
+		names = append(names, s.name)
+	}
+	return names
+}
+
+// rate is e.Rate, or def (smoke: the smoke value).
+func (e *Env) rate(def, smoke float64) float64 {
+	switch {
+	case e.Rate > 0:
+		return e.Rate
+	case e.Smoke:
+		return smoke
+	default:
+		return def
+	}
+}
+
+// span is e.Duration, or def (smoke: the smoke value).
+func (e *Env) span(def, smoke time.Duration) time.Duration {
+	if e.Duration > 0 {
+		return e.Duration
+	}
+	return e.fixed(def, smoke)
+}
+
+// fixed is def, or smoke in a smoke run: a time -duration does not scale
+// (a warm-up).
+func (e *Env) fixed(def, smoke time.Duration) time.Duration {
+	if e.Smoke {
+		return smoke
+	}
+	return def
+}
+
+func (e *Env) logf(format string, args ...any) { fmt.Fprintf(e.Log, format+"\n", args...) }
+
+// load runs l, with a progress line a second on long runs.
+func (e *Env) load(ctx context.Context, label string, l Load) (*Result, error) {
+	if !e.Smoke {
+		l.Progress = func(p Progress) { e.logf("%s", progressLine(label, p)) }
+	}
+	return l.Run(ctx)
+}
+
+// command returns the command that runs this binary's subcommand sub
+// with args, pinned to cpu with taskset when e.Pin ("" : not pinned).
+func (e *Env) command(ctx context.Context, cpu, sub string, args ...string) *exec.Cmd {
+	argv := append(append(e.self(), sub), args...)
+	return pinned(ctx, e.Pin, cpu, argv)
+}
+
+func (e *Env) self() []string {
+	if len(e.Self) > 0 {
+		return e.Self
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return []string{exe}
+}
+
+// pinned builds argv as a command, under taskset -c cpu if pin and cpu
+// are set.
+func pinned(ctx context.Context, pin bool, cpu string, argv []string) *exec.Cmd {
+	if pin && cpu != "" {
+		argv = append([]string{"taskset", "-c", cpu}, argv...)
+	}
+	return exec.CommandContext(ctx, argv[0], argv[1:]...)
+}
+
+// canPin reports whether processes can be pinned one CPU apart.
+func canPin() (bool, string) {
+	if runtime.NumCPU() < 2 {
+		return false, "fewer than 2 CPUs"
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return false, "taskset not found"
+	}
+	return true, ""
+}
+
+// describeLoad says what l sends, for progress lines.
+func describeLoad(l Load) string {
+	if l.Closed {
+		return fmt.Sprintf("closed loop, %d connections, %v", l.Connections, l.Duration)
+	}
+	return fmt.Sprintf("open loop %.0f/s for %v (%d requests)", l.Rate, l.Duration, openCount(l))
+}

@@ -1,0 +1,51 @@
+package bench
+
+import (
+	"fmt"
+	"time"
+)
+
+// overheadColumns are the figures of each overhead table.
+var overheadColumns = []string{"target", "req/s (closed loop, 64 conns)", "CPU per request", "p50", "p99", "p99.9", "RSS"}
+
+// overheadOutcome tabulates the targets: the figures, then each as a
+// ratio to direct and to nginx (when they ran).
+func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []string) *Outcome {
+	t := &Table{
+		Title:   fmt.Sprintf("Overhead: closed loop for req/s and CPU, open loop at %.0f/s for latency, %v each", rate, d),
+		Columns: overheadColumns,
+		Notes:   notes,
+	}
+	for _, r := range rows {
+		t.add(r.name, numCell(r.rps, unitPerSec), numCell(r.cpuUS, unitMicros), msCell(r.p50), msCell(r.p99),
+			msCell(r.p999), numCell(r.rss, unitMiB))
+	}
+	t.note("CPU per request is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; RSS likewise")
+	t.note("one worker each: tailguard GOMAXPROCS = its CPUs, nginx worker_processes 1 without master, HAProxy nbthread 1; keep-alive upstream connections")
+	out := &Outcome{Tables: []*Table{t}}
+	for _, base := range []string{"direct", "nginx"} {
+		if b, ok := findRow(rows, base); ok {
+			out.Tables = append(out.Tables, ratioTable(rows, b))
+		}
+	}
+	return out
+}
+
+// ratioTable divides every target's figures by base's.
+func ratioTable(rows []overheadRow, base overheadRow) *Table {
+	t := &Table{Title: "Overhead as a ratio to " + base.name, Columns: overheadColumns}
+	for _, r := range rows {
+		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuUS, base.cpuUS), ratioCell(float64(r.p50), float64(base.p50)),
+			ratioCell(float64(r.p99), float64(base.p99)), ratioCell(float64(r.p999), float64(base.p999)), ratioCell(r.rss, base.rss))
+	}
+	return t
+}
+
+func findRow(rows []overheadRow, name string) (overheadRow, bool) {
+	for _, r := range rows {
+		if r.name == name {
+			return r, true
+		}
+	}
+	return overheadRow{}, false
+}

@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Smoke runs of every scenario: tiny scale, tailguard as a real process.
+// They check structure and sanity (the arms are there, the cells are
+// numbers, the counts add up), never timings.
+
+func runSmoke(t *testing.T, name string) *Outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	out, err := RunScenario(ctx, name, Env{Proxy: binaryProxy(t), Self: []string{tailguardBin}, Smoke: true, Log: &log})
+	if err != nil {
+		t.Fatalf("scenario %s: %v\nlog:\n%s", name, err, log.String())
+	}
+	if out.Scenario != name || len(out.Tables) == 0 {
+		t.Fatalf("outcome %+v", out)
+	}
+	for _, tb := range out.Tables {
+		var b strings.Builder
+		tb.Write(&b)
+		t.Log("\n" + b.String())
+	}
+	return out
+}
+
+// cell is the value in table tb, row, column; the test fails if there is
+// none or it is not a number.
+func cell(t *testing.T, tb *Table, row, column string) float64 {
+	t.Helper()
+	col := -1
+	for i, c := range tb.Columns {
+		if c == column {
+			col = i - 1
+		}
+	}
+	for _, r := range tb.Rows {
+		if r.Name == row && col >= 0 && col < len(r.Cells) {
+			c := r.Cells[col]
+			if c.Text != "" || math.IsNaN(c.Value) || math.IsInf(c.Value, 0) {
+				t.Fatalf("%q: row %q, column %q: %q is not a number", tb.Title, row, column, c.String())
+			}
+			return c.Value
+		}
+	}
+	t.Fatalf("%q: no row %q with column %q", tb.Title, row, column)
+	return 0
+}
+
+// rowNames are the names of tb's rows.
+func rowNames(tb *Table) []string {
+	var n []string
+	for _, r := range tb.Rows {
+		n = append(n, r.Name)
+	}
+	return n
+}
+
+// wantRows fails unless tb's rows are exactly want.
+func wantRows(t *testing.T, tb *Table, want ...string) {
+	t.Helper()
+	if got := strings.Join(rowNames(tb), "|"); got != strings.Join(want, "|") {
+		t.Fatalf("%q: rows %q, want %q", tb.Title, rowNames(tb), want)
+	}
+}
+
+func TestScenarioHedgingSmoke(t *testing.T) {
+	out := runSmoke(t, "hedging")
+	if len(out.Tables) != 2 || len(out.Series) != 2 {
+		t.Fatalf("%d tables, %d series; want 2 and 2", len(out.Tables), len(out.Series))
+	}
+	tb := out.Tables[0]
+	wantRows(t, tb, "no hedge", "hedge p95", "no hedge ÷ hedge")
+	for _, arm := range []string{"no hedge", "hedge p95"} {
+		n := cell(t, tb, arm, "requests")
+		if n != 300 || cell(t, tb, arm, "upstream load") < 1 || cell(t, tb, arm, "p99") < cell(t, tb, arm, "p50") {
+			t.Errorf("%s: %v requests (want 300), upstream load below 1, or p99 below p50", arm, n)
+		}
+	}
+	if cell(t, tb, "no hedge", "hedges sent") != 0 {
+		t.Error("the arm without hedging hedged")
+	}
+	cell(t, tb, "no hedge ÷ hedge", "p99")
+	wantRows(t, out.Tables[1], "no hedge", "hedge p95 (configured)")
+}
+
+func TestScenarioOverloadSmoke(t *testing.T) {
+	out := runSmoke(t, "overload")
+	tb := out.Tables[0]
+	arms := []string{"tailguard, adaptive shedding", "tailguard, no shedding"}
+	if len(tb.Rows) == 12 {
+		arms = append(arms, strings.Split(tb.Rows[8].Name, ",")[0])
+	} else if len(tb.Rows) != 8 || !strings.Contains(strings.Join(tb.Notes, " "), "HAProxy") {
+		t.Fatalf("rows %q; want 4 levels × 3 arms, or HAProxy noted as skipped", rowNames(tb))
+	}
+	for _, arm := range arms {
+		for _, x := range []string{"0.25×", "1×", "2×", "4×"} {
+			row := arm + ", " + x
+			sum := cell(t, tb, row, "2xx") + cell(t, tb, row, "503") + cell(t, tb, row, "504") +
+				cell(t, tb, row, "client errors") + cell(t, tb, row, "other")
+			if n := cell(t, tb, row, "requests"); n == 0 || sum != n {
+				t.Errorf("%s: outcomes add up to %v of %v requests", row, sum, n)
+			}
+			cell(t, tb, row, "p99 of 2xx")
+		}
+	}
+}
+
+func TestScenarioBreakerSmoke(t *testing.T) {
+	tb := runSmoke(t, "breaker").Tables[0]
+	wantRows(t, tb, "breaker", "no breaker")
+	for _, arm := range []string{"breaker", "no breaker"} {
+		n := cell(t, tb, arm, "requests")
+		if got := cell(t, tb, arm, "503 breaker_open") + cell(t, tb, arm, "500 from upstream"); n != 100 || got != n {
+			t.Errorf("%s: %v breaker rejections + upstream errors of %v requests (want 100)", arm, got, n)
+		}
+	}
+	// An open breaker lets nothing through: a count, not a timing.
+	if up := cell(t, tb, "breaker", "reached upstream"); up != 0 {
+		t.Errorf("%v requests reached the upstream with the breaker open", up)
+	}
+	if up := cell(t, tb, "no breaker", "reached upstream"); up != 100 {
+		t.Errorf("without a breaker %v of 100 requests reached the upstream", up)
+	}
+}
+
+func TestScenarioTimeoutSmoke(t *testing.T) {
+	tb := runSmoke(t, "timeout").Tables[0]
+	wantRows(t, tb, "timeout 250ms", "no timeout")
+	for _, arm := range []string{"timeout 250ms", "no timeout"} {
+		sum := cell(t, tb, arm, "2xx") + cell(t, tb, arm, "504 timeout") + cell(t, tb, arm, "client timeouts") + cell(t, tb, arm, "other")
+		if n := cell(t, tb, arm, "requests"); n != 100 || sum != n {
+			t.Errorf("%s: outcomes add up to %v of %v requests (want 100)", arm, sum, n)
+		}
+	}
+	if cell(t, tb, "no timeout", "504 timeout") != 0 {
+		t.Error("504s without a route timeout")
+	}
+}
+
+func TestScenarioFanoutSmoke(t *testing.T) {
+	out := runSmoke(t, "fanout")
+	tb := out.Tables[0]
+	wantRows(t, tb, "1", "10")
+	for n, want := range map[string]float64{"1": 300, "10": 30} {
+		if got := cell(t, tb, n, "requests"); got != want {
+			t.Errorf("N=%s: %v requests, want %v", n, got, want)
+		}
+		cell(t, tb, n, "p99 hedge")
+	}
+	if len(out.Series) != 4 {
+		t.Errorf("%d series, want 4", len(out.Series))
+	}
+}
+
+func TestScenarioOverheadSmoke(t *testing.T) {
+	out := runSmoke(t, "overhead")
+	tb := out.Tables[0]
+	names := rowNames(tb)
+	if len(names) < 2 || names[0] != "direct" || names[1] != "tailguard" {
+		t.Fatalf("rows %q; want direct and tailguard first", names)
+	}
+	if len(names) < 4 && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
+		t.Errorf("rows %q, and no peer noted as skipped", names)
+	}
+	for _, n := range names {
+		if cell(t, tb, n, "req/s (closed loop, 64 conns)") <= 0 || cell(t, tb, n, "RSS") <= 0 {
+			t.Errorf("%s: no throughput or no RSS", n)
+		}
+		cell(t, tb, n, "CPU per request")
+		cell(t, tb, n, "p99")
+	}
+	if len(out.Tables) < 2 || out.Tables[1].Title != "Overhead as a ratio to direct" {
+		t.Fatalf("no ratio table")
+	}
+	if r := cell(t, out.Tables[1], "direct", "p50"); r != 1 {
+		t.Errorf("direct ÷ direct = %v", r)
+	}
+}

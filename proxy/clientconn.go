@@ -1,0 +1,210 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Client connections: tailguard caps how many are open at once
+// (limits.max_connections) itself rather than through fasthttp's
+// Server.Concurrency, whose refusal is a fixed 503 without
+// X-Tailguard-Error; and it meters the bytes a chunked request body costs
+// on the wire, which fasthttp's decoder does not bound (chunk extensions).
+
+// clientListener caps the client connections open at once. A connection
+// over the cap is answered 503 connection_limit, with Retry-After, and
+// closed before any of it is read. Safe for concurrent use.
+type clientListener struct {
+	net.Listener
+	max    int64
+	open   atomic.Int64
+	refuse []byte // the whole 503 response, built once
+	// lingering bounds the goroutines draining refused connections.
+	lingering chan struct{}
+}
+
+const (
+	// refuseLingerTime and refuseLingerBytes bound what is read and dropped
+	// from a refused connection so that its client reads the 503 rather
+	// than a reset.
+	refuseLingerTime  = time.Second
+	refuseLingerBytes = 64 << 10
+	maxRefuseLingers  = 64
+)
+
+func newClientListener(ln net.Listener, maxConns int) *clientListener {
+	info := causes[causeConnLimit]
+	body := noRouteBodies[causeConnLimit]
+	refuse := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+		"X-Tailguard-Error: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		info.status, fasthttp.StatusMessage(info.status), info.name, len(body), body)
+	return &clientListener{Listener: ln, max: int64(maxConns), refuse: refuse,
+		lingering: make(chan struct{}, maxRefuseLingers)}
+}
+
+// Accept implements net.Listener: it returns the next connection under the
+// cap, refusing those over it on the way.
+func (l *clientListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &clientConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refuseConn(c)
+	}
+}
+
+// refuseConn writes the 503 and closes c. A fresh connection's send buffer
+// takes the few hundred bytes at once, so the accept loop does not wait.
+func (l *clientListener) refuseConn(c net.Conn) {
+	_ = c.SetWriteDeadline(time.Now().Add(refuseLingerTime))
+	_, err := c.Write(l.refuse)
+	lc, ok := c.(lingerConn)
+	if err != nil || !ok {
+		_ = c.Close()
+		return
+	}
+	select {
+	case l.lingering <- struct{}{}:
+	default:
+		_ = lc.TCPConn.Close() // too many lingering already: close at once
+		return
+	}
+	_ = lc.CloseWrite()
+	_ = lc.SetReadDeadline(time.Now().Add(refuseLingerTime))
+	go func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(lc.TCPConn, refuseLingerBytes))
+		_ = lc.TCPConn.Close()
+		<-l.lingering
+	}()
+}
+
+// clientConn is one client connection under the cap. It also meters the
+// wire bytes of a chunked request body (see chunkMeter).
+type clientConn struct {
+	net.Conn
+	l      *clientListener
+	closed atomic.Bool
+	// metering is set while the body decoder reads through meter; allow is
+	// the wire bytes it may still read then.
+	metering bool
+	allow    int64
+	meter    chunkMeter
+}
+
+// Close implements net.Conn; the connection leaves the count once.
+func (c *clientConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.open.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+// errChunkOverhead fails a chunked request body that spends too many wire
+// bytes on framing (chunk extensions, tiny chunks) for the data it carries.
+var errChunkOverhead = errors.New("chunked request body: too much framing for its data")
+
+// Read implements net.Conn.
+func (c *clientConn) Read(p []byte) (int, error) {
+	if !c.metering {
+		return c.Conn.Read(p)
+	}
+	if c.allow <= 0 {
+		return 0, errChunkOverhead
+	}
+	if int64(len(p)) > c.allow {
+		p = p[:c.allow]
+	}
+	n, err := c.Conn.Read(p)
+	c.allow -= int64(n)
+	return n, err
+}
+
+// A chunkMeter bounds the wire bytes a chunked request body may cost
+// beyond its data, as Go's net/http does since CVE-2023-39326: fasthttp
+// skips chunk extensions byte by byte without a bound, so one chunk line
+// could carry gigabytes that count against no limit (the body limit counts
+// decoded bytes). Each read of decoded data earns 3 wire bytes per data
+// byte (the data and twice as much framing) plus 16 (one small chunk
+// line); beyond that, chunkSlack is all the framing a body may spend.
+// A body over it fails like any broken client body: 400 bad_request if the
+// response has not begun, and the connection closes.
+//
+// The meter lives in its clientConn (nothing is allocated per request); it
+// is used by one goroutine at a time: installed by the handler before the
+// body is read, then read by whoever streams the body upstream.
+type chunkMeter struct {
+	c *clientConn
+	r io.Reader               // the decoded body from fasthttp
+	h *fasthttp.RequestHeader // where fasthttp puts the trailers
+}
+
+const chunkSlack = 64 << 10
+
+// meterChunkedBody puts a chunked request body in ctx behind its
+// connection's meter, and reports whether the body is chunked. Requests on
+// other connections (in-memory listeners in tests) are not metered.
+func meterChunkedBody(ctx *fasthttp.RequestCtx) bool {
+	req := &ctx.Request
+	if req.Header.ContentLength() != -1 || !req.IsBodyStream() {
+		return false
+	}
+	c, ok := ctx.Conn().(*clientConn)
+	if !ok || req.BodyStream() == &c.meter {
+		return true
+	}
+	c.meter = chunkMeter{c: c, r: req.BodyStream(), h: &req.Header}
+	c.allow = chunkSlack
+	req.SetBodyStream(&c.meter, -1)
+	return true
+}
+
+// errBadTrailer fails a chunked request body whose trailer section holds
+// a field that could not be forwarded as it was meant (see checkTrailers).
+var errBadTrailer = errors.New("chunked request body: malformed trailer field")
+
+// Read implements io.Reader. At the body's end, fasthttp has parsed the
+// trailer section into the request header; it is checked before the end
+// is passed on (and the trailers forwarded).
+func (m *chunkMeter) Read(p []byte) (int, error) {
+	m.c.metering = true
+	n, err := m.r.Read(p)
+	m.c.metering = false
+	m.c.allow += 3*int64(n) + 16
+	if err == io.EOF && !checkTrailers(m.h.TrailerHeader()) {
+		err = errBadTrailer
+	}
+	return n, err
+}
+
+// checkTrailers reports whether every field of a trailer section, as
+// fasthttp serialises it ("name: value" lines, a blank line), has a token
+// for a name: fasthttp's trailer parser accepts names with spaces.
+func checkTrailers(block []byte) bool {
+	for len(block) > 2 {
+		i := bytes.Index(block, crlf)
+		if i < 0 {
+			return false
+		}
+		line := block[:i]
+		block = block[i+2:]
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 || !isToken(line[:colon]) {
+			return false
+		}
+	}
+	return true
+}
+
+var crlf = []byte("\r\n")

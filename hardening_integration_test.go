@@ -1,7 +1,7 @@
 package main
 
 // Integration tests of what tailguard promises against hostile clients
-// (HARDENING.md): request smuggling, limits, slowloris, and the security of
+// (README, "What tailguard promises"): request smuggling, limits, slowloris, and the security of
 // the admin port and of where requests go. They run the real binary.
 
 import (
@@ -510,7 +510,7 @@ func TestAdminToken(t *testing.T) {
 
 // TestSlowloris: 1,000 slowloris connections (Debian's slowhttptest) do not
 // stop normal traffic, and read_header_timeout closes them all. It prints
-// the p99 of normal requests without and with them (HARDENING.md); the
+// the p99 of normal requests without and with them (README, "What tailguard promises"); the
 // figure is reported, not asserted. Skipped without slowhttptest, and
 // under the race detector (the figures would be the detector's).
 func TestSlowloris(t *testing.T) {

@@ -3,7 +3,7 @@ package main
 // The soak: the real binary under a steady open-loop load while the
 // upstream's faults switch on and off. Nothing may be lost or answered
 // twice, and goroutines, file descriptors and heap return to their
-// baseline afterwards (HARDENING.md).
+// baseline afterwards (README, "What tailguard promises").
 //
 //	go test -run TestSoak -v .                                   # 30 s at 200 req/s
 //	go test -run TestSoak -v -short .                            # 3 s

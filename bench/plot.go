@@ -17,11 +17,11 @@ type Series struct {
 
 // plot geometry, in SVG user units.
 const (
-	plotW, plotH                 = 860, 500
-	padL, padR, padTop, padBot   = 78, 24, 44, 56
+	plotW, plotH                 = 1000, 500
+	padL, padR, padTop, padBot   = 78, 200, 44, 56
 	innerW, innerH               = plotW - padL - padR, plotH - padTop - padBot
 	logYRatio                    = 30 // a wider range than this is drawn on a log scale
-	legendRowH, legendX, legendY = 18, padL + 12, padTop + 12
+	legendRowH, legendX, legendY = 18, padL + innerW + 16, padTop
 )
 
 // palette tells up to eight series apart (Okabe–Ito, readable by the
@@ -164,8 +164,8 @@ func (a *axes) line(b *bytes.Buffer, s Series, color string) {
 		color, strings.TrimSpace(pts.String()), escape(s.Label))
 }
 
-// legend names each series in its colour, top left, where the spectrum
-// is lowest.
+// legend names each series in its colour, right of the plot, where it
+// never hides a line.
 func legend(b *bytes.Buffer, series []Series) {
 	for i, s := range series {
 		y := legendY + i*legendRowH

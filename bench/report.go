@@ -81,6 +81,8 @@ func percentiles(h *hdrhistogram.Histogram) Percentiles {
 
 func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func msDur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }
+
 // spectrumStep is the spacing of spectrum points in decades of
 // 1/(1−q): 20 points from p0 to p90, 20 more to p99, and so on.
 const spectrumStep = 0.05

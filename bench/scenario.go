@@ -27,6 +27,9 @@ type Env struct {
 	// Smoke runs a tiny scale, a few seconds, for tests: structure, not
 	// figures.
 	Smoke bool
+	// Rounds repeats overhead's measurements, each figure the median of
+	// its rounds; 0 means the scenario's default.
+	Rounds int
 	// Pin pins processes with taskset, as overhead documents.
 	Pin bool
 	// Log gets progress lines; nil discards them.
@@ -50,7 +53,7 @@ type scenario struct {
 // scenarios lists them in the order `scenario list` prints.
 func scenarios() []scenario {
 	return []scenario{
-		{"overhead", "direct vs tailguard vs nginx vs HAProxy: req/s and CPU per request (closed loop), p50/p99/p99.9 at -rate (2000), RSS; -duration 8s per measurement", runOverhead},
+		{"overhead", "direct vs tailguard vs nginx vs HAProxy: req/s and CPU per request (closed loop), p50/p99/p99.9 at -rate (2000), RSS; -duration 4s per measurement, median of -rounds 3", runOverhead},
 		{"hedging", "two endpoints, 3% of requests 100 ms: hedging at p95 vs none, p99/p99.9 and extra load, then the hand-off cost; -rate 1000, -duration 15s per arm", runHedging},
 		{"overload", "upstream of capacity -rate (1600 req/s) offered 0.25/1/2/4×: adaptive shedding vs none vs HAProxy static limits; -duration 6s per level", runOverload},
 		{"breaker", "upstream hard down (always 500): breaker-open rejections vs no breaker, requests reaching the upstream; -rate 500, -duration 5s", runBreaker},

@@ -27,6 +27,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 	e := Env{Proxy: c.proxy, Self: c.self, Log: c.errOut}
 	fs.Float64Var(&e.Rate, "rate", 0, "scale: requests a second (what it scales: see `scenario list`; 0: the scenario's default)")
 	fs.DurationVar(&e.Duration, "duration", 0, "scale: length of each measured phase (0: the scenario's default)")
+	fs.IntVar(&e.Rounds, "rounds", 0, "overhead: rounds to take each figure's median over (0: 3)")
 	fs.BoolVar(&e.Smoke, "smoke", false, "tiny scale, a few seconds: checks that it runs, not what it finds")
 	ok, _ := canPin()
 	fs.BoolVar(&e.Pin, "pin", ok, "overhead: pin proxy and upstream to CPU 0, the load to CPU 1 (taskset)")
@@ -53,7 +54,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 }
 
 func (c *cli) listScenarios() {
-	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-smoke] [-pin] [-json FILE] [-svg FILE]")
+	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-smoke] [-pin] [-json FILE] [-svg FILE]")
 	fmt.Fprintln(c.out, "(-rate and -duration scale each scenario as it says, with the defaults shown)")
 	for _, s := range scenarios() {
 		fmt.Fprintf(c.out, "  %-9s %s\n", s.name, s.about)

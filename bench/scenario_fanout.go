@@ -83,17 +83,19 @@ func fanoutTable(rate float64, d time.Duration, ns []int, off, on []fanoutRun) *
 	t := &Table{
 		Title: fmt.Sprintf("Fan-out: each request makes N parallel calls through tailguard (1%% of calls 50 ms, others ~1 ms), %.0f calls/s for %v per N and arm",
 			rate, d),
-		Columns: []string{"N", "requests", "P(≥1 slow call)", "p50 no hedge", "p99 no hedge", "p50 hedge",
-			"p99 hedge", "p99 no hedge ÷ hedge", "extra calls (hedge)"},
+		Columns: []string{"N", "requests", "P(≥1 slow call)", "p50 no hedge", "p99 no hedge", "p99.9 no hedge",
+			"p50 hedge", "p99 hedge", "p99.9 hedge", "p99 no hedge ÷ hedge", "extra calls (hedge)"},
 	}
 	for i, n := range ns {
 		a, b := off[i].res, on[i].res
 		t.add(fmt.Sprint(n), countCell(a.Count()), numCell(100*(1-math.Pow(1-fanoutLatency.StragglerShare, float64(n))), unitPercent),
-			msCell(a.Quantile(0.5)), msCell(a.Quantile(0.99)), msCell(b.Quantile(0.5)), msCell(b.Quantile(0.99)),
+			msCell(a.Quantile(0.5)), msCell(a.Quantile(0.99)), msCell(a.Quantile(0.999)),
+			msCell(b.Quantile(0.5)), msCell(b.Quantile(0.99)), msCell(b.Quantile(0.999)),
 			ratioCell(float64(a.Quantile(0.99)), float64(b.Quantile(0.99))),
 			numCell(100*(float64(on[i].upstream)/float64(max(b.Calls, 1))-1), unitPercent))
 	}
 	t.note("P(≥1 slow call) is 1 − 0.99^N: the share of requests with at least one slow call, so the p99 (and then the p50) of a request tracks the backend's tail, not its median")
 	t.note("hedge: route `%s`; extra calls = calls the upstreams saw ÷ calls sent − 1", hedgeRoute)
+	t.note("requests per N are few at large N (rate ÷ N a second): p99.9 there is the slowest request or close to it")
 	return t
 }

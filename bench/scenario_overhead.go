@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -20,12 +21,12 @@ type overheadTarget struct {
 	start func(ctx context.Context, dir, upstream string) (string, *process, error)
 }
 
-// overheadRow is what one target measured.
+// overheadRow is what one target measured: req/s, µs of CPU a request,
+// MiB of RSS, and latency percentiles in ms.
 type overheadRow struct {
-	name                string
-	rps, cpuUS, rss     float64
-	p50, p99, p999      time.Duration
-	requests, openCount int64
+	name            string
+	rps, cpuUS, rss float64
+	p50, p99, p999  float64
 }
 
 // runOverhead measures what a proxy costs: closed-loop throughput with
@@ -34,11 +35,20 @@ type overheadRow struct {
 // reached directly and through tailguard, nginx and HAProxy, one after
 // the other. Every program is a process of its own, so that its CPU and
 // RSS can be read; with -pin the upstream and the proxy share CPU 0 (as
-// a sidecar shares its pod's CPU) and the load generator has CPU 1.
-// -rate is the fixed rate (default 2000), -duration each measurement
-// (default 8s).
+// a sidecar shares its pod's CPU) and the load generator has CPU 1. The
+// targets take turns for -rounds rounds and each figure is the median of
+// its rounds, so that one disturbance on a shared machine does not decide
+// a comparison. -rate is the fixed rate (default 2000), -duration each
+// measurement (default 4s), -rounds 3.
 func runOverhead(ctx context.Context, e *Env) (*Outcome, error) {
-	rate, d := e.rate(2000, 200), e.span(8*time.Second, 500*time.Millisecond)
+	rate, d := e.rate(2000, 200), e.span(4*time.Second, 500*time.Millisecond)
+	rounds := e.Rounds
+	if rounds <= 0 {
+		rounds = 3
+		if e.Smoke {
+			rounds = 1
+		}
+	}
 	pin, why := canPin()
 	e.Pin = e.Pin && pin
 	dir, err := os.MkdirTemp("", "tailguard-overhead-")
@@ -58,23 +68,68 @@ func runOverhead(ctx context.Context, e *Env) (*Outcome, error) {
 	if _, err := ready(up, upAddr); err != nil {
 		return nil, err
 	}
-	var rows []overheadRow
-	var notes []string
-	for _, tg := range overheadTargets(e) {
-		row, err := e.overheadTarget(ctx, tg, dir, upAddr, up, rate, d)
-		if isSkipped(err) {
-			notes = append(notes, fmt.Sprintf("%s: skipped: %v", tg.name, err))
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", tg.name, err)
-		}
-		rows = append(rows, row)
+	rows, notes, err := e.overheadRounds(ctx, rounds, dir, upAddr, up, rate, d)
+	if err != nil {
+		return nil, err
 	}
 	if !e.Pin {
 		notes = append(notes, "not pinned: "+cmp.Or(why, "-pin=false")+"; every process may use every CPU")
 	}
+	notes = append(notes, fmt.Sprintf("each figure is the median over %d round(s) in which the targets took turns", rounds))
 	return overheadOutcome(rows, rate, d, notes), nil
+}
+
+// overheadRounds measures every target rounds times, in turn, and returns
+// each target's medians, and notes on the targets skipped.
+func (e *Env) overheadRounds(ctx context.Context, rounds int, dir, upAddr string, up *process, rate float64, d time.Duration) ([]overheadRow, []string, error) {
+	byTarget := map[string][]overheadRow{}
+	var order, notes []string
+	for r := range rounds {
+		for _, tg := range overheadTargets(e) {
+			row, err := e.overheadTarget(ctx, tg, dir, upAddr, up, rate, d)
+			switch {
+			case isSkipped(err):
+				if r == 0 {
+					notes = append(notes, fmt.Sprintf("%s: skipped: %v", tg.name, err))
+				}
+				continue
+			case err != nil:
+				return nil, nil, fmt.Errorf("%s: %w", tg.name, err)
+			case r == 0:
+				order = append(order, tg.name)
+			}
+			byTarget[tg.name] = append(byTarget[tg.name], row)
+		}
+	}
+	rows := make([]overheadRow, 0, len(order))
+	for _, name := range order {
+		rows = append(rows, medianRow(byTarget[name]))
+	}
+	return rows, notes, nil
+}
+
+// medianRow is each figure's median over rows of one target.
+func medianRow(rows []overheadRow) overheadRow {
+	m := overheadRow{name: rows[0].name}
+	for _, f := range []struct {
+		dst *float64
+		get func(overheadRow) float64
+	}{
+		{&m.rps, func(r overheadRow) float64 { return r.rps }},
+		{&m.cpuUS, func(r overheadRow) float64 { return r.cpuUS }},
+		{&m.rss, func(r overheadRow) float64 { return r.rss }},
+		{&m.p50, func(r overheadRow) float64 { return r.p50 }},
+		{&m.p99, func(r overheadRow) float64 { return r.p99 }},
+		{&m.p999, func(r overheadRow) float64 { return r.p999 }},
+	} {
+		v := make([]float64, len(rows))
+		for i, r := range rows {
+			v[i] = f.get(r)
+		}
+		slices.Sort(v)
+		*f.dst = v[len(v)/2]
+	}
+	return m
 }
 
 // overheadTargets are direct, tailguard, nginx and HAProxy; the proxies
@@ -161,9 +216,9 @@ func (e *Env) overheadTarget(ctx context.Context, tg overheadTarget, dir, upAddr
 	}
 	rss, err := rssMiB(proc.pid())
 	return overheadRow{
-		name: tg.name, rps: closed.Throughput, requests: closed.Requests, openCount: open.Requests,
-		cpuUS: float64(t1-t0) / userHZ * 1e6 / float64(max(closed.Requests, 1)), rss: rss,
-		p50: msDur(open.LatencyMS.P50), p99: msDur(open.LatencyMS.P99), p999: msDur(open.LatencyMS.P999),
+		name: tg.name, rps: closed.Throughput, rss: rss,
+		cpuUS: float64(t1-t0) / userHZ * 1e6 / float64(max(closed.Requests, 1)),
+		p50:   open.LatencyMS.P50, p99: open.LatencyMS.P99, p999: open.LatencyMS.P999,
 	}, err
 }
 
@@ -187,5 +242,3 @@ func (e *Env) generate(ctx context.Context, url string, args ...string) (*Report
 	}
 	return &r, nil
 }
-
-func msDur(ms float64) time.Duration { return time.Duration(ms * float64(time.Millisecond)) }

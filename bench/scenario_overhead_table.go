@@ -17,8 +17,8 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 		Notes:   notes,
 	}
 	for _, r := range rows {
-		t.add(r.name, numCell(r.rps, unitPerSec), numCell(r.cpuUS, unitMicros), msCell(r.p50), msCell(r.p99),
-			msCell(r.p999), numCell(r.rss, unitMiB))
+		t.add(r.name, numCell(r.rps, unitPerSec), numCell(r.cpuUS, unitMicros), numCell(r.p50, unitMS),
+			numCell(r.p99, unitMS), numCell(r.p999, unitMS), numCell(r.rss, unitMiB))
 	}
 	t.note("CPU per request is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; RSS likewise")
 	t.note("one worker each: tailguard GOMAXPROCS = its CPUs, nginx worker_processes 1 without master, HAProxy nbthread 1; keep-alive upstream connections")
@@ -35,8 +35,8 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 func ratioTable(rows []overheadRow, base overheadRow) *Table {
 	t := &Table{Title: "Overhead as a ratio to " + base.name, Columns: overheadColumns}
 	for _, r := range rows {
-		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuUS, base.cpuUS), ratioCell(float64(r.p50), float64(base.p50)),
-			ratioCell(float64(r.p99), float64(base.p99)), ratioCell(float64(r.p999), float64(base.p999)), ratioCell(r.rss, base.rss))
+		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuUS, base.cpuUS), ratioCell(r.p50, base.p50),
+			ratioCell(r.p99, base.p99), ratioCell(r.p999, base.p999), ratioCell(r.rss, base.rss))
 	}
 	return t
 }

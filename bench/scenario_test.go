@@ -185,3 +185,12 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 		t.Errorf("direct ÷ direct = %v", r)
 	}
 }
+
+// TestMissingPeerIsSkipped: a peer that is not installed skips its arm
+// with a reason instead of failing the scenario.
+func TestMissingPeerIsSkipped(t *testing.T) {
+	_, err := findProgram("no-such-proxy-tailguard-test")
+	if !isSkipped(err) || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("got %v, want a skip saying the program is not found", err)
+	}
+}

@@ -86,7 +86,7 @@ func (c Cell) String() string {
 }
 
 // Write prints the table in Markdown, which reads well in a terminal and
-// pastes into RESULTS.md as it is.
+// pastes into the README as it is.
 func (t *Table) Write(w io.Writer) {
 	fmt.Fprintf(w, "### %s\n\n", t.Title)
 	fmt.Fprintf(w, "| %s |\n", strings.Join(t.Columns, " | "))

@@ -26,6 +26,7 @@ type Collector struct {
 	requests, shed, timeouts, breakerRejects *prometheus.Desc
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
 	breakerState, limit, inFlight, queued    *prometheus.Desc
+	shedByPriority                           *prometheus.Desc
 	latencyGood, latencySLI, availabilitySLI *prometheus.Desc
 	budget, burnRate                         *prometheus.Desc
 	histograms                               [numMetrics]*prometheus.Desc // Overhead: nil
@@ -52,6 +53,7 @@ func NewCollector(reg *Registry) *Collector {
 		limit:           d("concurrency_limit", "Admission concurrency limit (0: none)."),
 		inFlight:        d("in_flight", "Requests admitted and not finished."),
 		queued:          d("queued", "Requests waiting for admission."),
+		shedByPriority:  d("shed_by_priority_total", "Admission refusals by request priority (would-be refusals in shadow mode).", "priority"),
 		latencyGood:     d("slo_latency_good_total", "Requests within the SLO latency."),
 		latencySLI:      d("slo_latency_sli", "Share of requests within the SLO latency, over the last hour."),
 		availabilitySLI: d("slo_availability_sli", "Share of requests not 5xx, over the last hour."),
@@ -69,7 +71,7 @@ func NewCollector(reg *Registry) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
-		c.breakerState, c.limit, c.inFlight, c.queued,
+		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
 	} {
 		ch <- d
@@ -156,6 +158,9 @@ func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g G
 	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(g.ConcurrencyLimit), route)
 	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(g.InFlight), route)
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(g.Queued), route)
+	for p, n := range g.ShedByPriority {
+		ch <- prometheus.MustNewConstMetric(c.shedByPriority, prometheus.CounterValue, float64(n), route, p)
+	}
 }
 
 // collectSLO exposes the SLIs and budget over the last hour (the window

@@ -47,6 +47,7 @@ func TestMetricsParse(t *testing.T) {
 		"tailguard_concurrency_limit":          dto.MetricType_GAUGE,
 		"tailguard_in_flight":                  dto.MetricType_GAUGE,
 		"tailguard_queued":                     dto.MetricType_GAUGE,
+		"tailguard_shed_by_priority_total":     dto.MetricType_COUNTER,
 		"tailguard_slo_latency_sli":            dto.MetricType_GAUGE,
 		"tailguard_slo_availability_sli":       dto.MetricType_GAUGE,
 		"tailguard_slo_error_budget_remaining": dto.MetricType_GAUGE,
@@ -76,6 +77,9 @@ func TestMetricsParse(t *testing.T) {
 		if f.GetType() == dto.MetricType_HISTOGRAM && !strings.HasSuffix(name, "_seconds") {
 			t.Errorf("%s: a duration histogram ends in _seconds", name)
 		}
+	}
+	if v := value(families["tailguard_shed_by_priority_total"], "priority", "sheddable"); v != 4 {
+		t.Errorf("tailguard_shed_by_priority_total{priority=sheddable} = %v, want 4", v)
 	}
 	if v := value(families["tailguard_requests_total"], "code", "5xx"); v != 1 {
 		t.Errorf(`tailguard_requests_total{code="5xx"} = %v, want 1`, v)

@@ -26,6 +26,10 @@ type Gauges struct {
 	InFlight int
 	// Queued is the number of requests waiting for admission.
 	Queued int
+	// ShedByPriority counts admission refusals by priority since the
+	// route's admission was built (in shadow mode, the refusals it would
+	// have made); nil: no admission control.
+	ShedByPriority map[string]uint64
 }
 
 // RouteConfig is what the registry needs to know about one configured

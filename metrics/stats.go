@@ -32,8 +32,11 @@ type routeStats struct {
 	ConcurrencyLimit int              `json:"concurrency_limit"`
 	InFlight         int              `json:"in_flight"`
 	Queued           int              `json:"queued"`
-	LatencyMS        latencyStats     `json:"latency_ms"`
-	SLO              *sloReport       `json:"slo"` // null without an SLO
+	// ShedByPriority is Gauges.ShedByPriority: since the admission was
+	// built, not over the window.
+	ShedByPriority map[string]uint64 `json:"shed_by_priority,omitempty"`
+	LatencyMS      latencyStats      `json:"latency_ms"`
+	SLO            *sloReport        `json:"slo"` // null without an SLO
 }
 
 type hedgeStats struct {
@@ -85,6 +88,7 @@ func (rt *Route) stats(k window) routeStats {
 	if cfg.Gauges != nil {
 		g := cfg.Gauges()
 		rs.Breaker, rs.ConcurrencyLimit, rs.InFlight, rs.Queued = g.Breaker, g.ConcurrencyLimit, g.InFlight, g.Queued
+		rs.ShedByPriority = g.ShedByPriority
 	}
 	if cfg.SLO != nil {
 		rs.SLO = cfg.SLO.report(&s.c, &rt.view(win5m, false).c, &rt.view(win1h, false).c)

@@ -29,9 +29,12 @@ const designStats = `{"uptime_s": 12.5, "window": "1m",
 func newStatsAdmin(t *testing.T, token string) (*Admin, *Registry) {
 	t.Helper()
 	reg, clock := newTestRegistry(t, RouteConfig{
-		Name:   "api",
-		SLO:    &SLO{Latency: 20 * time.Millisecond, LatencyTarget: 0.99, Availability: 0.999},
-		Gauges: func() Gauges { return Gauges{Breaker: "closed", ConcurrencyLimit: 64, InFlight: 3} },
+		Name: "api",
+		SLO:  &SLO{Latency: 20 * time.Millisecond, LatencyTarget: 0.99, Availability: 0.999},
+		Gauges: func() Gauges {
+			return Gauges{Breaker: "closed", ConcurrencyLimit: 64, InFlight: 3,
+				ShedByPriority: map[string]uint64{"critical": 0, "default": 1, "sheddable": 4}}
+		},
 	})
 	rt := reg.Route("api")
 	for i := range 100 {
@@ -119,6 +122,7 @@ func TestStatsValues(t *testing.T) {
 		{"shed", r.Shed, int64(1)},
 		{"breaker", r.Breaker, "closed"},
 		{"concurrency limit", r.ConcurrencyLimit, 64},
+		{"shed sheddable", r.ShedByPriority["sheddable"], uint64(4)},
 		{"response p50 ms", r.LatencyMS.Response.P50, 50.0},
 		{"response max ms", r.LatencyMS.Response.Max, 100.0},
 		{"latency sli", *r.SLO.LatencySLI, 0.2},

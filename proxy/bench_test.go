@@ -65,11 +65,30 @@ func BenchmarkProxiedGET(b *testing.B) {
 	}
 }
 
-// BenchmarkProxiedGETParallel is the same with concurrent clients.
+// BenchmarkProxiedGETParallel is the same with concurrent clients, with
+// per-route metrics recorded and, side by side, not recorded: the cost of
+// recording on throughput (compare with benchstat over -count runs).
 func BenchmarkProxiedGETParallel(b *testing.B) {
-	client, req, _ := proxiedGET(b, oneRoute)
+	for _, bc := range []struct {
+		name   string
+		before func(*Server)
+	}{
+		{"metrics-on", nil},
+		{"metrics-off", func(s *Server) {
+			for _, r := range s.table.Load().routes {
+				r.metrics = nil
+			}
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) { parallelGET(b, bc.before) })
+	}
+}
+
+func parallelGET(b *testing.B, before func(*Server)) {
+	client, req, _ := proxiedGETWith(b, oneRoute, before)
 	client.MaxConns = 1024
 	b.ReportAllocs()
+	b.SetParallelism(32) // 64 requests in flight on 2 CPUs, as wrk -c64
 	b.RunParallel(func(pb *testing.PB) {
 		r := fasthttp.AcquireRequest()
 		resp := fasthttp.AcquireResponse()
@@ -99,8 +118,17 @@ func BenchmarkMatch(b *testing.B) {
 // proxiedGET starts a fasthttp upstream and tailguard in front of it, and
 // returns a client and a request for a GET through tailguard.
 func proxiedGET(t testing.TB, cfg string) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
+	return proxiedGETWith(t, cfg, nil)
+}
+
+// proxiedGETWith is proxiedGET with a hook that may change the server
+// before any request.
+func proxiedGETWith(t testing.TB, cfg string, before func(*Server)) (*fasthttp.HostClient, *fasthttp.Request, *fasthttp.Response) {
 	up := startFastUpstream(t)
-	addr := startProxy(t, cfg, up)
+	s, addr := startServer(t, cfg, up)
+	if before != nil {
+		before(s)
+	}
 	client := &fasthttp.HostClient{Addr: addr, MaxIdemponentCallAttempts: 1}
 	req := fasthttp.AcquireRequest()
 	req.SetRequestURI("http://" + addr + "/api/items?id=42")

@@ -241,6 +241,10 @@ func (r *Route) gauges() metrics.Gauges {
 	}
 	if a := r.admission; a != nil {
 		g.ConcurrencyLimit, g.InFlight, g.Queued = a.Limit(), a.InFlight(), a.Queued()
+		g.ShedByPriority = make(map[string]uint64, 3)
+		for _, p := range []resilience.Priority{resilience.Critical, resilience.Default, resilience.Sheddable} {
+			g.ShedByPriority[p.String()] = a.Shed(p)
+		}
 	}
 	return g
 }

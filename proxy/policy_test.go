@@ -364,7 +364,7 @@ func TestShed(t *testing.T) {
 		}
 		fmt.Fprint(w, "ok")
 	})
-	addr := startProxy(t, `
+	srv, addr := startServer(t, `
 listen: "127.0.0.1:0"
 upstreams: {app: {endpoints: ["%s"]}}
 routes:
@@ -385,6 +385,13 @@ routes:
 	}
 	if n := up.n.Load(); n != 1 {
 		t.Errorf("a shed request reached the upstream")
+	}
+	if _, _, h := do(t, addr, "GET", "/x", "", "X-Priority", "sheddable"); h.Get("X-Tailguard-Error") != "shed" {
+		t.Errorf("a sheddable request at the limit was not shed")
+	}
+	g := srv.table.Load().routes[0].gauges()
+	if g.ShedByPriority["default"] != 1 || g.ShedByPriority["sheddable"] != 1 || g.ShedByPriority["critical"] != 0 {
+		t.Errorf("sheds by priority = %v, want default 1, sheddable 1", g.ShedByPriority)
 	}
 	close(hold)
 	<-done

@@ -29,14 +29,11 @@ func runFanout(ctx context.Context, e *Env) (*Outcome, error) {
 	if e.Smoke {
 		ns = ns[:2]
 	}
-	ups, closeUps, err := startUpstreams(2, UpstreamOptions{Faults: Faults{Latency: fanoutLatency}})
+	ups, closeUps, plain, hedged, err := hedgePair(fanoutLatency)
 	if err != nil {
 		return nil, err
 	}
 	defer closeUps()
-	plain := proxyConfig{endpoints: addrs(ups), route: []string{"timeout: 2s"}}
-	hedged := plain
-	hedged.route = append([]string{hedgeRoute}, plain.route...)
 	off, err := e.fanoutArm(ctx, "no hedge", plain, ups, rate, d, ns)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,20 @@ const hedgeRoute = "hedge: {delay: p95, min_delay: 2ms, max_delay: 500ms, max_ex
 // delayed to 100 ms.
 var stragglers = Latency{Median: time.Millisecond, Sigma: 0.2, StragglerShare: 0.03, Straggler: 100 * time.Millisecond}
 
+// hedgePair starts two endpoints with latency lat and returns them with
+// the two arms' configs: plain (a 2 s timeout) and the same with
+// hedgeRoute. closeUps stops the endpoints.
+func hedgePair(lat Latency) (ups []*Upstream, closeUps func(), plain, hedged proxyConfig, err error) {
+	ups, closeUps, err = startUpstreams(2, UpstreamOptions{Faults: Faults{Latency: lat}})
+	if err != nil {
+		return nil, nil, plain, hedged, err
+	}
+	plain = proxyConfig{endpoints: addrs(ups), route: []string{"timeout: 2s"}}
+	hedged = plain
+	hedged.route = append([]string{hedgeRoute}, plain.route...)
+	return ups, closeUps, plain, hedged, nil
+}
+
 // runHedging compares hedging at p95 with no hedging against two
 // endpoints with stragglers, then both again without stragglers for the
 // cost of handing requests to the hedge workers. -rate is requests a
@@ -21,14 +35,11 @@ var stragglers = Latency{Median: time.Millisecond, Sigma: 0.2, StragglerShare: 0
 func runHedging(ctx context.Context, e *Env) (*Outcome, error) {
 	rate, d := e.rate(1000, 200), e.span(15*time.Second, 1500*time.Millisecond)
 	warm := openLoad(rate, e.fixed(3*time.Second, time.Second))
-	ups, closeUps, err := startUpstreams(2, UpstreamOptions{Faults: Faults{Latency: stragglers}})
+	ups, closeUps, plain, hedged, err := hedgePair(stragglers)
 	if err != nil {
 		return nil, err
 	}
 	defer closeUps()
-	plain := proxyConfig{endpoints: addrs(ups), route: []string{"timeout: 2s"}}
-	hedged := plain
-	hedged.route = append([]string{hedgeRoute}, plain.route...)
 
 	var runs []*armResult
 	for _, a := range []arm{

@@ -254,9 +254,6 @@ func retryAfter(d time.Duration) []byte {
 	return strconv.AppendInt(nil, int64(math.Ceil(d.Seconds())), 10)
 }
 
-// Routes lists the table's routes in config order.
-func (t *Table) Routes() []*Route { return t.routes }
-
 // start begins the table's background work: health checks (those of
 // upstreams carried over from an earlier table already run).
 func (t *Table) start() {

@@ -77,15 +77,19 @@ func (c *upstreamConn) reusable() bool {
 	return c.peeked == peekClean
 }
 
-func (c *upstreamConn) peekFD(fd uintptr) {
+func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peekSocket(fd) }
+
+// peekSocket looks, without blocking or consuming anything, at what waits
+// on the socket: nothing, bytes, or the peer's close (or an error).
+func peekSocket(fd uintptr) peekResult {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-		c.peeked = peekClean
+		return peekClean
 	case err != nil, n == 0:
-		c.peeked = peekClosed
+		return peekClosed
 	default:
-		c.peeked = peekStray
+		return peekStray
 	}
 }

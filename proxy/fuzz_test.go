@@ -188,7 +188,7 @@ func FuzzRouteMatch(f *testing.F) {
 		}
 		got := ""
 		if r := tbl.Match([]byte(host), []byte(path), []byte(method)); r != nil {
-			got = r.Name()
+			got = r.name
 		}
 		if want := refMatch(routes, host, path, method); got != want {
 			t.Fatalf("Match(%q, %q, %q) = %q, want %q\nroutes %+v", host, path, method, got, want, routes)

@@ -62,10 +62,6 @@ func (c lingerConn) Close() error {
 // unread reports whether bytes from the client wait in the socket.
 func (c lingerConn) unread() bool {
 	var pending bool
-	_ = c.raw.Control(func(fd uintptr) {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		pending = err == nil && n > 0
-	})
+	_ = c.raw.Control(func(fd uintptr) { pending = peekSocket(fd) == peekStray })
 	return pending
 }

@@ -21,13 +21,30 @@ var http10 = []byte("HTTP/1.0")
 // serve is the request path, top to bottom, in the one order tailguard
 // applies its policies:
 //
-//	match a route → check the body → admit (the only place a request
-//	waits) → breaker → attempt loop (retries, hedges; each attempt: pick
-//	an endpoint → forward with a per-try deadline) → respond → record
+//	check the request's framing → match a route → check the body → admit
+//	(the only place a request waits) → breaker → attempt loop (retries,
+//	hedges; each attempt: pick an endpoint → forward with a per-try
+//	deadline) → respond → record
+//
+// A request that fails checkRequest (strict.go) gets tailguard's own 400,
+// 414 or 431 and its connection closes: whatever follows on it cannot be
+// trusted to be framed as the client meant. A connection whose request had
+// a chunked body closes after the response too: where such a body ends is
+// fasthttp's decoder's decision alone, and its trailer section is lenient,
+// so no byte after it is ever read as the next request. Chunked uploads
+// are rare and long; a new connection is cheap next to them.
 //
 // The plain path uses ctx.Request and ctx.Response as the upstream request
 // and response (no copies) and allocates nothing.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	if c := checkRequest(ctx, s.maxURI()); c != causeNone {
+		s.fail(ctx, nil, c, nil)
+		ctx.SetConnectionClose()
+		return
+	}
+	if meterChunkedBody(ctx) {
+		defer ctx.SetConnectionClose()
+	}
 	route := s.table.Load().Match(ctx.Host(), ctx.Path(), ctx.Method())
 	if route == nil {
 		s.fail(ctx, nil, causeNoRoute, nil)

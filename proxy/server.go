@@ -52,7 +52,7 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 	s.srv = fasthttp.Server{
 		// Requests are checked (strict.go) before they are routed, and
 		// before 100 Continue invites a body.
-		Handler:       s.serveChecked,
+		Handler:       s.serve,
 		ErrorHandler:  s.serveError,
 		ExpectHandler: s.expectChecked,
 		// The connection cap is clientListener's, whose 503 says

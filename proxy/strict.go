@@ -230,31 +230,6 @@ func hasPrefixFold(b, prefix []byte) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], prefix)
 }
 
-// serveChecked is the server's Handler: serve, for a request that passes
-// checkRequest. A request that does not is answered with tailguard's own
-// error (400, 414 or 431) and its connection closed: whatever follows on
-// it cannot be trusted to be framed as the client meant.
-//
-// A connection whose request had a chunked body is closed after the
-// response too. Where a chunked body ends is decided by fasthttp's decoder
-// alone, whose trailer section is lenient (it accepts a bare-LF end, and
-// folded, space-containing or space-padded field names), so a byte after
-// it is never read as the next request: a parser in front of tailguard
-// that ended the body elsewhere could otherwise smuggle one in. Chunked
-// uploads are rare and long; a new connection is cheap next to them.
-func (s *Server) serveChecked(ctx *fasthttp.RequestCtx) {
-	if c := checkRequest(ctx, s.maxURI()); c != causeNone {
-		s.fail(ctx, nil, c, nil)
-		ctx.SetConnectionClose()
-		return
-	}
-	chunked := meterChunkedBody(ctx)
-	s.serve(ctx)
-	if chunked {
-		ctx.SetConnectionClose()
-	}
-}
-
 // maxURI is the longest request target: half the request head's limit
 // (limits.max_header_bytes, 16 KiB by default), so that a long target gets
 // 414 while the head still fits; a target longer than the whole head's

@@ -59,9 +59,6 @@ type shedAnswer struct {
 	retryAfter []byte // seconds, for Retry-After
 }
 
-// Name is the route's configured name.
-func (r *Route) Name() string { return r.name }
-
 type hostRoutes struct {
 	prefixes []prefixRoutes // longest prefix first
 }

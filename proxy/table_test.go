@@ -58,7 +58,7 @@ func TestMatch(t *testing.T) {
 		r := tbl.Match([]byte(tt.host), []byte(tt.path), []byte(tt.method))
 		got := ""
 		if r != nil {
-			got = r.Name()
+			got = r.name
 		}
 		if got != tt.want {
 			t.Errorf("Match(%q, %q, %q) = %q, want %q", tt.host, tt.path, tt.method, got, tt.want)
@@ -79,7 +79,7 @@ routes: [{name: api, match: {path_prefix: /api/}, upstream: app}]
 		t.Fatal(err)
 	}
 	if r := tbl.Match([]byte("x"), []byte("/ap"), []byte("GET")); r != nil {
-		t.Errorf("matched %q", r.Name())
+		t.Errorf("matched %q", r.name)
 	}
 }
 

@@ -177,9 +177,6 @@ func (b *Breaker) State() State { return breakerState(b.cb.State()) }
 // the clock).
 func (b *Breaker) Probing() bool { return State(b.state.Load()) == HalfOpen }
 
-// Name returns the name the breaker was built with.
-func (b *Breaker) Name() string { return b.cb.Name() }
-
 // breakerState maps gobreaker's states onto ours.
 func breakerState(s gobreaker.State) State {
 	switch s {

@@ -126,6 +126,7 @@ func (l Load) Run(ctx context.Context) (*Result, error) {
 	}
 	c := newCaller(l)
 	defer c.close()
+	c.connect(ctx)
 	rec := newRecorder(l.Progress != nil)
 	stopProgress := rec.report(l.Progress)
 	start := time.Now()
@@ -140,20 +141,41 @@ func (l Load) Run(ctx context.Context) (*Result, error) {
 	return res, ctx.Err()
 }
 
-// runOpen schedules requests at their intended times and hands them to
-// Connections workers.
+// runOpen schedules requests at their intended times and hands each to an
+// idle worker, starting one more, up to Connections, when none is idle.
+// Workers start on demand, not all at once: a thousand goroutines and
+// connections born in the run's first milliseconds stall the generator
+// itself for tens of milliseconds on a small machine, and that stall
+// would be charged to the target's first requests.
 func runOpen(ctx context.Context, l Load, c *caller, rec *recorder, start time.Time) {
-	due := make(chan time.Time, l.Connections)
+	due := make(chan time.Time)
 	var wg sync.WaitGroup
-	for range l.Connections {
-		wg.Go(func() {
-			for at := range due {
-				class, calls := c.do()
-				rec.record(class, time.Since(at), calls)
-			}
-		})
+	work := func(at time.Time) {
+		for ok := true; ok; at, ok = <-due {
+			class, calls := c.do()
+			rec.record(class, time.Since(at), calls)
+		}
 	}
-	schedule(ctx, start, l.intended(), due)
+	workers := 0
+	hand := func(at time.Time) bool {
+		select {
+		case due <- at:
+			return true
+		default:
+		}
+		if workers < l.Connections {
+			workers++
+			wg.Go(func() { work(at) })
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case due <- at:
+			return true
+		}
+	}
+	schedule(ctx, start, l.intended(), hand)
 	close(due)
 	wg.Wait()
 }
@@ -193,19 +215,14 @@ func openCount(l Load) int64 {
 	return n
 }
 
-// schedule hands out the intended start times, until done or ctx ends. A
-// send that is late (all workers busy) is still handed its intended
-// time, so its wait counts.
-func schedule(ctx context.Context, start time.Time, intended iter.Seq[time.Duration], due chan<- time.Time) {
+// schedule hands out the intended start times, until done, ctx ends or
+// hand refuses. A send that is late (all workers busy) is still handed
+// its intended time, so its wait counts.
+func schedule(ctx context.Context, start time.Time, intended iter.Seq[time.Duration], hand func(time.Time) bool) {
 	for off := range intended {
 		at := start.Add(off)
-		if !sleepUntil(ctx, at) {
+		if !sleepUntil(ctx, at) || !hand(at) {
 			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case due <- at:
 		}
 	}
 }

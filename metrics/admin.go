@@ -60,6 +60,7 @@ func NewAdmin(o AdminOptions) *Admin {
 	a.mux.Handle("GET /config", a.authorized(http.HandlerFunc(a.config)))
 	a.mux.Handle("GET /debug/pprof/", a.authorized(http.HandlerFunc(pprof.Index)))
 	a.mux.Handle("GET /debug/pprof/profile", a.authorized(http.HandlerFunc(pprof.Profile)))
+	a.mux.Handle("GET /debug/pprof/trace", a.authorized(http.HandlerFunc(pprof.Trace)))
 	if a.reloadFn != nil {
 		a.mux.Handle("POST /reload", a.authorized(http.HandlerFunc(a.reload)))
 	}

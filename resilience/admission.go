@@ -40,8 +40,9 @@ type AdmissionSettings struct {
 	// CoDelTarget and CoDelInterval drive the queue discipline (see
 	// Admission): once the oldest waiter's wait has stayed above
 	// CoDelTarget for CoDelInterval, the queue serves the newest first
-	// and no request waits longer than CoDelTarget. Either <= 0 keeps the
-	// queue FIFO always.
+	// and no request waits longer than CoDelTarget, until no waiter has
+	// needed that long for CoDelInterval. Either <= 0 keeps the queue FIFO
+	// always.
 	CoDelTarget, CoDelInterval time.Duration
 	// Shadow counts what would be refused and refuses nothing: for tuning
 	// a route before enforcing.
@@ -67,9 +68,9 @@ func (c *admissionConfig) codel() bool { return c.target > 0 && c.interval > 0 }
 // Below the limit, with nobody waiting, Admit takes a slot with atomics
 // only. At the limit a request may wait in a bounded queue. The queue is
 // FIFO while it drains; when it stands (CoDel: the oldest waiter's wait
-// stayed above CoDelTarget for CoDelInterval) it turns LIFO until it
-// drains (a slot frees with nobody waiting), as in Facebook's "Fail at
-// Scale": the newest waiter, whose client is still waiting, is served
+// stayed above CoDelTarget for CoDelInterval) it turns LIFO until a
+// CoDelInterval passes with no waiter dropped for waiting CoDelTarget, as
+// in Facebook's "Fail at Scale": the newest waiter, whose client is still waiting, is served
 // first, waits are cut to CoDelTarget and older waiters are dropped, so
 // that a backlog costs the refused few instead of delaying everyone past
 // their deadlines. See admissionQueue for the mechanism.
@@ -151,7 +152,9 @@ func (a *Admission) Admit(now, deadline time.Time, p Priority) (Permit, error) {
 	if a.tooLate(now, deadline) {
 		return Permit{}, a.refuse(p)
 	}
-	if a.queued.Load() == 0 && a.tryAcquire() {
+	// While the queue stands, every arrival takes the slow path: it
+	// observes the queue, so LIFO ends promptly once the overload does.
+	if a.queued.Load() == 0 && !a.q.lifo.Load() && a.tryAcquire() {
 		return a.permit(), nil
 	}
 	return a.admitSlow(now, deadline, p)
@@ -276,8 +279,7 @@ func (p Permit) Release(rtt time.Duration, sample bool) {
 	// The decrement comes before this load, and a waiter announces itself
 	// in queued before its last tryAcquire: one of the two sees the other,
 	// so a freed slot is never missed.
-	// A standing queue that emptied learns here that it drained.
-	if a.queued.Load() > 0 || a.q.lifo.Load() {
+	if a.queued.Load() > 0 {
 		a.mu.Lock()
 		a.dispatchLocked()
 		a.mu.Unlock()

@@ -46,13 +46,14 @@ func TestGradientLimitSteps(t *testing.T) {
 	}{
 		// gradient 1: +sqrt(100) × smoothing.
 		{"at baseline, busy", gradBusy(100, base), 105},
-		{"within tolerance, busy", gradBusy(100, 15*time.Millisecond), 105},
-		// gradient 1.5 × 10 / 20 = 0.75: 100 + (75 + 10 − 100)/2.
-		{"RTT 2×", gradBusy(100, 2*base), 92.5},
-		// gradient clamped to 0.5: 100 + (50 + 10 − 100)/2.
-		{"RTT 10×", gradBusy(100, 10*base), 80},
+		{"faster than the baseline, busy", gradBusy(100, base/2), 105},
+		// gradient 10 / 12.5 = 0.8: 100 + (80 + 10 − 100)/2.
+		{"RTT 1.25×", gradBusy(100, 12500*time.Microsecond), 95},
+		// gradient 0.5: 100 + (50 + 10 − 100)/2.
+		{"RTT 2×", gradBusy(100, 2*base), 80},
+		{"RTT 10×, gradient clamped", gradBusy(100, 10*base), 80},
 		{"at baseline, app-limited", gradBusy(40, base), 100},
-		{"RTT 2×, app-limited", gradBusy(40, 2*base), 92.5},
+		{"RTT 1.25×, app-limited", gradBusy(40, 12500*time.Microsecond), 95},
 		{"too few samples", gradWindow(gradientMinSamples-1, 10*base), 100},
 		{"no span", rttWindow{sum: time.Second, count: 100}, 100},
 	}
@@ -79,9 +80,13 @@ func TestGradientLimitBaseline(t *testing.T) {
 	if g.baseline != float64(8*time.Millisecond) {
 		t.Errorf("baseline %v after a faster window, want 8ms", time.Duration(g.baseline))
 	}
-	g.next(gradBusy(20, 72*time.Millisecond)) // slower: 1/64 of the gap
-	if g.baseline != float64(9*time.Millisecond) {
-		t.Errorf("baseline %v after a slower window, want 9ms", time.Duration(g.baseline))
+	g.next(gradBusy(20, 12*time.Millisecond)) // slower: 1/64 of the gap
+	if g.baseline != float64(8*time.Millisecond+62500) {
+		t.Errorf("baseline %v after a slower window, want 8.0625ms", time.Duration(g.baseline))
+	}
+	g.next(gradBusy(20, time.Second)) // far slower: 1/64 of itself at most
+	if g.baseline != float64(8*time.Millisecond+62500)*(1+baselineRise) {
+		t.Errorf("baseline %v after a window 100× slower, want 8.19ms", time.Duration(g.baseline))
 	}
 }
 
@@ -112,6 +117,68 @@ func TestGradientLimitConverges(t *testing.T) {
 	}
 	if g.limit != g.max {
 		t.Errorf("limit %v after RTT at baseline for 40 windows, want the ceiling %v", g.limit, g.max)
+	}
+}
+
+// TestGradientLimitSettlesNearUpstreamConcurrency runs the algorithm for
+// five minutes of windows against a model of a saturated upstream of C
+// workers and a fixed service time, whose RTT is the service time up to
+// C in flight and grows in proportion beyond: the limit must settle
+// between C and C + 2.5 sqrt(C), from below and from far above, and stay
+// there. Above, every request would wait upstream for a large part of a
+// service time (and without probes the baseline's slow rise drifts the
+// limit there); below, workers idle.
+func TestGradientLimitSettlesNearUpstreamConcurrency(t *testing.T) {
+	const service = 10 * time.Millisecond
+	for _, c := range []float64{4, 16, 64, 256} {
+		for _, initial := range []int{4, 1000} {
+			g := newGradientLimit(1, 1000, initial)
+			g.next(gradBusy(c/2, service)) // the baseline, from a quiet window
+			lo, hi := c, c+2.5*math.Sqrt(c)
+			for i := range 300 {
+				inflight := float64(g.current())
+				g.next(gradBusy(inflight, time.Duration(float64(service)*max(1, inflight/c))))
+				if i >= 120 && !g.probing && (g.limit < lo || g.limit > hi) {
+					t.Errorf("C = %v, from %d: limit %.1f after %d windows, want within [%v, %.1f]", c, initial, g.limit, i+1, lo, hi)
+					break
+				}
+			}
+		}
+	}
+}
+
+// TestGradientLimitProbes checks the probe schedule: after probeEvery busy
+// windows with RTT above the baseline, one window enforces limit −
+// 2 sqrt(limit); windows at the baseline or app-limited never lead to one.
+func TestGradientLimitProbes(t *testing.T) {
+	const base = 10 * time.Millisecond
+	for _, tt := range []struct {
+		name   string
+		window rttWindow
+		probe  bool
+	}{
+		{"busy, RTT above the baseline", gradBusy(100, 2*base), true},
+		{"busy, RTT at the baseline", gradBusy(100, base), false},
+		{"app-limited, RTT above the baseline", gradBusy(10, 2*base), false},
+	} {
+		g := gradientLimit{limit: 100, baseline: float64(base), min: 4, max: 1000}
+		for i := 1; i <= probeEvery; i++ {
+			g.next(tt.window)
+			g.limit = 100 // hold the limit; only the schedule is tested
+			if want := tt.probe && i == probeEvery; g.probing != want {
+				t.Fatalf("%s, window %d: probing %v, want %v", tt.name, i, g.probing, want)
+			}
+		}
+		if want := int64(100); !tt.probe && g.current() != want {
+			t.Errorf("%s: current %d, want %d", tt.name, g.current(), want)
+		}
+		if want := int64(80); tt.probe && g.current() != want {
+			t.Errorf("%s: probe enforces %d, want 100 − 2 sqrt(100) = %d", tt.name, g.current(), want)
+		}
+		g.next(tt.window)
+		if g.probing {
+			t.Errorf("%s: two probes in a row", tt.name)
+		}
 	}
 }
 

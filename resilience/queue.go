@@ -11,20 +11,30 @@ import (
 //
 // The discipline is CoDel's standing-queue test driving Facebook's
 // adaptive LIFO, in the smallest form that is correct with an injected
-// clock: each arrival that finds the route at its limit, and each Update,
-// observes the oldest waiter's wait. Once that wait has been above target
-// at every observation for interval, the queue is standing: lifo is set,
-// waits are cut to target and waiters already older are dropped. lifo
-// stays set until the queue drains, that is until a slot is free with
-// nobody waiting (drops that empty the queue do not count: demand still
-// exceeds the limit). A queue that drains within the interval was a
-// burst, not overload, and stays FIFO.
+// clock. Each arrival that finds the route at its limit, and each Update,
+// observes the queue at its time. Once the oldest waiter's wait has been
+// above target at every observation for interval, or at once if an
+// arrival finds the queue overflowing while its oldest waiter's wait is
+// above target, the queue is standing:
+// lifo is set, waits are cut to target and waiters already older are
+// dropped. It stands until a whole interval passes in which no waiter
+// waited beyond target (none was dropped for it): LIFO service then keeps
+// up, and the queue turns FIFO again. A queue that drains within the
+// interval was a burst, not overload, and stays FIFO.
+//
+// The exit needs that interval of calm, not merely an empty queue: under
+// overload the drops themselves empty the queue for a moment now and
+// then, and turning FIFO there let each new backlog wait the full queue
+// timeout for another interval.
 type admissionQueue struct {
 	byRank [numPriorities]waiterList
 	n      int
 	// aboveSince is when the oldest waiter's wait went above target, as
 	// far as observations tell; zero while it is not.
 	aboveSince time.Time
+	// lastAbove is, while lifo is set, the last time a waiter was dropped
+	// after waiting at least target.
+	lastAbove time.Time
 	// lifo is written under Admission.mu and read without it by Release,
 	// which must notice a drain.
 	lifo atomic.Bool
@@ -94,10 +104,14 @@ func (a *Admission) placeLocked(now, deadline time.Time, p Priority) (time.Durat
 		room /= 2
 	}
 	wait := a.waitBound(now, deadline, lifo)
-	if wait <= 0 || a.expectedWait(a.q.ahead(p)) > wait {
+	if wait <= 0 {
 		return 0, false
 	}
-	if a.q.n >= room && !a.evictLocked(p) {
+	expected := a.expectedWait(a.q.ahead(p))
+	if expected > wait || a.q.n >= room && !a.evictLocked(p) {
+		if expected > a.cfg.queueTimeout || a.q.n >= a.cfg.queue {
+			a.overflowLocked(now)
+		}
 		return 0, false
 	}
 	return wait, true
@@ -134,7 +148,7 @@ func (a *Admission) await(w *admissionWaiter, wait time.Duration) (Permit, error
 	case <-w.timer.C:
 		a.mu.Lock()
 		if w.state == waiterWaiting {
-			a.leaveLocked(w, waiterDropped)
+			a.dropLocked(w, w.since.Add(wait))
 		}
 		a.mu.Unlock()
 		<-w.ready
@@ -147,15 +161,10 @@ func (a *Admission) await(w *admissionWaiter, wait time.Duration) (Permit, error
 	return Permit{}, a.refuse(p)
 }
 
-// dispatchLocked gives free slots to waiters, in service order. A slot
-// left free with nobody waiting means the queue drained: it is no longer
-// standing.
+// dispatchLocked gives free slots to waiters, in service order.
 func (a *Admission) dispatchLocked() {
 	for a.q.n > 0 && a.tryAcquire() {
 		a.leaveLocked(a.q.next(), waiterGranted)
-	}
-	if a.q.n == 0 && a.inflight.Load() < a.limit.Load() {
-		a.q.lifo.Store(false)
 	}
 }
 
@@ -178,6 +187,9 @@ func (a *Admission) observeLocked(now time.Time) {
 	}
 	if a.q.lifo.Load() {
 		a.sweepLocked(now)
+		if now.Sub(a.q.lastAbove) >= a.cfg.interval {
+			a.q.lifo.Store(false)
+		}
 		return
 	}
 	o := a.q.oldest()
@@ -189,10 +201,32 @@ func (a *Admission) observeLocked(now time.Time) {
 		a.q.aboveSince = o.since.Add(a.cfg.target)
 	}
 	if now.Sub(a.q.aboveSince) >= a.cfg.interval {
-		a.q.lifo.Store(true)
-		a.q.aboveSince = time.Time{}
-		a.sweepLocked(now)
+		a.standLocked(now)
 	}
+}
+
+// overflowLocked is CoDel's test for an arrival refused at now because
+// the queue holds more than it can serve within the queue timeout (it is
+// full, or the expected wait is longer). If the oldest waiter has also
+// waited beyond the target, the backlog is not a burst being absorbed:
+// the queue stands at once rather than after an interval in which every
+// request served would wait up to the queue timeout.
+func (a *Admission) overflowLocked(now time.Time) {
+	if !a.cfg.codel() || a.q.lifo.Load() {
+		return
+	}
+	if o := a.q.oldest(); o != nil && now.Sub(o.since) > a.cfg.target {
+		a.standLocked(now)
+	}
+}
+
+// standLocked turns the queue LIFO at now and drops the waiters already
+// beyond the target.
+func (a *Admission) standLocked(now time.Time) {
+	a.q.lifo.Store(true)
+	a.q.aboveSince = time.Time{}
+	a.q.lastAbove = now
+	a.sweepLocked(now)
 }
 
 // sweepLocked drops the waiters that have waited longer than the target.
@@ -200,9 +234,18 @@ func (a *Admission) sweepLocked(now time.Time) {
 	for r := range a.q.byRank {
 		l := &a.q.byRank[r]
 		for l.front != nil && now.Sub(l.front.since) > a.cfg.target {
-			a.leaveLocked(l.front, waiterDropped)
+			a.dropLocked(l.front, now)
 		}
 	}
+}
+
+// dropLocked refuses w at now, which counts as a wait beyond the target
+// if it waited that long.
+func (a *Admission) dropLocked(w *admissionWaiter, now time.Time) {
+	if a.cfg.codel() && now.Sub(w.since) >= a.cfg.target && now.After(a.q.lastAbove) {
+		a.q.lastAbove = now
+	}
+	a.leaveLocked(w, waiterDropped)
 }
 
 // leaveLocked takes w out of the queue as st and wakes it.

@@ -53,17 +53,21 @@ func TestAdmissionCoDelStandingQueueTurnsLIFO(t *testing.T) {
 		}
 		held = r.p
 	}
-	if !a.q.lifo.Load() {
-		t.Fatal("FIFO again although no slot was free with the queue empty")
-	}
 	held.Release(0, false) // a free slot, nobody waiting: drained
+	// w1 was dropped at 3m, beyond the target: the queue stands until an
+	// interval without such a drop has passed, at 5m.
+	a.Update(admAt(299 * time.Second))
+	if !a.q.lifo.Load() {
+		t.Fatal("FIFO again within an interval of the last drop beyond the target")
+	}
+	a.Update(admAt(300 * time.Second))
 	if a.q.lifo.Load() {
-		t.Fatal("still LIFO after the queue drained")
+		t.Fatal("still LIFO after an interval without a drop beyond the target")
 	}
 	if a.Shed(Default) != 1 || a.Shed(Sheddable) != 1 || a.InFlight() != 0 {
 		t.Errorf("shed default %d, sheddable %d, in flight %d", a.Shed(Default), a.Shed(Sheddable), a.InFlight())
 	}
-	admFIFOOrder(t, a, admAt(240*time.Second))
+	admFIFOOrder(t, a, admAt(310*time.Second))
 }
 
 // admFIFOOrder checks that a's queue serves in arrival order at now.
@@ -102,22 +106,74 @@ func TestAdmissionCoDelBurstStaysFIFO(t *testing.T) {
 	}
 }
 
+// TestAdmissionCoDelOverflowStandsAtOnce checks that an arrival refused
+// by a full queue turns it LIFO before the interval is out, but only once
+// the oldest waiter is beyond the target: a full queue of fresh waiters
+// is a burst.
+func TestAdmissionCoDelOverflowStandsAtOnce(t *testing.T) {
+	a := NewAdmission(AdmissionSettings{
+		MaxConcurrency: 1, Queue: 2, QueueTimeout: admLong,
+		CoDelTarget: admTarget, CoDelInterval: admInterval,
+	})
+	hold := mustAdmit(t, a, admT0, Default)
+	w1 := admQueue(t, a, admT0, Default)
+	w2 := admQueue(t, a, admAt(10*time.Second), Default)
+	for _, c := range []struct {
+		at   time.Duration
+		lifo bool
+	}{
+		{30 * time.Second, false}, // full, but w1 has waited 30s < target
+		{70 * time.Second, true},  // full, w1 70s > target: within the interval
+	} {
+		if _, err := a.Admit(admAt(c.at), time.Time{}, Default); !errors.Is(err, ErrShed) {
+			t.Fatalf("arrival at %v into a full queue: err %v, want ErrShed", c.at, err)
+		}
+		if a.q.lifo.Load() != c.lifo {
+			t.Fatalf("after the refusal at %v: lifo %v, want %v", c.at, a.q.lifo.Load(), c.lifo)
+		}
+	}
+	if r := admRecv(t, w1); !errors.Is(r.err, ErrShed) {
+		t.Fatalf("w1, waiting 70s > target when the queue stood: err %v, want ErrShed", r.err)
+	}
+	admPending(t, w2, "w2 (waiting 60s, not beyond the target)")
+	hold.Release(0, false)
+	admRecv(t, w2).p.Release(0, false)
+	if a.InFlight() != 0 || a.Shed(Default) != 3 {
+		t.Errorf("in flight %d, shed %d, want 0 and 3", a.InFlight(), a.Shed(Default))
+	}
+}
+
 // TestAdmissionCoDelCutsWaits checks that a standing queue bounds a new
 // waiter's wait by the target, not the queue timeout: with a 1ms target
-// the waiter is refused although the queue timeout is an hour.
+// the waiter is refused although the queue timeout is an hour. Its drop
+// keeps the queue standing for an interval.
 func TestAdmissionCoDelCutsWaits(t *testing.T) {
 	a := NewAdmission(AdmissionSettings{
 		MaxConcurrency: 1, Queue: 8, QueueTimeout: admLong,
 		CoDelTarget: time.Millisecond, CoDelInterval: time.Second,
 	})
 	hold := mustAdmit(t, a, admT0, Default)
-	a.q.lifo.Store(true)
+	a.q.lifo.Store(true) // as if it had turned LIFO at admT0
+	a.q.lastAbove = admT0
 	if _, err := a.Admit(admT0, time.Time{}, Critical); !errors.Is(err, ErrShed) {
 		t.Fatalf("err %v, want ErrShed after the target", err)
 	}
 	hold.Release(0, false)
-	if a.q.lifo.Load() || a.InFlight() != 0 {
-		t.Errorf("lifo %v, in flight %d after draining", a.q.lifo.Load(), a.InFlight())
+	dropped := admT0.Add(time.Millisecond)
+	for _, c := range []struct {
+		at   time.Time
+		lifo bool
+	}{
+		{dropped.Add(time.Second - time.Nanosecond), true},
+		{dropped.Add(time.Second), false},
+	} {
+		a.Update(c.at)
+		if a.q.lifo.Load() != c.lifo {
+			t.Errorf("at drop+%v: lifo %v, want %v", c.at.Sub(dropped), a.q.lifo.Load(), c.lifo)
+		}
+	}
+	if a.InFlight() != 0 {
+		t.Errorf("in flight %d after draining", a.InFlight())
 	}
 }
 

@@ -365,6 +365,19 @@ func TestLimits(t *testing.T) {
 		})
 	}
 
+	t.Run("silent connection closed without an answer at read_header_timeout", func(t *testing.T) {
+		c, err := net.Dial("tcp", tg.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
+		got, err := io.ReadAll(c)
+		if err != nil || len(got) > 0 {
+			t.Errorf("read %q, %v; want nothing, then the close", got, err)
+		}
+	})
+
 	t.Run("connections over max_connections", func(t *testing.T) {
 		var held []net.Conn
 		for range 4 {

@@ -59,14 +59,45 @@ func (c *caller) connect(ctx context.Context) {
 	}
 }
 
-// dial hands out a warm connection, or dials one if none is left.
+// dial hands out a warm connection still fit for a request, or dials one
+// if none is left.
 func (c *caller) dial(addr string) (net.Conn, error) {
-	select {
-	case conn := <-c.warm:
-		return conn, nil
-	default:
-		return fasthttp.DialTimeout(addr, c.l.Timeout)
+	for {
+		select {
+		case conn := <-c.warm:
+			if quiet(conn) {
+				return conn, nil
+			}
+			_ = conn.Close()
+		default:
+			return fasthttp.DialTimeout(addr, c.l.Timeout)
+		}
 	}
+}
+
+// quiet reports whether the target has neither closed conn nor written on
+// it while it waited unused: servers close a connection that sends
+// nothing for a while (tailguard at read_header_timeout, nginx at
+// client_header_timeout), and some write a 408 first. One non-blocking
+// MSG_PEEK finds either.
+func quiet(conn net.Conn) bool {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var peekErr error
+	if err := raw.Control(func(fd uintptr) {
+		var b [1]byte
+		_, _, peekErr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	}); err != nil {
+		return false
+	}
+	// Nothing to read is EAGAIN; a byte, or the close (0 bytes), is nil.
+	return errors.Is(peekErr, syscall.EAGAIN)
 }
 
 // close closes the client's idle connections and the warm ones unused.

@@ -96,6 +96,9 @@ type clientConn struct {
 	net.Conn
 	l      *clientListener
 	closed atomic.Bool
+	// spoke is set once the client has sent a byte: a connection that
+	// times out before it ever does is closed without an answer.
+	spoke bool
 	// metering is set while the body decoder reads through meter; allow is
 	// the wire bytes it may still read then.
 	metering bool
@@ -118,7 +121,11 @@ var errChunkOverhead = errors.New("chunked request body: too much framing for it
 // Read implements net.Conn.
 func (c *clientConn) Read(p []byte) (int, error) {
 	if !c.metering {
-		return c.Conn.Read(p)
+		n, err := c.Conn.Read(p)
+		if n > 0 && !c.spoke {
+			c.spoke = true
+		}
+		return n, err
 	}
 	if c.allow <= 0 {
 		return 0, errChunkOverhead
@@ -208,3 +215,10 @@ func checkTrailers(block []byte) bool {
 }
 
 var crlf = []byte("\r\n")
+
+// silent reports whether conn is a client connection on which the client
+// has never sent a byte.
+func silent(conn net.Conn) bool {
+	c, ok := conn.(*clientConn)
+	return ok && !c.spoke
+}

@@ -136,7 +136,11 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 }
 
 // serveError answers requests fasthttp could not read: the head too large
-// (431), too slow (408), or malformed (400).
+// (431), too slow (408), or malformed (400). A connection that timed out
+// before sending a byte had no request to answer: it is closed without a
+// word, as nginx and Go's net/http do, since a client that opened it
+// ahead of need (a pool's warm connection, a browser's preconnect) would
+// read a 408 written there as the answer to its next request.
 func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
 	c := causeBadRequest
 	var small *fasthttp.ErrSmallBuffer
@@ -145,6 +149,12 @@ func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		c = causeHeadersTooLarge
 	case errors.As(err, &ne) && ne.Timeout():
+		if silent(ctx.Conn()) {
+			// fasthttp writes whatever the handler leaves; a closed
+			// connection takes nothing.
+			_ = ctx.Conn().Close()
+			return
+		}
 		c = causeHeaderTimeout
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		c = causeBodyTooLarge

@@ -127,10 +127,11 @@ func TestGradientLimitConverges(t *testing.T) {
 // between C and C + 2.5 sqrt(C), from below and from far above, and stay
 // there. Above, every request would wait upstream for a large part of a
 // service time (and without probes the baseline's slow rise drifts the
-// limit there); below, workers idle.
+// limit there: to 49 for C = 16, 116 for 64); below, workers idle.
+// Upstreams under 16 workers are left out: see gradientLimit.
 func TestGradientLimitSettlesNearUpstreamConcurrency(t *testing.T) {
 	const service = 10 * time.Millisecond
-	for _, c := range []float64{4, 16, 64, 256} {
+	for _, c := range []float64{16, 64, 256} {
 		for _, initial := range []int{4, 1000} {
 			g := newGradientLimit(1, 1000, initial)
 			g.next(gradBusy(c/2, service)) // the baseline, from a quiet window

@@ -30,6 +30,11 @@ func newCaller(l Load) *caller {
 		Addr:     u.Host,
 		MaxConns: cap(c.warm),
 		Dial:     c.dial,
+		// The most recently used idle connection first, as Go's
+		// net/http does: the connections in use stay as few as the load
+		// needs, and the warm ones beyond that wait untouched instead of
+		// each waking a cold goroutine in the target in turn.
+		ConnPoolStrategy: fasthttp.LIFO,
 		// A request the generator times out is its own measurement: never
 		// retried behind its back, never queued for a connection longer
 		// than it may take.

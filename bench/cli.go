@@ -19,6 +19,7 @@ import (
 //	tailguard bench -url URL [flags]              one run of the load generator
 //	tailguard bench scenario NAME [flags]         a reproducible comparison (NAME list: what there is)
 //	tailguard bench plot -svg FILE REPORT.json…   the percentile spectra of saved runs
+//	tailguard bench relay -upstream HOST:PORT     a bare fasthttp relay, overhead's floor arm
 //
 // start runs tailguard in-process for the scenarios; main supplies it so
 // that bench needs no proxy code. Main stops on SIGINT or SIGTERM.
@@ -32,6 +33,8 @@ func Main(ctx context.Context, args []string, stdout io.Writer, start Proxy) err
 			return c.scenario(ctx, args[1:])
 		case "plot":
 			return c.plot(args[1:])
+		case "relay":
+			return c.relay(ctx, args[1:])
 		}
 	}
 	return c.run(ctx, args)

@@ -129,3 +129,41 @@ func TestScenarioCLI(t *testing.T) {
 		t.Errorf("list:\n%s", list)
 	}
 }
+
+// TestBenchCLIRelay: the relay passes requests through to its upstream,
+// and an unknown upstream gets a 502.
+func TestBenchCLIRelay(t *testing.T) {
+	up := startTestUpstream(t, UpstreamOptions{})
+	direct, want, err := get(t, "http://"+up.Addr()+"/", 5*time.Second)
+	if err != nil || direct != 200 {
+		t.Fatalf("upstream: %d, %v", direct, err)
+	}
+	dead, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		upstream, body string
+		status         int
+	}{
+		{up.Addr(), want, 200},
+		{dead, "relay: upstream failed", 502},
+	} {
+		listen, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := startProcess("relay", exec.Command(tailguardBin, "bench", "relay", "-listen", listen, "-upstream", tt.upstream))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ready(p, listen); err != nil {
+			t.Fatal(err)
+		}
+		code, body, err := get(t, "http://"+listen+"/", 5*time.Second)
+		p.stop()
+		if code != tt.status || body != tt.body || err != nil {
+			t.Errorf("relay to %s: %d %q, %v; want %d %q", tt.upstream, code, body, err, tt.status, tt.body)
+		}
+	}
+}

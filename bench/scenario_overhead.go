@@ -132,13 +132,23 @@ func medianRow(rows []overheadRow) overheadRow {
 	return m
 }
 
-// overheadTargets are direct, tailguard, nginx and HAProxy; the proxies
+// overheadTargets are direct, tailguard, the bare fasthttp relay (the
+// floor of what tailguard is built on), nginx and HAProxy; the proxies
 // run on CPU 0 with one worker each.
 func overheadTargets(e *Env) []overheadTarget {
 	return []overheadTarget{
 		{name: "direct"},
 		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return e.startTailguardProcess(ctx, dir, upstream)
+		}},
+		{name: "fasthttp relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
+			return startPeer(func(listen string) (*process, error) {
+				p, err := startProcess("relay", e.command(ctx, "0", "bench", "relay", "-listen", listen, "-upstream", upstream))
+				if err != nil {
+					return nil, err
+				}
+				return ready(p, listen)
+			})
 		}},
 		{name: "nginx", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return startPeer(func(listen string) (*process, error) { return e.startNginx(ctx, dir, listen, upstream, "0") })

@@ -165,10 +165,10 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
 	names := rowNames(tb)
-	if len(names) < 2 || names[0] != "direct" || names[1] != "tailguard" {
-		t.Fatalf("rows %q; want direct and tailguard first", names)
+	if len(names) < 3 || names[0] != "direct" || names[1] != "tailguard" || names[2] != "fasthttp relay" {
+		t.Fatalf("rows %q; want direct, tailguard and fasthttp relay first", names)
 	}
-	if len(names) < 4 && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
+	if len(names) < 5 && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
 		t.Errorf("rows %q, and no peer noted as skipped", names)
 	}
 	for _, n := range names {

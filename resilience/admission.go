@@ -70,10 +70,11 @@ func (c *admissionConfig) codel() bool { return c.target > 0 && c.interval > 0 }
 // FIFO while it drains; when it stands (CoDel: the oldest waiter's wait
 // stayed above CoDelTarget for CoDelInterval) it turns LIFO until a
 // CoDelInterval passes with no waiter dropped for waiting CoDelTarget, as
-// in Facebook's "Fail at Scale": the newest waiter, whose client is still waiting, is served
-// first, waits are cut to CoDelTarget and older waiters are dropped, so
-// that a backlog costs the refused few instead of delaying everyone past
-// their deadlines. See admissionQueue for the mechanism.
+// in Facebook's "Fail at Scale": the newest waiter, whose client is still
+// waiting, is served first, waits are cut to CoDelTarget and older
+// waiters are dropped, so that a backlog costs the refused few instead of
+// delaying everyone past their deadlines. See admissionQueue for the
+// mechanism.
 //
 // Priorities never let a request exceed the limit. They act on the queue:
 //   - waiters are served Critical first, then Default, then Sheddable;

@@ -20,9 +20,9 @@ import (
 // the baseline, and falls by up to a quarter a window as RTT rises above
 // it. An upstream that serves C requests at once answers L > C in flight
 // with RTT about baseline × L/C, so the limit settles a little above
-// C + sqrt(C) (below C + 2.5 sqrt(C), as a test checks):
-// enough queued upstream that no worker idles between requests, little
-// enough that a request waits there a fraction of a service time. (A
+// C + sqrt(C) (below C + 2.5 sqrt(C), as a test checks): enough queued
+// upstream that no worker idles between requests, little enough that a
+// request waits there a fraction of a service time. (A
 // tolerance above 1, as Gradient2's 1.5, lets the limit settle at 1.5 C +
 // sqrt: service time half again as long for every request, for no more
 // throughput; the headroom already absorbs RTT noise.) It does not grow
@@ -44,8 +44,8 @@ import (
 // slow rise would drift the baseline, and with it the limit, upward for
 // as long as the overload lasts. So every probeEvery such windows (busy,
 // RTT above the baseline), one window is a probe that enforces limit −
-// 2 sqrt(limit), but never less than two thirds of it: for C of 16
-// and more that is below the C + sqrt(C) the limit settles at, so the
+// 2 sqrt(limit), but never less than two thirds of it: for C of 16 and
+// more that is below the C + sqrt(C) the limit settles at, so the
 // upstream's queue empties, the window's RTT is the service time again,
 // and the baseline falls back to it. This is BBR's ProbeRTT, gently: the
 // baseline is never measured by cutting the limit to its minimum, as

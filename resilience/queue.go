@@ -15,12 +15,12 @@ import (
 // observes the queue at its time. Once the oldest waiter's wait has been
 // above target at every observation for interval, or at once if an
 // arrival finds the queue overflowing while its oldest waiter's wait is
-// above target, the queue is standing:
-// lifo is set, waits are cut to target and waiters already older are
-// dropped. It stands until a whole interval passes in which no waiter
-// waited beyond target (none was dropped for it): LIFO service then keeps
-// up, and the queue turns FIFO again. A queue that drains within the
-// interval was a burst, not overload, and stays FIFO.
+// above target, the queue is standing: lifo is set, waits are cut to
+// target and waiters already older are dropped. It stands until a whole
+// interval passes in which no waiter waited beyond target (none was
+// dropped for it): LIFO service then keeps up, and the queue turns FIFO
+// again. A queue that drains within the interval was a burst, not
+// overload, and stays FIFO.
 //
 // The exit needs that interval of calm, not merely an empty queue: under
 // overload the drops themselves empty the queue for a moment now and
@@ -35,8 +35,8 @@ type admissionQueue struct {
 	// lastAbove is, while lifo is set, the last time a waiter was dropped
 	// after waiting at least target.
 	lastAbove time.Time
-	// lifo is written under Admission.mu and read without it by Release,
-	// which must notice a drain.
+	// lifo is written under Admission.mu and read without it by Admit's
+	// fast path, which a standing queue closes.
 	lifo atomic.Bool
 }
 

@@ -61,6 +61,7 @@ type Limits struct {
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" json:"max_body_bytes"`
 	// ReadHeaderTimeout bounds the time from a connection's first byte to
 	// the end of the request headers (408 and close): the slowloris guard.
+	// A new connection silent that long is closed without an answer.
 	// Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
 	// IdleTimeout closes a keep-alive client connection idle this long.

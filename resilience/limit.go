@@ -53,8 +53,8 @@ import (
 // most a third of one window's throughput in ten, and only while the
 // route is saturated (shedding anyway). For a smaller C the third does
 // not empty the upstream's queue and the drift is only bounded: over
-// five minutes of overload the limit of a 4-worker upstream stays at
-// 11–15 (60 without probes).
+// five minutes of modelled overload the limit of a 4-worker upstream
+// stays at 11–15, against up to 28 without probes (the test logs both).
 //
 // gradientLimit is not safe for concurrent use; Admission.Update owns it.
 type gradientLimit struct {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -43,17 +42,7 @@ func (c *cli) relay(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench relay: %w", err)
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = srv.Shutdown()
-		case <-done:
-		}
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("bench relay: %w", err)
-	}
-	return nil
+	go func() { _ = srv.Serve(ln) }()
+	<-ctx.Done()
+	return srv.Shutdown()
 }

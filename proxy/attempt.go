@@ -128,9 +128,9 @@ func (x *exchange) hedgedRound(avoid int) round {
 				releaseAttempt(last)
 			}
 			last = a
-			if a.res.out != resilience.Failure {
-				x.win(a)
-				return a.res
+			if res := a.res; res.out != resilience.Failure {
+				x.win(a) // releases a
+				return res
 			}
 		case now := <-x.timer.C:
 			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || x.saturated() ||
@@ -149,8 +149,9 @@ func (x *exchange) hedgedRound(avoid int) round {
 			}
 		}
 	}
-	x.win(last)
-	return last.res
+	res := last.res
+	x.win(last) // releases last
+	return res
 }
 
 // win makes attempt a the request's answer: its response is moved into

@@ -243,6 +243,61 @@ routes:
 	}
 }
 
+// TestNoHedgeWhenItWouldAmplify: a slow GET that would be hedged at 5 ms
+// is not while the route is at its concurrency limit (a hedge would add
+// load to a saturated upstream), nor while it is the breaker's half-open
+// probe (a probe must not be multiplied).
+func TestNoHedgeWhenItWouldAmplify(t *testing.T) {
+	tests := []struct {
+		name, upstream, route string
+		trip                  bool // fail once first, to open the breaker
+	}{
+		{"at the concurrency limit", "", ", shed: {max_concurrency: 1, queue: 0}", false},
+		{"breaker half-open", ", breaker: {consecutive_failures: 1, open_timeout: 50ms, half_open_requests: 1}", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var slow atomic.Bool
+			up := startCounted(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
+				if !slow.Load() {
+					w.WriteHeader(500)
+					return
+				}
+				time.Sleep(60 * time.Millisecond)
+				fmt.Fprint(w, "done")
+			})
+			slow.Store(!tt.trip)
+			var before int64
+			addr := startProxy(t, `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"]`+tt.upstream+`}}
+routes:
+  - {name: api, match: {path_prefix: /}, upstream: app, hedge: {delay: 5ms, max_extra: 1}`+tt.route+`}
+`, up.addr)
+			if tt.trip {
+				if status, _, _ := do(t, addr, "GET", "/", ""); status != 500 {
+					t.Fatalf("tripping request: %d, want the upstream's 500", status)
+				}
+				waitFor(t, "the breaker to open", func() bool {
+					_, _, h := do(t, addr, "GET", "/", "")
+					return h.Get("X-Tailguard-Error") == "breaker_open"
+				})
+				slow.Store(true)
+				before = up.n.Load()
+				waitFor(t, "the breaker to let a probe through", func() bool {
+					_, _, h := do(t, addr, "GET", "/", "")
+					return h.Get("X-Tailguard-Error") != "breaker_open"
+				})
+			} else if status, body, _ := do(t, addr, "GET", "/", ""); status != 200 || body != "done" {
+				t.Fatalf("got %d %q", status, body)
+			}
+			if n := up.n.Load() - before; n != 1 {
+				t.Errorf("the upstream saw %d requests for one, want 1: no hedge, no retry", n)
+			}
+		})
+	}
+}
+
 // TestOutlierEjection: an endpoint answering 5xx is ejected and traffic
 // goes to the other one until its ejection time has passed.
 func TestOutlierEjection(t *testing.T) {

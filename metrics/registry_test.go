@@ -109,20 +109,30 @@ func TestConfigureKeepsState(t *testing.T) {
 	}
 }
 
-// TestOnTick checks that each tick hands OnTick the route's last 10 s.
+// TestOnTick checks that each tick hands OnTick the route's last 10 s,
+// with the service time's own sample count: requests refused before any
+// attempt (here 30, shed) count as requests, not as service samples.
 func TestOnTick(t *testing.T) {
 	var got []time.Duration
+	var samples, requests []int64
 	reg, clock := newTestRegistry(t, RouteConfig{Name: "api", OnTick: func(s *Snapshot) {
 		got = append(got, s.Quantile(Service, 0.95))
+		samples, requests = append(samples, s.Samples(Service)), append(requests, s.Count())
 	}})
 	start := clock.Now()
 	for i := range 100 {
 		reg.Route("api").Record(uint64(i), ok(time.Duration(i+1)*time.Millisecond))
 	}
+	for i := range 30 {
+		reg.Route("api").Record(uint64(100+i), Sample{Queue: time.Millisecond, Response: time.Millisecond, Status: 503})
+	}
 	reg.Tick(clock.set(start, time.Second))
 	reg.Tick(clock.set(start, 11*time.Second))
 	if len(got) != 2 || got[0] < 47*time.Millisecond || got[0] > 48*time.Millisecond || got[1] != 0 {
 		t.Errorf("OnTick saw service p95 %v, want about 47.5ms then 0 (out of the window)", got)
+	}
+	if len(samples) != 2 || samples[0] != 100 || requests[0] != 130 || samples[1] != 0 || requests[1] != 0 {
+		t.Errorf("OnTick saw %v service samples of %v requests, want [100 0] of [130 0]", samples, requests)
 	}
 }
 

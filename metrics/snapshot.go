@@ -81,8 +81,17 @@ func (s *Snapshot) Quantile(m Metric, q float64) time.Duration {
 }
 
 // Count returns the number of requests in the window. Service may have
-// fewer values: it is recorded only when an attempt was made.
+// fewer values (see Samples): it is recorded only when an attempt was made.
 func (s *Snapshot) Count() int64 { return s.c.requests }
+
+// Samples returns how many values of metric m the window holds: what its
+// quantiles rest on.
+func (s *Snapshot) Samples(m Metric) int64 {
+	if s.h[m] == nil {
+		return 0
+	}
+	return s.h[m].TotalCount()
+}
 
 // max returns metric m's largest value in the window; 0 if none.
 func (s *Snapshot) max(m Metric) time.Duration {

@@ -221,12 +221,16 @@ func (r *Route) metricsConfig(rc *config.Route) metrics.RouteConfig {
 }
 
 // tick runs once a second, off the hot path, with the route's last 10 s.
+// The service-time quantiles rest on the requests that made an attempt,
+// not on all requests: a window of shed or breaker-refused requests has
+// none, and its quantiles (0) must not be trusted.
 func (r *Route) tick(s *metrics.Snapshot) {
+	samples := s.Samples(metrics.Service)
 	if r.hedge != nil {
-		r.hedge.Observe(s.Quantile(metrics.Service, r.hedge.Percentile()), s.Count())
+		r.hedge.Observe(s.Quantile(metrics.Service, r.hedge.Percentile()), samples)
 	}
 	if a := r.admission; a != nil {
-		if s.Count() > 0 {
+		if samples > 0 {
 			a.SetServiceP50(s.Quantile(metrics.Service, 0.5))
 		}
 		a.Update(time.Now())

@@ -82,7 +82,7 @@ func (x *exchange) plainRound(avoid int) round {
 	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, deadline)
 	end := time.Now()
 	res := x.srv.settle(u, i, start, end, x.ctx.Response.StatusCode(), err)
-	x.service, x.err, x.sampled = end.Sub(start), err, res.why == resilience.ReasonNone
+	x.service, x.err = end.Sub(start), err
 	return res
 }
 
@@ -159,7 +159,7 @@ func (x *exchange) hedgedRound(avoid int) round {
 // its timing becomes the request's service time. a is released.
 func (x *exchange) win(a *attempt) {
 	defer releaseAttempt(a)
-	x.service, x.err, x.sampled = a.end.Sub(a.start), a.err, a.res.why == resilience.ReasonNone
+	x.service, x.err = a.end.Sub(a.start), a.err
 	if a.hedge && a.res.out != resilience.Failure {
 		x.flags |= metrics.HedgeWon
 	}

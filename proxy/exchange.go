@@ -32,9 +32,9 @@ type exchange struct {
 	retries, hedges uint8
 	// err is the last attempt's failure, when no attempt succeeded.
 	err error
-	// sampled says the service time may feed the adaptive limit: an
-	// attempt reached the upstream and answered.
-	sampled   bool
+	// answered is set once tailguard answered the request itself, which
+	// logs it as a failure: finish must not log it again.
+	answered  bool
 	requestID []byte // the request's X-Request-Id, inside its header
 	// scratch composes header values; headers copy what they are set to.
 	scratch []byte
@@ -111,7 +111,7 @@ func (x *exchange) release() {
 	x.timer.Stop()
 	x.ctx, x.route, x.srv, x.err, x.requestID = nil, nil, nil, nil, nil
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
-	x.service, x.flags, x.retries, x.hedges, x.sampled = 0, 0, 0, 0, false
+	x.service, x.flags, x.retries, x.hedges, x.answered = 0, 0, 0, 0, false
 	x.scratch, x.body = x.scratch[:0], x.body[:0]
 	exchangePool.Put(x)
 }

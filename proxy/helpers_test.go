@@ -30,11 +30,17 @@ func startProxy(t testing.TB, yaml string, addrs ...any) string {
 // startServer is startProxy, returning the Server too.
 func startServer(t testing.TB, yaml string, addrs ...any) (*Server, string) {
 	t.Helper()
+	return startLoggingServer(t, zap.NewNop(), yaml, addrs...)
+}
+
+// startLoggingServer is startServer logging to log.
+func startLoggingServer(t testing.TB, log *zap.Logger, yaml string, addrs ...any) (*Server, string) {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(yaml, addrs...)))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	s, err := NewServer(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), zap.NewNop())
+	s, err := NewServer(cfg, metrics.NewRegistry(metrics.RegistryOptions{}), log)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

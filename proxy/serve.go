@@ -85,7 +85,8 @@ func (s *Server) forward(x *exchange) {
 	} else {
 		x.attempts()
 	}
-	permit.Release(x.service, x.sampled)
+	// An attempt that failed did not measure the upstream's service time.
+	permit.Release(x.service, x.err == nil)
 
 	if clientHTTP10 {
 		req.Header.SetProtocolBytes(http10)
@@ -191,10 +192,8 @@ func (x *exchange) answer(c cause) {
 	if c == causeTimeout {
 		x.flags |= metrics.TimedOut
 	}
-	respond(x.ctx, x.route, c, x.requestID)
-	if x.srv.access.errors {
-		x.srv.logRequest(x.ctx, x.route, c, x.requestID)
-	}
+	x.answered = true
+	x.srv.fail(x.ctx, x.route, c, x.requestID)
 }
 
 // finish records the request, once, as its response is handed back, adds
@@ -209,14 +208,14 @@ func (s *Server) finish(x *exchange) {
 	if m := x.route.metrics; m != nil {
 		m.Record(x.ctx.ConnID(), sample)
 	}
-	if s.access.all && x.err == nil {
+	if s.access.all && !x.answered {
 		s.logRequest(x.ctx, x.route, causeNone, x.requestID)
 	}
 	x.release()
 }
 
-// fail answers a request that matched no route, or that fasthttp could
-// not read, and logs it (sampled).
+// fail answers a request with tailguard's own answer for c (route nil:
+// it matched none) and logs it (sampled).
 func (s *Server) fail(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
 	respond(ctx, route, c, requestID)
 	if s.access.errors {

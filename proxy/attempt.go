@@ -27,7 +27,7 @@ func (x *exchange) attempts() resilience.Outcome {
 	avoid := -1
 	for try := 0; ; try++ {
 		var res round
-		if r.hedge != nil && replay && !probing && !x.saturated() {
+		if r.hedge != nil && replay && !probing && !r.admission.Saturated() {
 			res = x.hedgedRound(avoid)
 		} else {
 			res = x.plainRound(avoid)
@@ -61,13 +61,6 @@ func (x *exchange) replayable() bool {
 	req := &x.ctx.Request
 	return !req.IsBodyStream() &&
 		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
-}
-
-// saturated reports whether the route is at its concurrency limit or
-// queueing: hedging then would only add load to an overloaded service.
-func (x *exchange) saturated() bool {
-	a := x.route.admission
-	return a != nil && (a.Queued() > 0 || a.InFlight() >= a.Limit())
 }
 
 // plainRound makes one attempt on the handler goroutine, with the client's
@@ -133,7 +126,7 @@ func (x *exchange) hedgedRound(avoid int) round {
 				return res
 			}
 		case now := <-x.timer.C:
-			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || x.saturated() ||
+			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || r.admission.Saturated() ||
 				!r.budget.TryExtra(monotonic(now), r.hedge.Ratio()) {
 				continue
 			}

@@ -62,7 +62,13 @@ func (s *Server) forward(x *exchange) {
 		x.answer(c)
 		return
 	}
-	permit, err := route.admission.Admit(x.arrived, x.deadline, x.priority())
+	// Admission's clock is the moment the request is ready to wait: its
+	// arrival, unless reading a body whole (for replays) took time first.
+	ready := x.arrived
+	if len(x.body) > 0 {
+		ready = time.Now()
+	}
+	permit, err := route.admission.Admit(ready, x.deadline, x.priority())
 	x.admitted = time.Now()
 	if err != nil {
 		x.flags |= metrics.Shed

@@ -133,8 +133,9 @@ func NewAdmission(s AdmissionSettings) *Admission {
 	return a
 }
 
-// Admit returns a Permit for a slot, or ErrShed. now is the request's
-// arrival time and deadline the time by which it must be answered (zero:
+// Admit returns a Permit for a slot, or ErrShed. now is the current time,
+// when the request starts to wait (its arrival, if nothing took time
+// since), and deadline the time by which it must be answered (zero:
 // none); p is its priority. At the limit it waits in the queue for at most
 // min(QueueTimeout, deadline − now − p50), and for at most CoDelTarget
 // while the queue stands. In shadow mode it never refuses nor waits, and
@@ -213,6 +214,17 @@ func (a *Admission) Update(now time.Time) {
 	a.observeLocked(now)
 	a.dispatchLocked()
 	a.mu.Unlock()
+}
+
+// Saturated reports whether the route is at its limit or has requests
+// waiting: no moment to add load, a hedge say, to its upstream. A nil
+// Admission, or one without a limit, is never saturated.
+func (a *Admission) Saturated() bool {
+	if a == nil {
+		return false
+	}
+	limit := a.limit.Load()
+	return a.queued.Load() > 0 || limit > 0 && a.inflight.Load() >= limit
 }
 
 // Limit returns the current concurrency limit; 0 means none.

@@ -338,3 +338,31 @@ func TestAdmissionShadow(t *testing.T) {
 		t.Errorf("in flight %d, queued %d at the end", a.InFlight(), a.Queued())
 	}
 }
+
+// TestAdmissionSaturated: saturated at the limit or with a waiter, never
+// without a limit.
+func TestAdmissionSaturated(t *testing.T) {
+	var none *Admission
+	unlimited := NewAdmission(AdmissionSettings{})
+	a := NewAdmission(AdmissionSettings{MaxConcurrency: 2, Queue: 4, QueueTimeout: admLong})
+	check := func(what string, a *Admission, want bool) {
+		t.Helper()
+		if got := a.Saturated(); got != want {
+			t.Errorf("%s: saturated %v, want %v", what, got, want)
+		}
+	}
+	check("nil", none, false)
+	mustAdmit(t, unlimited, admT0, Default)
+	check("no limit", unlimited, false)
+	p1 := mustAdmit(t, a, admT0, Default)
+	check("below the limit", a, false)
+	p2 := mustAdmit(t, a, admT0, Default)
+	check("at the limit", a, true)
+	p1.Release(0, false)
+	check("below the limit again", a, false)
+	mustAdmit(t, a, admT0, Default)
+	w := admQueue(t, a, admT0, Default)
+	p2.Release(0, false)
+	admRecv(t, w)
+	check("at the limit, the waiter served", a, true)
+}

@@ -65,7 +65,7 @@ func (s *Server) forward(x *exchange) {
 	// Admission's clock is the moment the request is ready to wait: its
 	// arrival, unless reading a body whole (for replays) took time first.
 	ready := x.arrived
-	if len(x.body) > 0 {
+	if len(x.body) > prereadBytes {
 		ready = time.Now()
 	}
 	permit, err := route.admission.Admit(ready, x.deadline, x.priority())
@@ -155,12 +155,13 @@ func (x *exchange) priority() resilience.Priority {
 }
 
 // prepareBody applies the route's body limit. A body with a Content-Length
-// over the limit is refused before anything is sent upstream. A small body
-// on a route that may send a request twice (retries, hedges) is read whole,
-// so that it can be replayed. A body that streams (longer than the server
-// buffers, or chunked) is wrapped so that the limit holds for chunked
-// bodies too and a failing client is told apart from a failing upstream;
-// its reads from the client share the request's deadline.
+// over the limit is refused before anything is sent upstream. A body
+// fasthttp has already read (prereadBytes), and on a route that may send a
+// request twice (retries, hedges) one up to streamThreshold so that it can
+// be replayed, is taken whole. Any other body streams: it is wrapped so
+// that the limit holds for chunked bodies too and a failing client is told
+// apart from a failing upstream; its reads from the client share the
+// request's deadline.
 func (s *Server) prepareBody(x *exchange) cause {
 	ctx, route := x.ctx, x.route
 	req := &ctx.Request
@@ -171,7 +172,8 @@ func (s *Server) prepareBody(x *exchange) cause {
 	if !req.IsBodyStream() || cl == 0 || cl == -2 {
 		return causeNone
 	}
-	if cl > 0 && cl <= streamThreshold && (route.retry != nil || route.hedge != nil) {
+	replays := route.retry != nil || route.hedge != nil
+	if cl > 0 && (cl <= prereadBytes || cl <= streamThreshold && replays) {
 		if cap(x.body) < cl {
 			x.body = make([]byte, cl)
 		}

@@ -32,9 +32,17 @@ type Server struct {
 	maxConns int
 }
 
-// streamThreshold is the largest request body the server reads before
-// calling the handler; a longer body streams to the upstream as it arrives.
+// streamThreshold is the largest request body read whole when a route
+// may need to send it twice (retries, hedges); a longer body streams to
+// the upstream as it arrives. It is also fasthttp's MaxRequestBodySize,
+// which with StreamRequestBody only decides when a body counts as large.
 const streamThreshold = 64 << 10
+
+// prereadBytes is how much of a body fasthttp has read before calling the
+// handler (it hands even a body it holds whole over as a stream): a body
+// this small is taken whole on every route, which costs a copy and spares
+// the upload goroutine a streamed body needs.
+const prereadBytes = 8 << 10
 
 // NewServer builds the proxy server for a validated cfg: its routing
 // table (routes registered with reg) and a fasthttp server with cfg's

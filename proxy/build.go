@@ -77,7 +77,7 @@ func buildUpstream(name string, uc *config.Upstream, log *zap.Logger) (*Upstream
 	if err != nil {
 		return nil, err
 	}
-	u := &Upstream{name: name, spec: uc, balancer: resilience.NewBalancer(policy, n, 0)}
+	u := &Upstream{spec: uc, balancer: resilience.NewBalancer(policy, n, 0)}
 	for _, addr := range uc.Endpoints {
 		u.endpoints = append(u.endpoints, newEndpoint(addr, uc.MaxConnections, uc.ConnectTimeout.D()))
 	}

@@ -16,8 +16,6 @@ const (
 	headerServerTiming   = "Server-Timing"
 )
 
-var http10 = []byte("HTTP/1.0")
-
 // serve is the request path, top to bottom, in the one order tailguard
 // applies its policies:
 //
@@ -95,7 +93,7 @@ func (s *Server) forward(x *exchange) {
 	permit.Release(x.service, x.err == nil)
 
 	if clientHTTP10 {
-		req.Header.SetProtocolBytes(http10)
+		req.Header.SetProtocolBytes(strHTTP10)
 	}
 	switch {
 	case err != nil:

@@ -198,14 +198,12 @@ func readHead(br *bufio.Reader, req *fasthttp.Request, resp *fasthttp.Response) 
 		if status >= 200 {
 			// The status line's version is tailguard's own: an HTTP/1.0
 			// upstream does not make the client's hop HTTP/1.0.
-			resp.Header.SetProtocol(http11)
+			resp.Header.SetProtocol(strHTTP11)
 			return nil
 		}
 	}
 	return errBadResponse
 }
-
-var http11 = []byte("HTTP/1.1")
 
 // bodyAllowed reports whether a response with this status may carry a body
 // (RFC 9112 §6.3).

@@ -15,7 +15,6 @@ import (
 // checks. Safe for concurrent use.
 type Upstream struct {
 	spec      *config.Upstream // the settings it was built from
-	name      string
 	endpoints []*endpoint
 	balancer  *resilience.Balancer
 	outlier   *resilience.Outlier // nil: no ejection

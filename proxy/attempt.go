@@ -72,7 +72,7 @@ func (x *exchange) plainRound(avoid int) round {
 	i := u.pick(monotonic(start), avoid)
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
 	x.scratch = x.route.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
-	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, deadline)
+	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, start, deadline)
 	end := time.Now()
 	res := x.srv.settle(u, i, start, end, x.ctx.Response.StatusCode(), err)
 	x.service, x.err = end.Sub(start), err

@@ -14,8 +14,8 @@ type upstreamConn struct {
 	*net.TCPConn
 	raw    syscall.RawConn
 	peekFn func(fd uintptr)
-	// used is set once the connection has carried a request; only then
-	// can it hold stray bytes.
+	// used is set when the connection is first handed out; a fresh one
+	// needs no reuse check, as nothing has been sent on it yet.
 	used bool
 	// peeked is what the last peek saw: peekStray, peekClosed or peekClean.
 	peeked peekResult

@@ -43,8 +43,8 @@ const (
 // (upstreamConn.reusable), so a response can never be read by the wrong
 // request. No request is ever sent twice: a connection found unusable is
 // replaced before anything is written to it.
-func (e *endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
-	c, uc, err := e.acquire(deadline)
+func (e *endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) error {
+	c, uc, err := e.acquire(start, deadline)
 	if err != nil {
 		return err
 	}
@@ -88,17 +88,20 @@ func (e *endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, dea
 	return err
 }
 
-// acquire takes a pooled connection that is safe to use, or dials one.
-// Pooled connections that fail the reuse check are closed; the loop ends
-// because each pass either returns or shrinks the pool.
-func (e *endpoint) acquire(deadline time.Time) (connRef, *upstreamConn, error) {
-	for range e.hc.MaxConns + 1 {
-		var dialTimeout time.Duration
-		if !deadline.IsZero() {
-			if dialTimeout = time.Until(deadline); dialTimeout <= 0 {
-				return nil, nil, errTimeout
-			}
+// acquire takes a pooled connection that is safe to use, or dials one
+// within what the deadline leaves after start, the attempt's start (a
+// dial is bounded by its own connect timeout too; a pooled connection
+// needs no timeout). Pooled connections that fail the reuse check are
+// closed; the loop ends because each pass either returns or shrinks the
+// pool.
+func (e *endpoint) acquire(start, deadline time.Time) (connRef, *upstreamConn, error) {
+	var dialTimeout time.Duration
+	if !deadline.IsZero() {
+		if dialTimeout = deadline.Sub(start); dialTimeout <= 0 {
+			return nil, nil, errTimeout
 		}
+	}
+	for range e.hc.MaxConns + 1 {
 		c, err := pooledConns.acquire(e.hc, dialTimeout)
 		if err != nil {
 			return nil, nil, dialErr(err)

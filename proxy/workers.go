@@ -67,7 +67,7 @@ func (a *attempt) run() {
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(a.start, x.deadline, x.route.perTry)
 	a.scratch = x.route.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)
-	a.err = u.endpoints[i].roundTrip(&a.req, &a.resp, deadline)
+	a.err = u.endpoints[i].roundTrip(&a.req, &a.resp, a.start, deadline)
 	a.end = time.Now()
 	a.res = x.srv.settle(u, i, a.start, a.end, a.resp.StatusCode(), a.err)
 	x.results <- a // never blocks: room for maxParallelAttempts

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -82,7 +81,7 @@ func (x *exchange) plainRound(avoid int) round {
 // settle classifies an attempt's end and tells the upstream's balancer
 // and outlier detection about it.
 func (s *Server) settle(u *Upstream, i int, start, end time.Time, status int, err error) round {
-	why := reasonOf(err)
+	_, why := classify(err)
 	if why != resilience.ReasonNone {
 		status = 0
 	}
@@ -168,25 +167,6 @@ func (x *exchange) win(a *attempt) {
 		return
 	}
 	resp.SetBody(a.resp.Body())
-}
-
-// reasonOf maps a round-trip error to the reason retry policies and the
-// breaker understand.
-func reasonOf(err error) resilience.Reason {
-	switch {
-	case err == nil:
-		return resilience.ReasonNone
-	case errors.Is(err, errConnectFailure), errors.Is(err, errConnectTimeout):
-		return resilience.ConnectFailure
-	case errors.Is(err, errTimeout):
-		return resilience.Timeout
-	case errors.Is(err, errBadResponse), errors.Is(err, errChunkSyntax):
-		return resilience.BadResponse
-	case errors.Is(err, errPoolFull), errors.Is(err, errBodyTooLarge), errors.Is(err, errClientBody):
-		return resilience.Refused
-	default:
-		return resilience.Reset
-	}
 }
 
 // setDeadlineHeader tells the upstream how long the attempt has

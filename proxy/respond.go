@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/valyala/fasthttp"
@@ -56,28 +55,6 @@ var causes = [causeCount]struct {
 	causeBreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open"},
 	causeTooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers"},
 	causeConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections"},
-}
-
-// causeOf maps a round-trip error to its cause.
-func causeOf(err error) cause {
-	switch {
-	case errors.Is(err, errPoolFull):
-		return causePoolFull
-	case errors.Is(err, errConnectFailure):
-		return causeConnectFailure
-	case errors.Is(err, errConnectTimeout):
-		return causeConnectTimeout
-	case errors.Is(err, errTimeout):
-		return causeTimeout
-	case errors.Is(err, errBodyTooLarge):
-		return causeBodyTooLarge
-	case errors.Is(err, errClientBody):
-		return causeBadRequest
-	case errors.Is(err, errBadResponse), errors.Is(err, errChunkSyntax):
-		return causeBadResponse
-	default:
-		return causeUpstreamReset
-	}
 }
 
 // errorBodies holds the fixed response bodies of one route, built once so

@@ -101,7 +101,8 @@ func (s *Server) forward(x *exchange) {
 		x.answer(causeBreakerOpen)
 		return
 	case x.err != nil:
-		x.answer(causeOf(x.err))
+		c, _ := classify(x.err)
+		x.answer(c)
 		return
 	}
 	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"tailguard/resilience"
 )
 
-// Errors of one round trip. Each maps to one cause in respond.go.
+// Errors of one round trip; classify says what each means.
 var (
 	errPoolFull       = errors.New("upstream connection pool full")
 	errConnectFailure = errors.New("upstream connect failed")
@@ -21,6 +23,37 @@ var (
 	errClientBody     = errors.New("client request body failed")
 	errUploadAborted  = errors.New("upload stopped: the upstream answered first")
 )
+
+// roundTripErrors gives each round-trip error the cause tailguard answers
+// the client with and the reason retry policies and the breaker see.
+var roundTripErrors = [...]struct {
+	err   error
+	cause cause
+	why   resilience.Reason
+}{
+	{errPoolFull, causePoolFull, resilience.Refused},
+	{errConnectFailure, causeConnectFailure, resilience.ConnectFailure},
+	{errConnectTimeout, causeConnectTimeout, resilience.ConnectFailure},
+	{errTimeout, causeTimeout, resilience.Timeout},
+	{errBodyTooLarge, causeBodyTooLarge, resilience.Refused},
+	{errClientBody, causeBadRequest, resilience.Refused},
+	{errBadResponse, causeBadResponse, resilience.BadResponse},
+	{errChunkSyntax, causeBadResponse, resilience.BadResponse},
+}
+
+// classify maps a round-trip error to its cause and reason; any other
+// error (errReset, errUploadAborted, a socket's) is a reset.
+func classify(err error) (cause, resilience.Reason) {
+	if err == nil {
+		return causeNone, resilience.ReasonNone
+	}
+	for _, e := range roundTripErrors {
+		if errors.Is(err, e.err) {
+			return e.cause, e.why
+		}
+	}
+	return causeUpstreamReset, resilience.Reset
+}
 
 const (
 	// bodyBufferLimit is the largest response body read whole into memory;

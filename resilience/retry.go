@@ -176,9 +176,6 @@ func retryJitter(c time.Duration) time.Duration {
 // Ratio returns the share of requests retries may add, for Budget.TryExtra.
 func (r *Retry) Ratio() float64 { return r.ratio }
 
-// Attempts returns how many extra attempts may follow the first.
-func (r *Retry) Attempts() int { return r.attempts }
-
 // Idempotent reports whether a request may be sent more than once (retried
 // or hedged): GET, HEAD, OPTIONS, PUT and DELETE (RFC 9110 §9.2.2), or any
 // method when the client sent an Idempotency-Key, which lets the service

@@ -37,7 +37,6 @@ func (x *exchange) newAttempt(avoid int, hedge bool) *attempt {
 	a.x, a.avoid, a.hedge = x, avoid, hedge
 	a.endpoint.Store(-1)
 	x.ctx.Request.CopyTo(&a.req)
-	a.req.UseHostHeader = true
 	x.hold()
 	return a
 }

@@ -73,14 +73,14 @@ func (x *exchange) plainRound(avoid int) round {
 	x.scratch = x.route.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
 	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, start, deadline)
 	end := time.Now()
-	res := x.srv.settle(u, i, start, end, x.ctx.Response.StatusCode(), err)
+	res := u.settle(i, start, end, x.ctx.Response.StatusCode(), err)
 	x.service, x.err = end.Sub(start), err
 	return res
 }
 
 // settle classifies an attempt's end and tells the upstream's balancer
 // and outlier detection about it.
-func (s *Server) settle(u *Upstream, i int, start, end time.Time, status int, err error) round {
+func (u *Upstream) settle(i int, start, end time.Time, status int, err error) round {
 	_, why := classify(err)
 	if why != resilience.ReasonNone {
 		status = 0

@@ -122,7 +122,7 @@ var errChunkOverhead = errors.New("chunked request body: too much framing for it
 func (c *clientConn) Read(p []byte) (int, error) {
 	if !c.metering {
 		n, err := c.Conn.Read(p)
-		if n > 0 && !c.spoke {
+		if n > 0 {
 			c.spoke = true
 		}
 		return n, err

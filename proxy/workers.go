@@ -68,7 +68,7 @@ func (a *attempt) run() {
 	a.scratch = x.route.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)
 	a.err = u.endpoints[i].roundTrip(&a.req, &a.resp, a.start, deadline)
 	a.end = time.Now()
-	a.res = x.srv.settle(u, i, a.start, a.end, a.resp.StatusCode(), a.err)
+	a.res = u.settle(i, a.start, a.end, a.resp.StatusCode(), a.err)
 	x.results <- a // never blocks: room for maxParallelAttempts
 	x.release()
 }

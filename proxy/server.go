@@ -71,7 +71,8 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 		ReadBufferSize:  int(l.MaxHeaderBytes.Int64()),
 		WriteBufferSize: 8 << 10,
 		// ReadTimeout runs from a request's first byte to the end of its
-		// head (and of a body up to streamThreshold): the slowloris guard.
+		// head (and of the up to prereadBytes of body fasthttp reads
+		// before the handler): the slowloris guard.
 		ReadTimeout:        l.ReadHeaderTimeout.D(),
 		IdleTimeout:        l.IdleTimeout.D(),
 		MaxRequestBodySize: streamThreshold,

@@ -61,8 +61,9 @@ func NewBudget(window time.Duration, minPerSecond int) *Budget {
 	}
 }
 
-// Request deposits one admitted client request at now (Unix nanoseconds).
-// Call it once per request, before any extra attempt is asked for.
+// Request deposits one admitted client request at now (nanoseconds on a
+// steady clock, the same for every call). Call it once per request, before
+// any extra attempt is asked for.
 func (b *Budget) Request(now int64) {
 	sec := budgetSecond(now)
 	w := &b.buckets[b.index(sec)].requests
@@ -78,7 +79,7 @@ func (b *Budget) Request(now int64) {
 	}
 }
 
-// TryExtra withdraws one extra attempt at now (Unix nanoseconds) if,
+// TryExtra withdraws one extra attempt at now (on Request's clock) if,
 // counting it, the window's extras stay within max(minPerSecond × window
 // seconds, ratio × requests in the window); it reports whether the
 // attempt may go. A refused extra costs nothing. It does not allocate.
@@ -100,8 +101,8 @@ func (b *Budget) TryExtra(now int64, ratio float64) bool {
 	}
 }
 
-// Counts returns the requests and extras in the window ending at now
-// (Unix nanoseconds), for stats.
+// Counts returns the requests and extras in the window ending at now (on
+// Request's clock).
 func (b *Budget) Counts(now int64) (requests, extras uint64) {
 	return b.sum(budgetSecond(now), -1)
 }
@@ -133,7 +134,7 @@ func (b *Budget) index(sec uint32) int {
 	return int(sec % uint32(len(b.buckets)))
 }
 
-// budgetSecond turns Unix nanoseconds into the second a bucket records.
+// budgetSecond turns nanoseconds into the second a bucket records.
 // Only differences within a window are compared, so truncation to 32 bits
 // matters once, in 2106, for one window.
 func budgetSecond(now int64) uint32 {

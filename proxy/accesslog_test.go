@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"fmt"
-	"net/http"
 	"testing"
 
 	"go.uber.org/zap"
@@ -13,13 +11,7 @@ import (
 // logged exactly once, whether the upstream answered it or tailguard did
 // (here a shed, after one request that holds the only slot).
 func TestAccessLogOncePerRequest(t *testing.T) {
-	hold := make(chan struct{})
-	up := startCounted(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/hold" {
-			<-hold
-		}
-		fmt.Fprint(w, "ok")
-	})
+	up, release := startHolding(t)
 	core, logs := observer.New(zap.InfoLevel)
 	_, addr := startLoggingServer(t, zap.New(core), `
 listen: "127.0.0.1:0"
@@ -28,17 +20,12 @@ upstreams: {app: {endpoints: ["%s"]}}
 routes:
   - {name: api, match: {path_prefix: /}, upstream: app, shed: {max_concurrency: 1, queue: 0}}
 `, up.addr)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		do(t, addr, "GET", "/hold", "")
-	}()
-	waitFor(t, "the held request", func() bool { return up.n.Load() == 1 })
+	held := holdSlot(t, addr, up)
 	if status, _, _ := do(t, addr, "GET", "/shed", ""); status != 503 {
 		t.Fatalf("status %d, want 503 shed", status)
 	}
-	close(hold)
-	<-done
+	release()
+	held()
 	for _, c := range []struct {
 		msg  string
 		want int

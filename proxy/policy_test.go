@@ -408,17 +408,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestShed: at the limit with no queue, a request is refused at once with
-// the route's status and Retry-After, and never reaches the upstream;
-// critical requests pass where sheddable ones are refused.
-func TestShed(t *testing.T) {
+// startHolding is an upstream that answers "ok" at once, except to
+// requests for /hold, which wait until release is called.
+func startHolding(t *testing.T) (up *counted, release func()) {
 	hold := make(chan struct{})
-	up := startCounted(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
+	up = startCounted(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
 			<-hold
 		}
 		fmt.Fprint(w, "ok")
 	})
+	return up, func() { close(hold) }
+}
+
+// holdSlot sends GET /hold through addr in the background and returns once
+// up has it; the function it returns waits for the answer.
+func holdSlot(t *testing.T, addr string, up *counted) (wait func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		do(t, addr, "GET", "/hold", "")
+	}()
+	waitFor(t, "the held request", func() bool { return up.n.Load() == 1 })
+	return func() { <-done }
+}
+
+// TestShed: at the limit with no queue, a request is refused at once with
+// the route's status and Retry-After, and never reaches the upstream;
+// critical requests pass where sheddable ones are refused.
+func TestShed(t *testing.T) {
+	up, release := startHolding(t)
 	srv, addr := startServer(t, `
 listen: "127.0.0.1:0"
 upstreams: {app: {endpoints: ["%s"]}}
@@ -428,12 +448,7 @@ routes:
     upstream: app
     shed: {max_concurrency: 1, queue: 0, status: 429, priority_header: X-Priority}
 `, up.addr)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		do(t, addr, "GET", "/hold", "")
-	}()
-	waitFor(t, "the held request", func() bool { return up.n.Load() == 1 })
+	held := holdSlot(t, addr, up)
 	status, _, h := do(t, addr, "GET", "/x", "")
 	if status != 429 || h.Get("X-Tailguard-Error") != "shed" || h.Get("Retry-After") == "" {
 		t.Errorf("got %d %v, want 429 shed with Retry-After", status, h)
@@ -448,8 +463,8 @@ routes:
 	if g.ShedByPriority["default"] != 1 || g.ShedByPriority["sheddable"] != 1 || g.ShedByPriority["critical"] != 0 {
 		t.Errorf("sheds by priority = %v, want default 1, sheddable 1", g.ShedByPriority)
 	}
-	close(hold)
-	<-done
+	release()
+	held()
 	if status, _, _ := do(t, addr, "GET", "/x", "", "X-Priority", "critical"); status != 200 {
 		t.Errorf("critical request after release: %d", status)
 	}

@@ -503,14 +503,14 @@ func TestAdminToken(t *testing.T) {
 			t.Errorf("%s without a token: %d, want 200", path, status)
 		}
 	}
-	for _, path := range []string{"/config", "/stats", "/stats/hdr", "/metrics", "/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1"} {
+	for _, path := range []string{"/config", "/stats", "/stats/hdr", "/metrics", "/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/heap", "/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1"} {
 		for _, auth := range []string{"", "Bearer wrong", "Bearer s3cret-Toke", "Bearer s3cret-Token2", "Basic s3cret-Token", "s3cret-Token"} {
 			if status, body := do(path, auth); status != 401 || bytes.Contains(body, []byte("s3cret")) {
 				t.Errorf("%s with Authorization %q: %d, want 401", path, auth, status)
 			}
 		}
-		if strings.Contains(path, "profile") {
-			continue // a second of profiling: the refusals are what matter
+		if strings.Contains(path, "seconds=") {
+			continue // a second of profiling or tracing: the refusals are what matter
 		}
 		if status, _ := do(path, "Bearer s3cret-Token"); status != 200 {
 			t.Errorf("%s with the token: %d, want 200", path, status)

@@ -6,6 +6,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"tailguard/proxy/internal/cause"
 )
 
 // accessLog says which requests are logged (config log.access): errors
@@ -26,9 +28,9 @@ func newAccessLog(mode string) accessLog {
 
 // logRequest writes one access-log line. It runs only for requests that
 // are logged, so its allocations stay off the plain path.
-func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause.Cause, requestID []byte) {
 	lvl, msg := zapcore.InfoLevel, "request"
-	if c != causeNone {
+	if c != cause.None {
 		lvl, msg = zapcore.WarnLevel, "request failed"
 	}
 	ce := s.log.Check(lvl, msg)
@@ -50,8 +52,8 @@ func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause, req
 	if t := ctx.Time(); !t.IsZero() { // zero for a request fasthttp could not read
 		fields = append(fields, zap.Duration("duration", time.Since(t)))
 	}
-	if c != causeNone {
-		fields = append(fields, zap.String("error", causes[c].name))
+	if c != cause.None {
+		fields = append(fields, zap.Stringer("error", c))
 	}
 	ce.Write(fields...)
 }

@@ -1,172 +1,72 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
-	"tailguard/metrics"
+	"tailguard/proxy/internal/cause"
+	"tailguard/proxy/internal/client"
 	"tailguard/resilience"
 )
 
-// attempts is the attempt loop. Each round is one attempt, or on a hedged
-// route a primary and its hedges; a failed round is tried again while the
-// route's retry policy, its budget and the deadline allow. The winning
-// response ends up in ctx.Response; if every attempt failed, x.err holds
-// the last failure, or ctx.Response the last failing status. It returns
-// the request's outcome, which is what the breaker counts.
-//
-// Requests that cannot be sent twice (not idempotent, or with a body that
-// streamed) get one plain attempt, as do all requests while the breaker
-// is probing, so that probes are not amplified.
-func (x *exchange) attempts() resilience.Outcome {
-	r := x.route
-	replay := x.replayable()
-	probing := r.upstream.breaker != nil && r.upstream.breaker.Probing()
-	avoid := -1
-	for try := 0; ; try++ {
-		var res round
-		if r.hedge != nil && replay && !probing && !r.admission.Saturated() {
-			res = x.hedgedRound(avoid)
-		} else {
-			res = x.plainRound(avoid)
-		}
-		if res.out != resilience.Failure || r.retry == nil || !replay || probing {
-			return res.out
-		}
-		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
-		if !ok || !r.budget.TryExtra(monotonic(res.end), r.retry.Ratio()) {
-			return res.out
-		}
-		x.ctx.Response.ResetBody() // drop the failed answer (and its stream)
-		x.wait(backoff)
-		x.retries++
-		avoid = res.endpoint
+// An attempt is one upstream try. The plain path's attempt lives in the
+// exchange and sends the client's own request and response objects; a
+// hedged-path attempt is pooled, runs on a hedge worker so that the
+// handler stays free to send a hedge when the delay passes, and carries
+// its own copy of the request and its own response. Either way, run makes
+// the try.
+type attempt struct {
+	x        *exchange
+	req      *fasthttp.Request
+	resp     *fasthttp.Response
+	avoid    int  // an endpoint to avoid if another is available; -1: none
+	hedge    bool // sent because the hedge delay passed
+	endpoint atomic.Int32
+	res      round
+	scratch  []byte
+	// own holds a hedged-path attempt's request and response.
+	own struct {
+		req  fasthttp.Request
+		resp fasthttp.Response
 	}
 }
 
-// round is how one round of attempts ended.
+// round is how one attempt, or one round of a primary and its hedges,
+// ended: what the policies see, and the cause tailguard answers with if
+// it is the last.
 type round struct {
-	out      resilience.Outcome
-	status   int
-	why      resilience.Reason
-	endpoint int
-	end      time.Time
+	out        resilience.Outcome
+	status     int
+	why        resilience.Reason
+	cause      cause.Cause
+	endpoint   int
+	start, end time.Time
 }
 
-// replayable reports whether the request may be sent more than once: an
-// idempotent method (or an Idempotency-Key) and a body held in memory.
-func (x *exchange) replayable() bool {
-	req := &x.ctx.Request
-	return !req.IsBodyStream() &&
-		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
-}
-
-// plainRound makes one attempt on the handler goroutine, with the client's
-// own request and response objects: no copies, no allocation.
-func (x *exchange) plainRound(avoid int) round {
+// run makes the one upstream try: pick an endpoint, bound the try by the
+// per-try deadline and tell the upstream so, round trip, and report how
+// it ended to the upstream's balancer and outlier detection.
+func (a *attempt) run() {
+	x := a.x
 	u := x.route.upstream
-	req := &x.ctx.Request
 	start := time.Now()
-	i := u.pick(monotonic(start), avoid)
+	i := u.pick(monotonic(start), a.avoid)
+	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
-	x.scratch = x.route.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
-	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, start, deadline)
+	a.scratch = x.route.setDeadlineHeader(&a.req.Header, start, deadline, a.scratch)
+	err := u.endpoints[i].RoundTrip(a.req, a.resp, start, deadline)
 	end := time.Now()
-	res := u.settle(i, start, end, x.ctx.Response.StatusCode(), err)
-	x.service, x.err = end.Sub(start), err
-	return res
-}
-
-// settle classifies an attempt's end and tells the upstream's balancer
-// and outlier detection about it.
-func (u *Upstream) settle(i int, start, end time.Time, status int, err error) round {
-	_, why := classify(err)
+	c, why := client.Classify(err)
+	status := a.resp.StatusCode()
 	if why != resilience.ReasonNone {
 		status = 0
 	}
 	out := resilience.Classify(status, why)
 	u.done(i, monotonic(end), end.Sub(start), out)
-	return round{out: out, status: status, why: why, endpoint: i, end: end}
-}
-
-// hedgedRound sends the primary attempt to a hedge worker and waits for
-// the first good answer; each time the hedge delay passes without one, it
-// sends another attempt (preferring another endpoint), up to the route's
-// max_extra, while the budget allows and the route is not saturated. The
-// first success wins and is the only response written; the others run to
-// their per-try deadline on the workers and are released there. Without a
-// trusted delay or a free worker the round is a plain one.
-func (x *exchange) hedgedRound(avoid int) round {
-	r := x.route
-	delay, ok := r.hedge.Delay()
-	if !ok {
-		return x.plainRound(avoid)
-	}
-	primary := x.newAttempt(avoid, false)
-	if !x.srv.workers.run(primary) {
-		x.dropAttempt(primary)
-		return x.plainRound(avoid)
-	}
-	sent, done := 1, 0
-	x.timer.Reset(delay)
-	defer x.timer.Stop()
-	var last *attempt
-	for done < sent {
-		select {
-		case a := <-x.results:
-			done++
-			if last != nil {
-				releaseAttempt(last)
-			}
-			last = a
-			if res := a.res; res.out != resilience.Failure {
-				x.win(a) // releases a
-				return res
-			}
-		case now := <-x.timer.C:
-			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || r.admission.Saturated() ||
-				!r.budget.TryExtra(monotonic(now), r.hedge.Ratio()) {
-				continue
-			}
-			h := x.newAttempt(int(primary.endpoint.Load()), true)
-			if !x.srv.workers.run(h) {
-				x.dropAttempt(h)
-				continue
-			}
-			sent++
-			x.hedges++
-			if sent <= r.hedge.MaxExtra() {
-				x.timer.Reset(delay)
-			}
-		}
-	}
-	res := last.res
-	x.win(last) // releases last
-	return res
-}
-
-// win makes attempt a the request's answer: its response is moved into
-// ctx.Response (a streamed body changes hands without being read), and
-// its timing becomes the request's service time. a is released.
-func (x *exchange) win(a *attempt) {
-	defer releaseAttempt(a)
-	x.service, x.err = a.end.Sub(a.start), a.err
-	if a.hedge && a.res.out != resilience.Failure {
-		x.flags |= metrics.HedgeWon
-	}
-	if a.err != nil {
-		return
-	}
-	resp := &x.ctx.Response
-	a.resp.Header.CopyTo(&resp.Header)
-	if sb, ok := a.resp.BodyStream().(*streamBody); ok {
-		sb.handOff()
-		resp.SetBodyStream(sb, a.resp.Header.ContentLength())
-		a.resp.ResetBody() // lets go of the stream without closing it
-		return
-	}
-	resp.SetBody(a.resp.Body())
+	a.res = round{out: out, status: status, why: why, cause: c, endpoint: i, start: start, end: end}
 }
 
 // setDeadlineHeader tells the upstream how long the attempt has
@@ -179,6 +79,34 @@ func (r *Route) setDeadlineHeader(h *fasthttp.RequestHeader, start, deadline tim
 	scratch = resilience.AppendTimeoutMillis(scratch[:0], deadline.Sub(start))
 	h.SetBytesV(r.deadlineHeader, scratch)
 	return scratch
+}
+
+var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
+
+// newAttempt copies the request for a hedged-path attempt of x. It takes
+// a reference on x, which the worker drops when the attempt has reported.
+func (x *exchange) newAttempt(avoid int, hedge bool) *attempt {
+	a := attemptPool.Get().(*attempt)
+	a.x, a.avoid, a.hedge = x, avoid, hedge
+	a.req, a.resp = &a.own.req, &a.own.resp
+	a.endpoint.Store(-1)
+	x.ctx.Request.CopyTo(a.req)
+	x.hold()
+	return a
+}
+
+// dropAttempt undoes newAttempt for an attempt that never ran.
+func (x *exchange) dropAttempt(a *attempt) {
+	releaseAttempt(a)
+	x.release()
+}
+
+func releaseAttempt(a *attempt) {
+	a.own.req.Reset()
+	a.own.resp.Reset() // closes a body stream the attempt still owns
+	a.x, a.req, a.resp, a.res = nil, nil, nil, round{}
+	a.scratch = a.scratch[:0]
+	attemptPool.Put(a)
 }
 
 // epoch anchors monotonic, so that the resilience types get a clock in

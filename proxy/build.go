@@ -11,6 +11,8 @@ import (
 
 	"tailguard/config"
 	"tailguard/metrics"
+	"tailguard/proxy/internal/cause"
+	"tailguard/proxy/internal/client"
 	"tailguard/resilience"
 )
 
@@ -79,7 +81,7 @@ func buildUpstream(name string, uc *config.Upstream, log *zap.Logger) (*Upstream
 	}
 	u := &Upstream{spec: uc, balancer: resilience.NewBalancer(policy, n, 0)}
 	for _, addr := range uc.Endpoints {
-		u.endpoints = append(u.endpoints, newEndpoint(addr, uc.MaxConnections, uc.ConnectTimeout.D()))
+		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, uc.MaxConnections, uc.ConnectTimeout.D()))
 	}
 	if o := uc.Outlier; o != nil {
 		u.outlier = resilience.NewOutlier(resilience.OutlierSettings{
@@ -90,7 +92,7 @@ func buildUpstream(name string, uc *config.Upstream, log *zap.Logger) (*Upstream
 	}
 	if h := uc.HealthCheck; h != nil {
 		u.health = resilience.NewHealth(resilience.HealthSettings{}, n)
-		u.probe = newProber(u.endpoints, h.Path, h.Interval.D(), h.Timeout.D(), u.health)
+		u.probe = client.NewProber(u.endpoints, h.Path, h.Interval.D(), h.Timeout.D(), u.health)
 	}
 	if b := uc.Breaker; b != nil {
 		u.breaker = resilience.NewBreaker(name, resilience.BreakerSettings{
@@ -123,7 +125,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream) (*Route, erro
 		methods:        rc.Match.Methods,
 		upstream:       u,
 		maxBody:        cfg.Limits.MaxBodyBytes.Int64(),
-		errors:         newErrorBodies(rc.Name),
+		errors:         cause.NewBodies(rc.Name),
 		perTry:         rc.PerTryTimeout.D(),
 		serverTiming:   rc.ServerTiming,
 		deadlineHeader: cfg.DeadlineHeader,
@@ -199,7 +201,7 @@ func (r *Route) hedgeWorkers() int {
 	if r.hedge == nil {
 		return 0
 	}
-	inFlight := r.upstream.endpoints[0].hc.MaxConns * len(r.upstream.endpoints)
+	inFlight := r.upstream.endpoints[0].MaxConns() * len(r.upstream.endpoints)
 	if r.admission != nil && r.admission.Limit() > 0 {
 		inFlight = r.admission.Limit()
 	}
@@ -262,7 +264,7 @@ func retryAfter(d time.Duration) []byte {
 // upstreams carried over from an earlier table already run).
 func (t *Table) start() {
 	for _, u := range t.upstreams {
-		u.probe.start()
+		u.probe.Start()
 	}
 }
 
@@ -279,7 +281,7 @@ func (t *Table) retire(next *Table) {
 		if next != nil && next.upstreams[name] == u {
 			continue
 		}
-		u.probe.close()
+		u.probe.Close()
 		u.closeIdle()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"tailguard/metrics"
+	"tailguard/proxy/internal/cause"
 	"tailguard/resilience"
 )
 
@@ -27,15 +28,16 @@ type exchange struct {
 	admitted time.Time
 	deadline time.Time // all attempts share it; zero: none
 	// service is the winning attempt's upstream time.
-	service         time.Duration
-	flags           metrics.Flag
+	service time.Duration
+	// cause is why tailguard answers the request itself; cause.None while
+	// the upstream's response is the answer.
+	cause           cause.Cause
 	retries, hedges uint8
-	// err is the last attempt's failure, when no attempt succeeded.
-	err error
-	// answered is set once tailguard answered the request itself, which
-	// logs it as a failure: finish must not log it again.
-	answered  bool
-	requestID []byte // the request's X-Request-Id, inside its header
+	hedgeWon        bool
+	// clientClose and clientHTTP10 are what the client asked of its own
+	// connection, before the request was made fit for the upstream hop.
+	clientClose, clientHTTP10 bool
+	requestID                 []byte // the request's X-Request-Id, inside its header
 	// scratch composes header values; headers copy what they are set to.
 	scratch []byte
 	// body holds a small request body read whole, so that retries and
@@ -44,12 +46,16 @@ type exchange struct {
 	// timer waits for backoffs and hedge delays; it is stopped whenever
 	// it is not in use.
 	timer *time.Timer
+	// plain is the plain path's attempt, reused with the exchange.
+	plain attempt
 	// results receives finished hedged-path attempts.
 	results chan *attempt
 	refs    atomic.Int32
-	// runAttempts is x.attempts as a func value, made once per pooled
-	// exchange, so that passing it to the breaker allocates nothing.
+	// runAttempts runs x.attempts for the breaker and leaves the result in
+	// guarded; it is made once per pooled exchange, so that passing it to
+	// the breaker allocates nothing.
 	runAttempts func() resilience.Outcome
+	guarded     result
 }
 
 // maxParallelAttempts bounds the attempts of one request that may be in
@@ -67,7 +73,10 @@ func newExchange() any {
 		results: make(chan *attempt, maxParallelAttempts),
 	}
 	x.timer.Stop()
-	x.runAttempts = x.attempts
+	x.runAttempts = func() resilience.Outcome {
+		x.guarded = x.attempts()
+		return x.guarded.out
+	}
 	return x
 }
 
@@ -109,9 +118,11 @@ func (x *exchange) release() {
 		break
 	}
 	x.timer.Stop()
-	x.ctx, x.route, x.srv, x.err, x.requestID = nil, nil, nil, nil, nil
+	x.ctx, x.route, x.srv, x.requestID = nil, nil, nil, nil
+	x.plain.x, x.plain.req, x.plain.resp = nil, nil, nil
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
-	x.service, x.flags, x.retries, x.hedges, x.answered = 0, 0, 0, 0, false
+	x.service, x.cause, x.retries, x.hedges, x.hedgeWon = 0, cause.None, 0, 0, false
+	x.clientClose, x.clientHTTP10, x.guarded = false, false, result{}
 	x.scratch, x.body = x.scratch[:0], x.body[:0]
 	exchangePool.Put(x)
 }
@@ -125,6 +136,16 @@ func (x *exchange) wait(d time.Duration) {
 	<-x.timer.C
 }
 
+// flags is how metrics count the request beyond its status: its cause's
+// flags (cause.Cause.Flags), and whether a hedge won.
+func (x *exchange) flags() metrics.Flag {
+	f := x.cause.Flags()
+	if x.hedgeWon {
+		f |= metrics.HedgeWon
+	}
+	return f
+}
+
 // sample is what metrics records for the request, once, when the response
 // is handed back at now.
 func (x *exchange) sample(now time.Time) metrics.Sample {
@@ -132,7 +153,7 @@ func (x *exchange) sample(now time.Time) metrics.Sample {
 		Response: now.Sub(x.arrived),
 		Service:  x.service,
 		Status:   x.ctx.Response.StatusCode(),
-		Flags:    x.flags,
+		Flags:    x.flags(),
 		Retries:  x.retries,
 		Hedges:   x.hedges,
 	}

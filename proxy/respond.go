@@ -1,96 +1,61 @@
 package proxy
 
 import (
-	"fmt"
-
 	"github.com/valyala/fasthttp"
+
+	"tailguard/proxy/internal/cause"
 )
 
-// A cause is why tailguard answered a request itself instead of passing on
-// the upstream's response. Each has one status and one X-Tailguard-Error
-// value, so a client can always tell tailguard's errors from the service's.
-type cause uint8
-
-const (
-	causeNone cause = iota
-	causeBadRequest
-	causeNoRoute
-	causeHeaderTimeout
-	causeBodyTooLarge
-	causeURITooLong
-	causeHeadersTooLarge
-	causeConnectFailure
-	causeUpstreamReset
-	causeBadResponse
-	causePoolFull
-	causeConnectTimeout
-	causeTimeout
-	causeShed
-	causeBreakerOpen
-	causeTooManyHeaders
-	causeConnLimit
-	causeCount
-)
-
-// causes is the one table from cause to status, header value and message.
-// Messages are fixed: an upstream's error text never reaches a client.
-var causes = [causeCount]struct {
-	status int
-	name   string
-	msg    string
-}{
-	causeBadRequest:      {fasthttp.StatusBadRequest, "bad_request", "malformed or ambiguous request"},
-	causeNoRoute:         {fasthttp.StatusNotFound, "no_route", "no route matches this request"},
-	causeHeaderTimeout:   {fasthttp.StatusRequestTimeout, "header_timeout", "request headers not received in time"},
-	causeBodyTooLarge:    {fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large"},
-	causeURITooLong:      {fasthttp.StatusRequestURITooLong, "uri_too_long", "request URI too long"},
-	causeHeadersTooLarge: {fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers too large"},
-	causeConnectFailure:  {fasthttp.StatusBadGateway, "connect_failure", "could not connect to the upstream"},
-	causeUpstreamReset:   {fasthttp.StatusBadGateway, "upstream_reset", "upstream closed the connection"},
-	causeBadResponse:     {fasthttp.StatusBadGateway, "bad_response", "upstream sent a malformed response"},
-	causePoolFull:        {fasthttp.StatusServiceUnavailable, "pool_exhausted", "upstream connection limit reached"},
-	causeConnectTimeout:  {fasthttp.StatusGatewayTimeout, "connect_timeout", "upstream connect timed out"},
-	causeTimeout:         {fasthttp.StatusGatewayTimeout, "timeout", "upstream timed out"},
-	causeShed:            {fasthttp.StatusServiceUnavailable, "shed", "overloaded, request shed"},
-	causeBreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open"},
-	causeTooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers"},
-	causeConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections"},
-}
-
-// errorBodies holds the fixed response bodies of one route, built once so
-// that answering an error allocates nothing.
-type errorBodies [causeCount][]byte
-
-func newErrorBodies(route string) *errorBodies {
-	var b errorBodies
-	for c := causeBadRequest; c < causeCount; c++ {
-		if route == "" {
-			b[c] = fmt.Appendf(nil, "tailguard: %s\n", causes[c].msg)
-		} else {
-			b[c] = fmt.Appendf(nil, "tailguard: %s (route %q)\n", causes[c].msg, route)
-		}
+// respond makes the response in ctx the one to hand back: tailguard's own
+// answer if the exchange has a cause, else the upstream's response, made
+// fit to pass on (hop-by-hop headers out; the client's own connection
+// semantics are the server's to answer after the handler returns).
+func (x *exchange) respond() {
+	ctx := x.ctx
+	if x.clientHTTP10 {
+		ctx.Request.Header.SetProtocolBytes(strHTTP10)
 	}
-	return &b
+	if x.cause != cause.None {
+		x.srv.fail(ctx, x.route, x.cause, x.requestID)
+		return
+	}
+	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)
+	if x.clientClose {
+		ctx.Response.SetConnectionClose()
+	}
+	if ctx.Response.IsBodyStream() && !x.deadline.IsZero() {
+		// A streamed response must reach the client by the deadline too,
+		// or a client that stops reading would pin the upstream connection.
+		_ = ctx.SetWriteDeadline(x.deadline)
+	}
 }
 
-// noRouteBodies serves requests that matched no route.
-var noRouteBodies = newErrorBodies("")
+var strHTTP10 = []byte("HTTP/1.0")
 
-// respond replaces whatever response is under way with tailguard's own
-// answer for c on route (nil: no route matched). Refusals that invite a
-// later try (shed, breaker open) carry Retry-After; a route may shed with
-// 429 instead of 503. A request whose body was not read to its end leaves
-// the connection out of step, so such answers close it (as do 400s).
-func respond(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) {
-	info := &causes[c]
-	bodies, status := noRouteBodies, info.status
+// fail answers a request with tailguard's own answer for c (route nil:
+// it matched none) and logs it (sampled).
+func (s *Server) fail(ctx *fasthttp.RequestCtx, route *Route, c cause.Cause, requestID []byte) {
+	answer(ctx, route, c, requestID)
+	if s.access.errors {
+		s.logRequest(ctx, route, c, requestID)
+	}
+}
+
+// answer replaces whatever response is under way with tailguard's own
+// answer for c on route (nil: no route matched): the cause's status, its
+// X-Tailguard-Error and its fixed body. Refusals that invite a later try
+// (shed, breaker open) carry Retry-After; a route may shed with 429
+// instead of 503. Causes after which the connection's next bytes may not
+// be a request (cause.Closes) close it.
+func answer(ctx *fasthttp.RequestCtx, route *Route, c cause.Cause, requestID []byte) {
+	bodies, status := cause.Unrouted, c.Status()
 	var retryAfter []byte
 	if route != nil {
 		bodies = route.errors
 		switch c {
-		case causeShed:
+		case cause.Shed:
 			status, retryAfter = route.shed.status, route.shed.retryAfter
-		case causeBreakerOpen:
+		case cause.BreakerOpen:
 			retryAfter = route.upstream.breakerRetryAfter
 		}
 	}
@@ -99,15 +64,15 @@ func respond(ctx *fasthttp.RequestCtx, route *Route, c cause, requestID []byte) 
 	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
-	ctx.Response.Header.Set("X-Tailguard-Error", info.name)
+	ctx.Response.Header.Set(cause.Header, c.String())
 	if len(retryAfter) > 0 {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, retryAfter)
 	}
 	if len(requestID) > 0 {
 		ctx.Response.Header.SetBytesV(headerRequestID, requestID)
 	}
-	ctx.Response.SetBodyRaw(bodies[c])
-	if c == causeBadRequest || c == causeBodyTooLarge {
+	ctx.Response.SetBodyRaw(bodies.Of(c))
+	if c.Closes() {
 		ctx.SetConnectionClose()
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"tailguard/config"
 	"tailguard/metrics"
+	"tailguard/proxy/internal/cause"
+	"tailguard/proxy/internal/edge"
 )
 
 // Server is the proxy listener: a fasthttp.Server whose handler forwards
@@ -58,7 +60,7 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 	l := cfg.Limits
 	s.maxConns = l.MaxConnections
 	s.srv = fasthttp.Server{
-		// Requests are checked (strict.go) before they are routed, and
+		// Requests are checked (internal/edge) before they are routed, and
 		// before 100 Continue invites a body.
 		Handler:       s.serve,
 		ErrorHandler:  s.serveError,
@@ -115,7 +117,7 @@ func (s *Server) Ready() bool {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(newClientListener(lingerListener{ln}, s.maxConns))
+	err := s.srv.Serve(edge.NewListener(ln, s.maxConns))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -132,6 +134,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// maxURI is the longest request target: half the request head's limit
+// (limits.max_header_bytes, 16 KiB by default), so that a long target gets
+// 414 while the head still fits; a target longer than the whole head's
+// limit gets the head's 431.
+func (s *Server) maxURI() int { return s.srv.ReadBufferSize / 2 }
+
+// expectChecked is the server's ExpectHandler: a request that would be
+// refused is refused before 100 Continue invites its body.
+func (s *Server) expectChecked(ctx *fasthttp.RequestCtx) int {
+	if c := edge.Check(ctx, s.maxURI()); c != cause.None {
+		s.fail(ctx, nil, c, nil)
+		return c.Status()
+	}
+	return s.expect(ctx)
+}
+
 // expect answers "Expect: 100-continue" before any body is read: a body
 // the route would refuse by its Content-Length gets the 413 now, instead
 // of a 100 Continue that invites the client to send it.
@@ -140,7 +158,7 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if route == nil || route.maxBody < 0 || int64(ctx.Request.Header.ContentLength()) <= route.maxBody {
 		return fasthttp.StatusContinue
 	}
-	s.fail(ctx, route, causeBodyTooLarge, nil)
+	s.fail(ctx, route, cause.BodyTooLarge, nil)
 	return fasthttp.StatusRequestEntityTooLarge
 }
 
@@ -151,24 +169,24 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 // ahead of need (a pool's warm connection, a browser's preconnect) would
 // read a 408 written there as the answer to its next request.
 func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
-	c := causeBadRequest
+	c := cause.BadRequest
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
 	case errors.As(err, &small):
-		c = causeHeadersTooLarge
+		c = cause.HeadersTooLarge
 	case errors.As(err, &ne) && ne.Timeout():
-		if silent(ctx.Conn()) {
+		if edge.Silent(ctx.Conn()) {
 			// fasthttp writes whatever the handler leaves; a closed
 			// connection takes nothing.
 			_ = ctx.Conn().Close()
 			return
 		}
-		c = causeHeaderTimeout
+		c = cause.HeaderTimeout
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		c = causeBodyTooLarge
+		c = cause.BodyTooLarge
 	}
-	respond(ctx, nil, c, nil)
+	answer(ctx, nil, c, nil)
 	ctx.SetConnectionClose()
 	if s.access.errors {
 		s.logRequest(ctx, nil, c, nil)

@@ -6,6 +6,7 @@ import (
 
 	"tailguard/config"
 	"tailguard/metrics"
+	"tailguard/proxy/internal/cause"
 	"tailguard/resilience"
 )
 
@@ -32,7 +33,7 @@ type Route struct {
 	upstream *Upstream
 	timeout  time.Duration // whole request; 0: none
 	maxBody  int64         // request body limit; < 0: none
-	errors   *errorBodies
+	errors   *cause.Bodies
 	// perTry bounds one attempt; 0: only the request's deadline.
 	perTry time.Duration
 	// retry and hedge decide extra attempts; budget bounds them together.

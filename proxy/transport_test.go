@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"tailguard/resilience"
 )
 
 // get sends GET path through the proxy with a keep-alive client and
@@ -133,33 +132,5 @@ func TestStreamedResponseFailure(t *testing.T) {
 				t.Errorf("bytes after the malformed chunk reached the client")
 			}
 		})
-	}
-}
-
-// TestClassify: each round-trip error, also wrapped, gets its cause and
-// its reason; anything else is a reset.
-func TestClassify(t *testing.T) {
-	tests := []struct {
-		err   error
-		cause cause
-		why   resilience.Reason
-	}{
-		{nil, causeNone, resilience.ReasonNone},
-		{errPoolFull, causePoolFull, resilience.Refused},
-		{errConnectFailure, causeConnectFailure, resilience.ConnectFailure},
-		{errConnectTimeout, causeConnectTimeout, resilience.ConnectFailure},
-		{fmt.Errorf("dial: %w", errTimeout), causeTimeout, resilience.Timeout},
-		{errBodyTooLarge, causeBodyTooLarge, resilience.Refused},
-		{errClientBody, causeBadRequest, resilience.Refused},
-		{errBadResponse, causeBadResponse, resilience.BadResponse},
-		{errChunkSyntax, causeBadResponse, resilience.BadResponse},
-		{errReset, causeUpstreamReset, resilience.Reset},
-		{errUploadAborted, causeUpstreamReset, resilience.Reset},
-		{io.ErrUnexpectedEOF, causeUpstreamReset, resilience.Reset},
-	}
-	for _, tt := range tests {
-		if c, why := classify(tt.err); c != tt.cause || why != tt.why {
-			t.Errorf("classify(%v) = %s, %v; want %s, %v", tt.err, causes[c].name, why, causes[tt.cause].name, tt.why)
-		}
 	}
 }

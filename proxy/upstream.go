@@ -3,9 +3,8 @@ package proxy
 import (
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"tailguard/config"
+	"tailguard/proxy/internal/client"
 	"tailguard/resilience"
 )
 
@@ -15,51 +14,15 @@ import (
 // checks. Safe for concurrent use.
 type Upstream struct {
 	spec      *config.Upstream // the settings it was built from
-	endpoints []*endpoint
+	endpoints []*client.Endpoint
 	balancer  *resilience.Balancer
 	outlier   *resilience.Outlier // nil: no ejection
 	health    *resilience.Health  // nil: no health checks
-	probe     *prober             // nil: no health checks
+	probe     *client.Prober      // nil: no health checks
 	breaker   *resilience.Breaker // nil: never cut off
 	// breakerRetryAfter is the Retry-After of a breaker refusal: the
 	// breaker's open time, in seconds.
 	breakerRetryAfter []byte
-}
-
-// endpoint is one host:port of an upstream.
-type endpoint struct {
-	addr string
-	hc   *fasthttp.HostClient
-}
-
-// Pool sizing. Response heads up to responseHeaderLimit bytes fit the read
-// buffer; larger ones are refused as malformed.
-const (
-	responseHeaderLimit = 16 << 10
-	requestWriteBuffer  = 8 << 10
-	// idleConnTimeout closes pooled connections unused this long. Upstream
-	// closes are also detected at reuse (upstreamConn.reusable), so this
-	// only bounds idle sockets.
-	idleConnTimeout = 60 * time.Second
-)
-
-func newEndpoint(addr string, maxConns int, connectTimeout time.Duration) *endpoint {
-	return &endpoint{addr: addr, hc: &fasthttp.HostClient{
-		Addr:        addr,
-		DialTimeout: dialer{connectTimeout: connectTimeout}.dial,
-		MaxConns:    maxConns,
-		// No hidden queue: a full pool fails at once (ARCHITECTURE.md).
-		MaxConnWaitTimeout: 0,
-		// No hidden retries. tailguard drives requests itself
-		// (transport.go) and never calls HostClient.Do; this guards any
-		// future caller.
-		MaxIdemponentCallAttempts: 1,
-		MaxIdleConnDuration:       idleConnTimeout,
-		ConnPoolStrategy:          fasthttp.LIFO,
-		ReadBufferSize:            responseHeaderLimit,
-		WriteBufferSize:           requestWriteBuffer,
-		NoDefaultUserAgentHeader:  true,
-	}}
 }
 
 // pick chooses the endpoint for an attempt among those neither ejected nor
@@ -87,6 +50,6 @@ func (u *Upstream) ready() bool { return u.health.AnyHealthy() }
 // are left to finish their requests.
 func (u *Upstream) closeIdle() {
 	for _, e := range u.endpoints {
-		e.hc.CloseIdleConnections()
+		e.CloseIdle()
 	}
 }

@@ -4,74 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
-
-	"tailguard/resilience"
 )
-
-// An attempt is one hedged-path try: its own copy of the request and its
-// own response, run by a hedge worker so that the handler stays free to
-// send a hedge when the delay passes. Attempts are pooled; the handler
-// releases the ones it reads, the exchange the ones nobody read.
-type attempt struct {
-	x        *exchange
-	req      fasthttp.Request
-	resp     fasthttp.Response
-	avoid    int
-	hedge    bool
-	endpoint atomic.Int32 // set by the worker once it picked one
-	start    time.Time
-	end      time.Time
-	err      error
-	res      round
-	scratch  []byte
-}
-
-var attemptPool = sync.Pool{New: func() any { return new(attempt) }}
-
-// newAttempt copies the request for an attempt of x. It takes a reference
-// on x, which the worker drops when the attempt has reported.
-func (x *exchange) newAttempt(avoid int, hedge bool) *attempt {
-	a := attemptPool.Get().(*attempt)
-	a.x, a.avoid, a.hedge = x, avoid, hedge
-	a.endpoint.Store(-1)
-	x.ctx.Request.CopyTo(&a.req)
-	x.hold()
-	return a
-}
-
-// dropAttempt undoes newAttempt for an attempt that never ran.
-func (x *exchange) dropAttempt(a *attempt) {
-	releaseAttempt(a)
-	x.release()
-}
-
-func releaseAttempt(a *attempt) {
-	a.req.Reset()
-	a.resp.Reset() // closes a body stream the attempt still owns
-	a.x, a.err, a.res = nil, nil, round{}
-	a.start, a.end = time.Time{}, time.Time{}
-	a.scratch = a.scratch[:0]
-	attemptPool.Put(a)
-}
-
-// run makes the attempt, reports it on the exchange's results and lets go
-// of the exchange. It runs on a hedge worker.
-func (a *attempt) run() {
-	x := a.x
-	u := x.route.upstream
-	a.start = time.Now()
-	i := u.pick(monotonic(a.start), a.avoid)
-	a.endpoint.Store(int32(i))
-	deadline := resilience.PerTry(a.start, x.deadline, x.route.perTry)
-	a.scratch = x.route.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)
-	a.err = u.endpoints[i].roundTrip(&a.req, &a.resp, a.start, deadline)
-	a.end = time.Now()
-	a.res = u.settle(i, a.start, a.end, a.resp.StatusCode(), a.err)
-	x.results <- a // never blocks: room for maxParallelAttempts
-	x.release()
-}
 
 // workers is the pool of goroutines that run hedged-path attempts. It
 // grows on demand up to its cap, and a worker idle for workerIdle exits,
@@ -123,7 +56,7 @@ func (w *workers) loop(a *attempt) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		a.run()
+		a.runOnWorker()
 		idle.Reset(workerIdle)
 		select {
 		case a = <-w.jobs:
@@ -133,6 +66,15 @@ func (w *workers) loop(a *attempt) {
 			return
 		}
 	}
+}
+
+// runOnWorker makes a hedged-path attempt, reports it on its exchange's
+// results and lets go of the exchange.
+func (a *attempt) runOnWorker() {
+	x := a.x // a belongs to the handler once reported
+	a.run()
+	x.results <- a // never blocks: room for maxParallelAttempts
+	x.release()
 }
 
 // close stops idle workers and waits for busy ones to finish their

@@ -1,9 +1,11 @@
-package proxy
+package edge
 
 import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"tailguard/proxy/internal/cause"
 )
 
 // Request hygiene: what fasthttp accepts but tailguard refuses, because a
@@ -22,18 +24,18 @@ import (
 // separately, by limits.max_header_bytes.
 const maxHeaders = 100
 
-// checkRequest reports why the request in ctx must not be forwarded, or
-// causeNone. maxURI bounds the request target (414 above it).
-func checkRequest(ctx *fasthttp.RequestCtx, maxURI int) cause {
+// Check reports why the request in ctx must not be forwarded, or
+// cause.None. maxURI bounds the request target (414 above it).
+func Check(ctx *fasthttp.RequestCtx, maxURI int) cause.Cause {
 	h := &ctx.Request.Header
-	if c := checkRequestLine(h.Method(), h.RequestURI(), h.Protocol(), maxURI); c != causeNone {
+	if c := checkRequestLine(h.Method(), h.RequestURI(), h.Protocol(), maxURI); c != cause.None {
 		return c
 	}
 	if len(ctx.Host()) == 0 {
 		// An HTTP/1.0 request may lack Host (fasthttp refuses an HTTP/1.1
 		// one), but tailguard forwards the client's Host and never
 		// invents one.
-		return causeBadRequest
+		return cause.BadRequest
 	}
 	return checkHeaderBlock(h.RawHeaders())
 }
@@ -62,26 +64,26 @@ var (
 //     the path /%2A.
 //   - An absolute-form target whose scheme is not http or https.
 //   - A target over maxURI bytes: 414.
-func checkRequestLine(method, uri, proto []byte, maxURI int) cause {
+func checkRequestLine(method, uri, proto []byte, maxURI int) cause.Cause {
 	if !bytes.Equal(proto, strHTTP11) && !bytes.Equal(proto, strHTTP10) {
-		return causeBadRequest
+		return cause.BadRequest
 	}
 	if bytes.Equal(method, strConnect) {
-		return causeBadRequest
+		return cause.BadRequest
 	}
 	if len(uri) > maxURI {
-		return causeURITooLong
+		return cause.URITooLong
 	}
 	if len(uri) == 0 {
-		return causeBadRequest
+		return cause.BadRequest
 	}
 	if uri[0] == '/' {
-		return causeNone
+		return cause.None
 	}
 	if hasPrefixFold(uri, strHTTP) || hasPrefixFold(uri, strHTTPS) {
-		return causeNone
+		return cause.None
 	}
-	return causeBadRequest
+	return cause.BadRequest
 }
 
 // checkHeaderBlock checks the raw header block, from the line after the
@@ -98,63 +100,63 @@ func checkRequestLine(method, uri, proto []byte, maxURI int) cause {
 //     a doubled header), and Transfer-Encoding with Content-Length;
 //   - an h2c upgrade: Upgrade naming h2c, or an HTTP2-Settings header;
 //   - more than maxHeaders lines: 431.
-func checkHeaderBlock(raw []byte) cause {
+func checkHeaderBlock(raw []byte) cause.Cause {
 	lines, te, cl := 0, 0, 0
 	for {
 		i := bytes.IndexByte(raw, '\n')
 		if i < 1 || raw[i-1] != '\r' {
-			return causeBadRequest // bare LF, or no line end at all
+			return cause.BadRequest // bare LF, or no line end at all
 		}
 		line := raw[:i-1]
 		raw = raw[i+1:]
 		if bytes.IndexByte(line, '\r') >= 0 {
-			return causeBadRequest
+			return cause.BadRequest
 		}
 		if len(line) == 0 {
 			if len(raw) != 0 {
-				return causeBadRequest
+				return cause.BadRequest
 			}
 			break
 		}
 		if lines++; lines > maxHeaders {
-			return causeTooManyHeaders
+			return cause.TooManyHeaders
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return causeBadRequest // a folded line, or no name
+			return cause.BadRequest // a folded line, or no name
 		}
 		name, value := line[:colon], trimOWS(line[colon+1:])
 		if !isToken(name) {
-			return causeBadRequest
+			return cause.BadRequest
 		}
 		switch len(name) { // most names are none of these: one compare
 		case len(strTE):
 			if lookalike(name, strTE) {
-				return causeBadRequest
+				return cause.BadRequest
 			}
 			if bytes.EqualFold(name, strTE) {
 				te++
 				if !bytes.EqualFold(value, strChunked) {
-					return causeBadRequest
+					return cause.BadRequest
 				}
 			}
 		case len(strCL): // also len(strSettings)
 			if lookalike(name, strCL) || bytes.EqualFold(name, strSettings) {
-				return causeBadRequest
+				return cause.BadRequest
 			}
 			if bytes.EqualFold(name, strCL) {
 				cl++
 			}
 		case len(strUpgrade):
 			if bytes.EqualFold(name, strUpgrade) && hasTokenFold(value, strH2C) {
-				return causeBadRequest
+				return cause.BadRequest
 			}
 		}
 	}
 	if te > 1 || te == 1 && cl > 0 {
-		return causeBadRequest
+		return cause.BadRequest
 	}
-	return causeNone
+	return cause.None
 }
 
 // tchar is RFC 9110 §5.6.2's token characters.
@@ -228,20 +230,4 @@ func hasTokenFold(v, tok []byte) bool {
 
 func hasPrefixFold(b, prefix []byte) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], prefix)
-}
-
-// maxURI is the longest request target: half the request head's limit
-// (limits.max_header_bytes, 16 KiB by default), so that a long target gets
-// 414 while the head still fits; a target longer than the whole head's
-// limit gets the head's 431.
-func (s *Server) maxURI() int { return s.srv.ReadBufferSize / 2 }
-
-// expectChecked is the server's ExpectHandler: a request that would be
-// refused is refused before 100 Continue invites its body.
-func (s *Server) expectChecked(ctx *fasthttp.RequestCtx) int {
-	if c := checkRequest(ctx, s.maxURI()); c != causeNone {
-		s.fail(ctx, nil, c, nil)
-		return causes[c].status
-	}
-	return s.expect(ctx)
 }

@@ -1,4 +1,4 @@
-package proxy
+package client
 
 import (
 	"net"
@@ -15,7 +15,7 @@ type connRef interface{ Conn() net.Conn }
 
 // connPool is the part of fasthttp.HostClient that tailguard uses: a
 // bounded pool of keep-alive connections with its own dialer. tailguard
-// writes requests and reads responses itself (transport.go), so that it can
+// writes requests and reads responses itself (roundtrip.go), so that it can
 // refuse a connection that is out of step with its responses.
 type connPool struct {
 	acquire func(hc *fasthttp.HostClient, dialTimeout time.Duration) (connRef, error)

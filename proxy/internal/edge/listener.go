@@ -1,4 +1,4 @@
-package proxy
+package edge
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"tailguard/proxy/internal/cause"
 )
 
 // Client connections: tailguard caps how many are open at once
@@ -39,13 +41,16 @@ const (
 	maxRefuseLingers  = 64
 )
 
-func newClientListener(ln net.Listener, maxConns int) *clientListener {
-	info := causes[causeConnLimit]
-	body := noRouteBodies[causeConnLimit]
+// NewListener wraps ln, a TCP listener, with the client edge's connection
+// handling: at most maxConns connections open at once, a lingering close,
+// and the chunk meter.
+func NewListener(ln net.Listener, maxConns int) net.Listener {
+	c := cause.ConnLimit
+	body := cause.Unrouted.Of(c)
 	refuse := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
-		"X-Tailguard-Error: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
-		info.status, fasthttp.StatusMessage(info.status), info.name, len(body), body)
-	return &clientListener{Listener: ln, max: int64(maxConns), refuse: refuse,
+		"%s: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+		c.Status(), fasthttp.StatusMessage(c.Status()), cause.Header, c, len(body), body)
+	return &clientListener{Listener: lingerListener{ln}, max: int64(maxConns), refuse: refuse,
 		lingering: make(chan struct{}, maxRefuseLingers)}
 }
 
@@ -159,10 +164,10 @@ type chunkMeter struct {
 
 const chunkSlack = 64 << 10
 
-// meterChunkedBody puts a chunked request body in ctx behind its
+// MeterChunkedBody puts a chunked request body in ctx behind its
 // connection's meter, and reports whether the body is chunked. Requests on
 // other connections (in-memory listeners in tests) are not metered.
-func meterChunkedBody(ctx *fasthttp.RequestCtx) bool {
+func MeterChunkedBody(ctx *fasthttp.RequestCtx) bool {
 	req := &ctx.Request
 	if req.Header.ContentLength() != -1 || !req.IsBodyStream() {
 		return false
@@ -216,9 +221,9 @@ func checkTrailers(block []byte) bool {
 
 var crlf = []byte("\r\n")
 
-// silent reports whether conn is a client connection on which the client
-// has never sent a byte.
-func silent(conn net.Conn) bool {
+// Silent reports whether conn is a client connection on which the client
+// has never sent a byte: one that times out then had no request to answer.
+func Silent(conn net.Conn) bool {
 	c, ok := conn.(*clientConn)
 	return ok && !c.spoke
 }

@@ -1,10 +1,12 @@
-package proxy
+package client
 
 import (
 	"errors"
 	"net"
 	"syscall"
 	"time"
+
+	"tailguard/proxy/internal/peek"
 )
 
 // upstreamConn is a connection to one endpoint. It remembers its raw socket
@@ -17,26 +19,14 @@ type upstreamConn struct {
 	// used is set when the connection is first handed out; a fresh one
 	// needs no reuse check, as nothing has been sent on it yet.
 	used bool
-	// peeked is what the last peek saw: peekStray, peekClosed or peekClean.
-	peeked peekResult
+	// peeked is what the last peek saw.
+	peeked peek.Result
 }
-
-type peekResult uint8
-
-const (
-	peekClean  peekResult = iota // nothing pending: safe to reuse
-	peekStray                    // bytes the upstream sent after its response
-	peekClosed                   // the upstream closed (FIN) or reset the connection
-)
 
 // dialer dials endpoints with the upstream's connect timeout.
 type dialer struct {
 	connectTimeout time.Duration
 }
-
-// errConnectTimeout marks a dial that ran out of time, so that it is
-// answered 504 rather than 502.
-var errConnectTimeout = errors.New("connect timeout")
 
 // dial is a fasthttp.DialFuncWithTimeout. timeout is what is left of the
 // attempt's deadline; the connect timeout caps it.
@@ -74,22 +64,7 @@ func (c *upstreamConn) reusable() bool {
 	if err := c.raw.Control(c.peekFn); err != nil {
 		return false
 	}
-	return c.peeked == peekClean
+	return c.peeked == peek.Clean
 }
 
-func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peekSocket(fd) }
-
-// peekSocket looks, without blocking or consuming anything, at what waits
-// on the socket: nothing, bytes, or the peer's close (or an error).
-func peekSocket(fd uintptr) peekResult {
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	switch {
-	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
-		return peekClean
-	case err != nil, n == 0:
-		return peekClosed
-	default:
-		return peekStray
-	}
-}
+func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peek.Socket(fd) }

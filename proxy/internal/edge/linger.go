@@ -1,10 +1,12 @@
-package proxy
+package edge
 
 import (
 	"io"
 	"net"
 	"syscall"
 	"time"
+
+	"tailguard/proxy/internal/peek"
 )
 
 // Lingering close, as nginx's lingering_close: when tailguard closes a
@@ -62,6 +64,6 @@ func (c lingerConn) Close() error {
 // unread reports whether bytes from the client wait in the socket.
 func (c lingerConn) unread() bool {
 	var pending bool
-	_ = c.raw.Control(func(fd uintptr) { pending = peekSocket(fd) == peekStray })
+	_ = c.raw.Control(func(fd uintptr) { pending = peek.Socket(fd) == peek.Stray })
 	return pending
 }

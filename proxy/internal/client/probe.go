@@ -1,4 +1,4 @@
-package proxy
+package client
 
 import (
 	"sync"
@@ -9,11 +9,12 @@ import (
 	"tailguard/resilience"
 )
 
-// prober sends active health checks (GET path, 2xx passes) to each
+// Prober sends active health checks (GET path, 2xx passes) to each
 // endpoint of an upstream every interval, on connections of its own so
 // that probes neither queue behind traffic nor take its connections, and
-// reports the results to the upstream's Health.
-type prober struct {
+// reports the results to the upstream's Health. A nil *Prober does
+// nothing: an upstream without health checks.
+type Prober struct {
 	path     string
 	interval time.Duration
 	timeout  time.Duration
@@ -25,8 +26,10 @@ type prober struct {
 	closed   sync.Once
 }
 
-func newProber(endpoints []*endpoint, path string, interval, timeout time.Duration, h *resilience.Health) *prober {
-	p := &prober{path: path, interval: interval, timeout: timeout, health: h, stop: make(chan struct{})}
+// NewProber probes endpoints with GET path every interval, each probe
+// given timeout, and reports to h (index i is endpoints[i]).
+func NewProber(endpoints []*Endpoint, path string, interval, timeout time.Duration, h *resilience.Health) *Prober {
+	p := &Prober{path: path, interval: interval, timeout: timeout, health: h, stop: make(chan struct{})}
 	for _, e := range endpoints {
 		p.clients = append(p.clients, &fasthttp.HostClient{
 			Addr:                      e.addr,
@@ -38,9 +41,9 @@ func newProber(endpoints []*endpoint, path string, interval, timeout time.Durati
 	return p
 }
 
-// start begins probing: one goroutine per endpoint, until close. Only the
+// Start begins probing: one goroutine per endpoint, until close. Only the
 // first call does anything; a nil prober does nothing.
-func (p *prober) start() {
+func (p *Prober) Start() {
 	if p == nil {
 		return
 	}
@@ -52,9 +55,9 @@ func (p *prober) start() {
 	})
 }
 
-// close stops probing and waits for the probe goroutines. Only the first
+// Close stops probing and waits for the probe goroutines. Only the first
 // call does anything; a nil prober does nothing.
-func (p *prober) close() {
+func (p *Prober) Close() {
 	if p == nil {
 		return
 	}
@@ -67,7 +70,7 @@ func (p *prober) close() {
 	})
 }
 
-func (p *prober) loop(i int, c *fasthttp.HostClient) {
+func (p *Prober) loop(i int, c *fasthttp.HostClient) {
 	defer p.wg.Done()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)

@@ -1,0 +1,36 @@
+// Package proxy is tailguard's request path: a fasthttp server whose
+// handler takes each request through one fixed order of decisions, the
+// routing table it matches against, Build (the one place a config becomes
+// run-time objects) and reload.
+//
+// The request path is one function, serve (serve.go), read top to bottom:
+//
+//	fasthttp.Server ─▶ serve(ctx)                                        serve.go
+//	  edge.Check(ctx)                    400/414/431 + close if refused    internal/edge
+//	  table.Match(host, path, method)    404 if none                       table.go
+//	  x.takeBody()                       413 over the limit; small bodies whole
+//	  x.admit()                          the only place a request waits    resilience.Admission ── shed → 503/429
+//	  x.guardedAttempts()                breaker, then the attempt loop    loop.go ── open → 503
+//	      plain:  attempt.run on the handler goroutine, ctx's own request and response
+//	      hedged: primary on a hedge worker; after the hedge delay, another (hedge.go)
+//	      each attempt.run: pick endpoint → per-try deadline → Endpoint.RoundTrip → settle
+//	      retry a failed round while retry policy, budget and deadline allow
+//	  permit.Release(service, ok)        feeds the adaptive limit
+//	  x.respond()                        tailguard's own answer for a cause, or the upstream's
+//	  s.record(x)                        one metrics.Sample per request
+//
+// The breaker stands outside the attempt loop, so it counts what the
+// client saw: one outcome per request, and no attempt at all while it is
+// open. Failures that retries or hedges hide feed outlier detection per
+// endpoint instead. While the breaker is half-open the loop makes one
+// plain attempt, so that probes are not amplified.
+//
+// Why tailguard answered a request itself is a cause (internal/cause):
+// one table gives its status, X-Tailguard-Error, body and metrics flags.
+// The wire is in two rooms of its own: internal/edge guards the client
+// side (connection cap, strict request checks, chunk metering, lingering
+// close) and internal/client is the HTTP/1.1 client to upstream endpoints
+// (pool, exact framing, the reuse check that prevents response desync,
+// health probes). The policies themselves are resilience's pure decision
+// types; proxy does the I/O around them.
+package proxy

@@ -1,0 +1,118 @@
+// Package cause names why tailguard answered a request itself instead of
+// passing on the upstream's response, and holds the one table that gives
+// each cause its status, its X-Tailguard-Error value, its fixed body and
+// what metrics count it as. The client edge, the upstream client and the
+// request path all speak it, so a client can always tell tailguard's
+// errors from the service's, and each error is counted the same way
+// wherever it arises.
+package cause
+
+import (
+	"fmt"
+
+	"github.com/valyala/fasthttp"
+
+	"tailguard/metrics"
+)
+
+// Header is the response header naming the cause of tailguard's own
+// answers.
+const Header = "X-Tailguard-Error"
+
+// A Cause is why tailguard answered a request itself. The zero value,
+// None, means it did not: the upstream answered.
+type Cause uint8
+
+// The causes, in no particular order. DESIGN.md ("Errors a client can get
+// from tailguard itself") is their contract.
+const (
+	None Cause = iota
+	BadRequest
+	NoRoute
+	HeaderTimeout
+	BodyTooLarge
+	URITooLong
+	HeadersTooLarge
+	ConnectFailure
+	UpstreamReset
+	BadResponse
+	PoolFull
+	ConnectTimeout
+	Timeout
+	Shed
+	BreakerOpen
+	TooManyHeaders
+	ConnLimit
+	count
+)
+
+// info is one row of the cause table.
+type info struct {
+	status int
+	name   string // the X-Tailguard-Error value
+	msg    string // fixed: an upstream's error text never reaches a client
+	flags  metrics.Flag
+}
+
+// table is the one table from cause to status, header value, message and
+// metrics flags.
+var table = [count]info{
+	BadRequest:      {fasthttp.StatusBadRequest, "bad_request", "malformed or ambiguous request", 0},
+	NoRoute:         {fasthttp.StatusNotFound, "no_route", "no route matches this request", 0},
+	HeaderTimeout:   {fasthttp.StatusRequestTimeout, "header_timeout", "request headers not received in time", 0},
+	BodyTooLarge:    {fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body too large", 0},
+	URITooLong:      {fasthttp.StatusRequestURITooLong, "uri_too_long", "request URI too long", 0},
+	HeadersTooLarge: {fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers too large", 0},
+	ConnectFailure:  {fasthttp.StatusBadGateway, "connect_failure", "could not connect to the upstream", 0},
+	UpstreamReset:   {fasthttp.StatusBadGateway, "upstream_reset", "upstream closed the connection", 0},
+	BadResponse:     {fasthttp.StatusBadGateway, "bad_response", "upstream sent a malformed response", 0},
+	PoolFull:        {fasthttp.StatusServiceUnavailable, "pool_exhausted", "upstream connection limit reached", 0},
+	ConnectTimeout:  {fasthttp.StatusGatewayTimeout, "connect_timeout", "upstream connect timed out", metrics.TimedOut},
+	Timeout:         {fasthttp.StatusGatewayTimeout, "timeout", "upstream timed out", metrics.TimedOut},
+	Shed:            {fasthttp.StatusServiceUnavailable, "shed", "overloaded, request shed", metrics.Shed},
+	BreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open", metrics.BreakerRejected},
+	TooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers", 0},
+	ConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections", 0},
+}
+
+// Status is the HTTP status tailguard answers c with (a route may shed
+// with 429 instead; see the proxy's respond).
+func (c Cause) Status() int { return table[c].status }
+
+// String is c's X-Tailguard-Error value, as in "shed"; "" for None.
+func (c Cause) String() string { return table[c].name }
+
+// Flags is how metrics count a request answered for c: a shed, a breaker
+// refusal, a timeout.
+func (c Cause) Flags() metrics.Flag { return table[c].flags }
+
+// Closes reports whether answering c must close the client connection:
+// the request's framing cannot be trusted (400), or its body was not read
+// to its end (413), so the next bytes on the connection may not be a
+// request.
+func (c Cause) Closes() bool { return c == BadRequest || c == BodyTooLarge }
+
+// Bodies holds the fixed response bodies of one route, built once so that
+// answering an error allocates nothing.
+type Bodies [count][]byte
+
+// NewBodies builds the bodies for route; "" for requests that matched no
+// route.
+func NewBodies(route string) *Bodies {
+	var b Bodies
+	for c := BadRequest; c < count; c++ {
+		if route == "" {
+			b[c] = fmt.Appendf(nil, "tailguard: %s\n", table[c].msg)
+		} else {
+			b[c] = fmt.Appendf(nil, "tailguard: %s (route %q)\n", table[c].msg, route)
+		}
+	}
+	return &b
+}
+
+// Of returns the body for c.
+func (b *Bodies) Of(c Cause) []byte { return b[c] }
+
+// Unrouted serves requests that matched no route, or that were refused
+// before one was matched.
+var Unrouted = NewBodies("")

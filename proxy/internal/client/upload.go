@@ -1,0 +1,88 @@
+package client
+
+import (
+	"io"
+
+	"github.com/valyala/fasthttp"
+)
+
+// An upload writes a request with a streamed body on its own goroutine
+// while the caller reads the response: an upstream may answer before it
+// has read the whole body (a 413, a 401, or a full-duplex stream), and that
+// answer must reach the client instead of a deadlock or a 502.
+type upload struct {
+	body *RequestBody
+	done chan error
+}
+
+func startUpload(e *Endpoint, uc *upstreamConn, req *fasthttp.Request) *upload {
+	u := &upload{done: make(chan error, 1)}
+	u.body, _ = req.BodyStream().(*RequestBody)
+	go func() {
+		err := e.write(uc, req)
+		if u.body != nil && u.body.err != nil {
+			err = u.body.err
+		}
+		if clientSide(err) {
+			// The upstream waits for the rest of a request that will
+			// not come: close, so that the read of its response ends.
+			_ = uc.Close()
+		}
+		u.done <- err
+	}()
+	return u
+}
+
+// finish waits for the upload to end once the response is complete (or
+// has failed). An upload still running then is one the upstream does not
+// want: the connection is closed to stop it. A nil error means the whole
+// request was written.
+func (u *upload) finish(uc *upstreamConn) error {
+	select {
+	case err := <-u.done:
+		return err
+	default:
+	}
+	_ = uc.Close()
+	if err := <-u.done; clientSide(err) {
+		return err
+	}
+	return errUploadAborted
+}
+
+// RequestBody is a client's request body streamed to the upstream. It
+// enforces the route's body limit on bodies of unknown length (chunked),
+// and it remembers a failure on the client's side, so that a broken upload
+// is not blamed on the upstream (Classify: cause.BodyTooLarge or
+// cause.BadRequest). It is not pooled: the upload goroutine may still hold
+// it when the handler returns.
+type RequestBody struct {
+	r     io.Reader
+	limit int64 // bytes still allowed; < 0: no limit
+	err   error
+}
+
+// NewRequestBody wraps r, a client's body, allowing at most limit bytes
+// (< 0: no limit).
+func NewRequestBody(r io.Reader, limit int64) *RequestBody {
+	return &RequestBody{r: r, limit: limit}
+}
+
+// Read implements io.Reader.
+func (b *RequestBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.r.Read(p)
+	if b.limit >= 0 {
+		if b.limit -= int64(n); b.limit < 0 {
+			b.err = errBodyTooLarge
+			return 0, b.err
+		}
+	}
+	if err != nil && err != io.EOF {
+		b.err = errClientBody
+		return n, b.err
+	}
+	return n, err
+}

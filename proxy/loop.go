@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"time"
+
+	"tailguard/proxy/internal/cause"
+	"tailguard/resilience"
+)
+
+// A result is how the attempt loop ended: the outcome the breaker counts,
+// the winning (or last) attempt's service time, and the cause tailguard
+// answers with if no attempt produced a response to pass on.
+type result struct {
+	out     resilience.Outcome
+	service time.Duration
+	cause   cause.Cause
+}
+
+// guardedAttempts runs the attempt loop under the upstream's breaker: an
+// open breaker refuses the request without an attempt, and counts the
+// loop's outcome otherwise. The breaker takes a func value made once per
+// pooled exchange (runAttempts), which leaves its result in x.guarded.
+func (x *exchange) guardedAttempts() result {
+	b := x.route.upstream.breaker
+	if b == nil {
+		return x.attempts()
+	}
+	if _, err := b.Do(x.runAttempts); err != nil {
+		return result{cause: cause.BreakerOpen}
+	}
+	return x.guarded
+}
+
+// attempts is the attempt loop. Each round is one attempt, or on a hedged
+// route a primary and its hedges; a failed round is tried again while the
+// route's retry policy, its budget and the deadline allow. The winning
+// response ends up in ctx.Response; if every attempt failed, the result
+// has the last failure's cause, or ctx.Response the last failing status.
+//
+// Requests that cannot be sent twice (not idempotent, or with a body that
+// streamed) get one plain attempt, as do all requests while the breaker
+// is probing, so that probes are not amplified.
+func (x *exchange) attempts() result {
+	r := x.route
+	replay := x.replayable()
+	probing := r.upstream.breaker != nil && r.upstream.breaker.Probing()
+	avoid := -1
+	for try := 0; ; try++ {
+		var res round
+		if r.hedge != nil && replay && !probing && !r.admission.Saturated() {
+			res = x.hedgedRound(avoid)
+		} else {
+			res = x.plainRound(avoid)
+		}
+		if res.out != resilience.Failure || r.retry == nil || !replay || probing {
+			return res.result()
+		}
+		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
+		if !ok || !r.budget.TryExtra(monotonic(res.end), r.retry.Ratio()) {
+			return res.result()
+		}
+		x.ctx.Response.ResetBody() // drop the failed answer (and its stream)
+		x.wait(backoff)
+		x.retries++
+		avoid = res.endpoint
+	}
+}
+
+// result is how the loop ends with r as its last round.
+func (r round) result() result {
+	return result{out: r.out, service: r.end.Sub(r.start), cause: r.cause}
+}
+
+// replayable reports whether the request may be sent more than once: an
+// idempotent method (or an Idempotency-Key) and a body held in memory.
+func (x *exchange) replayable() bool {
+	req := &x.ctx.Request
+	return !req.IsBodyStream() &&
+		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
+}
+
+// plainRound makes one attempt on the handler goroutine, with the client's
+// own request and response objects: no copies, no allocation.
+func (x *exchange) plainRound(avoid int) round {
+	a := &x.plain
+	a.x, a.req, a.resp, a.avoid = x, &x.ctx.Request, &x.ctx.Response, avoid
+	a.run()
+	return a.res
+}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // get sends GET path through the proxy with a keep-alive client and

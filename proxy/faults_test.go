@@ -191,6 +191,9 @@ var upstreamFaults = []upstreamFault{
 }
 
 func TestUpstreamFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("18 upstream faults, about 10 s: -short")
+	}
 	baseFDs := openFDs(t)
 	for _, f := range upstreamFaults {
 		t.Run(f.name, func(t *testing.T) { runUpstreamFault(t, f) })

@@ -32,6 +32,10 @@ type Env struct {
 	Rounds int
 	// Pin pins processes with taskset, as overhead documents.
 	Pin bool
+	// Baseline, if set, is another tailguard binary (an earlier build)
+	// that overhead measures as a target of its own, in the same rounds as
+	// this one, so that a change's cost is a ratio taken side by side.
+	Baseline string
 	// Log gets progress lines; nil discards them.
 	Log io.Writer
 }

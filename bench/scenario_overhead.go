@@ -136,11 +136,18 @@ func medianRow(rows []overheadRow) overheadRow {
 // floor of what tailguard is built on), nginx and HAProxy; the proxies
 // run on CPU 0 with one worker each.
 func overheadTargets(e *Env) []overheadTarget {
-	return []overheadTarget{
+	targets := []overheadTarget{
 		{name: "direct"},
 		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
-			return e.startTailguardProcess(ctx, dir, upstream)
+			return e.startTailguardProcess(ctx, dir, upstream, e.self())
 		}},
+	}
+	if e.Baseline != "" {
+		targets = append(targets, overheadTarget{name: "tailguard baseline", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
+			return e.startTailguardProcess(ctx, dir, upstream, []string{e.Baseline})
+		}})
+	}
+	return append(targets, []overheadTarget{
 		{name: "fasthttp relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
 			return startPeer(func(listen string) (*process, error) {
 				p, err := startProcess("relay", e.command(ctx, "0", "bench", "relay", "-listen", listen, "-upstream", upstream))
@@ -158,7 +165,7 @@ func overheadTargets(e *Env) []overheadTarget {
 				return e.startHAProxy(ctx, dir, listen, upstream, "0", haproxyOptions{threads: 1}, 30*time.Second)
 			})
 		}},
-	}
+	}...)
 }
 
 // startPeer starts a peer on a free loopback port.
@@ -171,9 +178,9 @@ func startPeer(start func(listen string) (*process, error)) (string, *process, e
 	return listen, p, err
 }
 
-// startTailguardProcess runs this binary as `run -config FILE` in front of
-// upstream, on CPU 0.
-func (e *Env) startTailguardProcess(ctx context.Context, dir, upstream string) (string, *process, error) {
+// startTailguardProcess runs the tailguard binary self (argv) as
+// `run -config FILE` in front of upstream, on CPU 0.
+func (e *Env) startTailguardProcess(ctx context.Context, dir, upstream string, self []string) (string, *process, error) {
 	listen, err1 := freeAddr()
 	admin, err2 := freeAddr()
 	if err := firstErr(err1, err2); err != nil {
@@ -184,7 +191,8 @@ func (e *Env) startTailguardProcess(ctx context.Context, dir, upstream string) (
 	if err := os.WriteFile(file, []byte(cfg.yaml(listen, admin)), 0o600); err != nil {
 		return "", nil, err
 	}
-	p, err := startProcess("tailguard", e.command(ctx, "0", "run", "-config", file))
+	argv := append(append([]string{}, self...), "run", "-config", file)
+	p, err := startProcess("tailguard", pinned(ctx, e.Pin, "0", argv))
 	if err != nil {
 		return "", nil, err
 	}

@@ -9,7 +9,7 @@ import (
 var overheadColumns = []string{"target", "req/s (closed loop, 64 conns)", "CPU per request", "p50", "p99", "p99.9", "RSS"}
 
 // overheadOutcome tabulates the targets: the figures, then each as a
-// ratio to direct and to nginx (when they ran).
+// ratio to direct, to nginx and to the baseline build (when they ran).
 func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []string) *Outcome {
 	t := &Table{
 		Title:   fmt.Sprintf("Overhead: closed loop for req/s and CPU, open loop at %.0f/s for latency, %v each", rate, d),
@@ -24,7 +24,7 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 	t.note("one worker each: tailguard GOMAXPROCS = its CPUs, nginx worker_processes 1 without master, HAProxy nbthread 1; keep-alive upstream connections")
 	t.note("fasthttp relay: `tailguard bench relay`, a fasthttp server handing each request to a HostClient and nothing else, the floor of what tailguard is built on")
 	out := &Outcome{Tables: []*Table{t}}
-	for _, base := range []string{"direct", "nginx"} {
+	for _, base := range []string{"direct", "nginx", "tailguard baseline"} {
 		if b, ok := findRow(rows, base); ok {
 			out.Tables = append(out.Tables, ratioTable(rows, b))
 		}

@@ -48,11 +48,16 @@ var smugglingSeeds = []string{
 	"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
 	"GET / HTTP/1.1\r\nHost: x\r\nConnection: X-A, Content-Length, Host\r\nX-A: 1\r\n\r\n",
 	"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nabGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET /a%2Fb/../c//d/./e?x=%7E+y%20#f HTTP/1.1\r\nHost: x\r\n\r\n",
+	"GET HTTP://h:8/%2e%2e/x;p=1?q HTTP/1.1\r\nHost: y\r\n\r\n",
+	"GET http://h?q=1 HTTP/1.0\r\nHost: h\r\n\r\n",
 }
 
 // FuzzRequestParsing sends arbitrary bytes to a tailguard Server, as a
 // client over loopback, in front of strictUpstream: whatever the bytes, the
-// proxy does not panic and the upstream sees only unambiguous framing.
+// proxy does not panic, the upstream sees only unambiguous framing, and
+// every request target it sees is one the client sent, byte for byte (in
+// origin form).
 func FuzzRequestParsing(f *testing.F) {
 	for _, s := range smugglingSeeds {
 		f.Add([]byte(s))
@@ -83,7 +88,38 @@ routes: [{name: default, match: {path_prefix: /}, upstream: app, timeout: 1s}]
 		if v := up.takeViolations(); len(v) > 0 {
 			t.Fatalf("the upstream saw ambiguous framing for %q: %q", raw, v)
 		}
+		sent := clientTargets(raw)
+		for _, target := range up.takeTargets() {
+			if !sent[target] {
+				t.Fatalf("the upstream saw target %q, which the client never sent as it is: %q", target, raw)
+			}
+		}
 	})
+}
+
+// clientTargets is every request target in raw's request lines, as the
+// upstream must see it: an origin-form target as it is; an absolute-form
+// one as the path and query after its authority, "/" if it has no path.
+func clientTargets(raw []byte) map[string]bool {
+	targets := map[string]bool{}
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		parts := bytes.Split(bytes.TrimSuffix(line, []byte("\r")), []byte(" "))
+		if len(parts) != 3 || !bytes.HasPrefix(parts[2], []byte("HTTP/1.")) {
+			continue
+		}
+		target := string(parts[1])
+		if _, rest, ok := strings.Cut(target, "://"); ok && !strings.HasPrefix(target, "/") {
+			i := strings.IndexAny(rest, "/?")
+			if i < 0 {
+				i = len(rest)
+			}
+			if target = rest[i:]; !strings.HasPrefix(target, "/") {
+				target = "/" + target
+			}
+		}
+		targets[target] = true
+	}
+	return targets
 }
 
 // FuzzHeaderHygiene applies tailguard's header hygiene to any header block

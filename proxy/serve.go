@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"time"
 
@@ -113,6 +114,13 @@ func (x *exchange) prepareHeaders() {
 		// destination.
 		req.Header.SetHostBytes(x.ctx.Host())
 	}
+	// The target reaches the upstream as the client sent it: routing
+	// matched the normalised path, but a normalised target would break
+	// encoded slashes in identifiers and signed URLs (DESIGN.md,
+	// "Forwarding fidelity"). Setting it again also stops fasthttp from
+	// writing its parsed, normalised form.
+	x.scratch = originForm(x.scratch[:0], req.Header.RequestURI())
+	req.SetRequestURIBytes(x.scratch)
 	req.UseHostHeader = true // forward Host as the client wrote it
 	x.scratch = setForwarded(&req.Header, x.ctx.RemoteIP(), req.Header.Host(), x.scratch)
 	x.requestID = req.Header.Peek(headerRequestID)
@@ -125,6 +133,27 @@ func (x *exchange) prepareHeaders() {
 		req.Header.SetProtocol("HTTP/1.1")
 	}
 }
+
+// originForm appends the request target as the upstream gets it: the
+// client's bytes of an origin-form target; for an absolute-form one
+// (checked by the edge: http:// or https://), the path and query after its
+// authority, "/" where it has no path.
+func originForm(dst, uri []byte) []byte {
+	if len(uri) > 0 && uri[0] == '/' {
+		return append(dst, uri...)
+	}
+	rest := uri[bytes.Index(uri, strSchemeEnd)+len(strSchemeEnd):]
+	i := bytes.IndexAny(rest, "/?")
+	if i < 0 || rest[i] == '?' {
+		dst = append(dst, '/')
+	}
+	if i >= 0 {
+		dst = append(dst, rest[i:]...)
+	}
+	return dst
+}
+
+var strSchemeEnd = []byte("://")
 
 // takeBody applies the route's body limit. A body with a Content-Length
 // over the limit is refused before anything is sent upstream. A body

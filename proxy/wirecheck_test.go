@@ -27,6 +27,7 @@ type strictUpstream struct {
 	wg         sync.WaitGroup
 	mu         sync.Mutex
 	violations []string
+	targets    []string // of whole requests, in order
 	requests   int
 }
 
@@ -66,6 +67,15 @@ func (u *strictUpstream) requestCount() int {
 	return u.requests
 }
 
+// takeTargets returns and forgets the request targets seen so far.
+func (u *strictUpstream) takeTargets() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	t := u.targets
+	u.targets = nil
+	return t
+}
+
 // takeViolations returns and forgets the violations seen so far.
 func (u *strictUpstream) takeViolations() []string {
 	u.mu.Lock()
@@ -78,7 +88,7 @@ func (u *strictUpstream) takeViolations() []string {
 func (u *strictUpstream) serveConn(c net.Conn) {
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
-		err := readStrictRequest(br)
+		target, err := readStrictRequest(br)
 		var v violation
 		if errors.As(err, &v) {
 			u.mu.Lock()
@@ -91,6 +101,7 @@ func (u *strictUpstream) serveConn(c net.Conn) {
 		}
 		u.mu.Lock()
 		u.requests++
+		u.targets = append(u.targets, target)
 		n := u.requests
 		u.mu.Unlock()
 		body := strconv.Itoa(n)
@@ -115,17 +126,23 @@ var hopByHop = map[string]bool{
 	"expect": true,
 }
 
-// readStrictRequest reads one request; a violation error says what was
-// wrong with it, any other error that the connection ended.
-func readStrictRequest(br *bufio.Reader) error {
+// readStrictRequest reads one request and returns its target; a
+// violation error says what was wrong with it, any other error that the
+// connection ended.
+func readStrictRequest(br *bufio.Reader) (string, error) {
 	line, err := strictLine(br)
 	if err != nil {
-		return err
+		return "", err
 	}
 	parts := bytes.Split(line, []byte(" "))
 	if len(parts) != 3 || !oracleToken(parts[0]) || len(parts[1]) == 0 || parts[1][0] != '/' || string(parts[2]) != "HTTP/1.1" {
-		return violationf("request line %q", line)
+		return "", violationf("request line %q", line)
 	}
+	return string(parts[1]), readStrictHead(br)
+}
+
+// readStrictHead reads a request's header block and body.
+func readStrictHead(br *bufio.Reader) error {
 	hosts, te, cl := 0, 0, -1
 	for {
 		line, err := strictLine(br)

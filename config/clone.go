@@ -1,6 +1,9 @@
 package config
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Redacted returns a copy of c that is safe to show, for the admin /config
 // endpoint and logs: AdminToken, when set, reads "REDACTED". c is not
@@ -17,6 +20,7 @@ func (c *Config) Redacted() *Config {
 // they are never changed in place.
 func (c *Config) clone() *Config {
 	cp := *c
+	cp.TrustedProxies = slices.Clone(c.TrustedProxies)
 	if c.Upstreams != nil {
 		cp.Upstreams = make(map[string]*Upstream, len(c.Upstreams))
 		for name, u := range c.Upstreams {
@@ -59,7 +63,16 @@ func (r *Route) clone() *Route {
 	cp.Hedge = clonePtr(r.Hedge)
 	cp.Shed = clonePtr(r.Shed)
 	cp.SLO = clonePtr(r.SLO)
+	cp.RequestHeaders = r.RequestHeaders.clone()
+	cp.ResponseHeaders = r.ResponseHeaders.clone()
 	return &cp
+}
+
+func (h *HeaderRules) clone() *HeaderRules {
+	if h == nil {
+		return nil
+	}
+	return &HeaderRules{Set: maps.Clone(h.Set), Remove: slices.Clone(h.Remove)}
 }
 
 // clonePtr returns a pointer to a copy of *p, or nil.

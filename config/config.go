@@ -22,6 +22,11 @@ type Config struct {
 	// upstream how long it has, so the service can give up when tailguard
 	// will. Default "X-Request-Timeout-Ms"; "" turns both off.
 	DeadlineHeader string `yaml:"deadline_header" json:"deadline_header"`
+	// TrustedProxies are the networks of the proxies in front of
+	// tailguard (load balancers, ingress) whose X-Forwarded-Proto and
+	// X-Forwarded-Host are kept; any other peer's are replaced. Every
+	// peer's address is appended to X-Forwarded-For. Default none.
+	TrustedProxies []CIDR `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
 	// Log configures logging.
 	Log Log `yaml:"log" json:"log"`
 	// Limits bound what one client may send.
@@ -172,6 +177,13 @@ type Route struct {
 	// ServerTiming adds a Server-Timing header with queue and upstream
 	// time.
 	ServerTiming bool `yaml:"server_timing" json:"server_timing"`
+	// RequestHeaders, if set, change the request's headers before it is
+	// sent upstream.
+	RequestHeaders *HeaderRules `yaml:"request_headers" json:"request_headers,omitempty"`
+	// ResponseHeaders, if set, change the upstream's response headers
+	// before they reach the client; tailguard's own answers (its errors)
+	// are left as they are.
+	ResponseHeaders *HeaderRules `yaml:"response_headers" json:"response_headers,omitempty"`
 }
 
 // Match selects requests. Empty fields match everything.

@@ -291,6 +291,8 @@ routes:
     hedge: {delay: p95}
     shed: {max_concurrency: adaptive}
     slo: {availability: 0.999}
+    request_headers: {}
+    response_headers: {}
 `
 
 // setByProbe are the keys the probes set because a config is invalid

@@ -49,6 +49,8 @@ func (c *Config) validateRoute(r *report, p string, rt *Route) {
 		r.check(rt.PerTryTimeout <= *rt.Timeout, p+".per_try_timeout", "must be <= timeout (%v)", *rt.Timeout)
 	}
 	validatePolicies(r, p, rt)
+	validateHeaderRules(r, p+".request_headers", rt.RequestHeaders)
+	validateHeaderRules(r, p+".response_headers", rt.ResponseHeaders)
 }
 
 func validateMatch(r *report, p string, m Match) {

@@ -11,6 +11,7 @@ import (
 // for a healthy, fast upstream: the hedge delay is long, the limit high.
 const everyPolicy = `
 listen: "127.0.0.1:0"
+trusted_proxies: [127.0.0.0/8]
 upstreams:
   app:
     endpoints: ["%s"]
@@ -26,6 +27,8 @@ routes:
     hedge: {delay: 900ms, max_extra: 1, budget: 0.05}
     shed: {max_concurrency: 1000, queue: 128, queue_timeout: 50ms, priority_header: X-Priority}
     slo: {latency: 200ms, latency_target: 0.99, availability: 0.999}
+    request_headers: {set: {X-Env: prod, X-Forwarded-Proto: https}, remove: [Cookie]}
+    response_headers: {set: {Strict-Transport-Security: max-age=63072000}, remove: [Server]}
     server_timing: true
 `
 

@@ -120,15 +120,20 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream) (*Route, erro
 		return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
 	}
 	r := &Route{
-		spec:           rc,
-		name:           rc.Name,
-		methods:        rc.Match.Methods,
-		upstream:       u,
-		maxBody:        cfg.Limits.MaxBodyBytes.Int64(),
-		errors:         cause.NewBodies(rc.Name),
-		perTry:         rc.PerTryTimeout.D(),
-		serverTiming:   rc.ServerTiming,
-		deadlineHeader: cfg.DeadlineHeader,
+		spec:            rc,
+		name:            rc.Name,
+		methods:         rc.Match.Methods,
+		upstream:        u,
+		maxBody:         cfg.Limits.MaxBodyBytes.Int64(),
+		errors:          cause.NewBodies(rc.Name),
+		perTry:          rc.PerTryTimeout.D(),
+		serverTiming:    rc.ServerTiming,
+		deadlineHeader:  cfg.DeadlineHeader,
+		requestHeaders:  newHeaderRules(rc.RequestHeaders),
+		responseHeaders: newHeaderRules(rc.ResponseHeaders),
+	}
+	for _, c := range cfg.TrustedProxies {
+		r.trustedProxies = append(r.trustedProxies, c.Prefix())
 	}
 	if rc.Timeout != nil {
 		r.timeout = rc.Timeout.D()

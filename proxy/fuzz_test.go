@@ -125,13 +125,13 @@ func clientTargets(raw []byte) map[string]bool {
 // FuzzHeaderHygiene applies tailguard's header hygiene to any header block
 // fasthttp parses: hop-by-hop headers and those Connection names never
 // survive; Host and the framing headers are never deleted; X-Forwarded-*
-// come out exactly as documented.
+// come out exactly as documented, for a trusted peer and any other.
 func FuzzHeaderHygiene(f *testing.F) {
-	f.Add([]byte("Host: x\r\nConnection: keep-alive, X-Hop, Host, Content-Length\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\n"), []byte{10, 1, 2, 3})
-	f.Add([]byte("Host: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n"), []byte{127, 0, 0, 1})
-	f.Add([]byte("Host: a\r\nConnection: close, Proxy-Authorization\r\nProxy-Authorization: Basic x\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n"), []byte(net.ParseIP("2001:db8::1")))
-	f.Add([]byte("Host: a\r\nConnection: ,, ,x-forwarded-for,\r\nProxy-Connection: keep-alive\r\n\r\n"), []byte{})
-	f.Fuzz(func(t *testing.T, block, ip []byte) {
+	f.Add([]byte("Host: x\r\nConnection: keep-alive, X-Hop, Host, Content-Length\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nUpgrade: websocket\r\nContent-Length: 3\r\n\r\n"), []byte{10, 1, 2, 3}, false)
+	f.Add([]byte("Host: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n"), []byte{127, 0, 0, 1}, true)
+	f.Add([]byte("Host: a\r\nConnection: close, Proxy-Authorization\r\nProxy-Authorization: Basic x\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n"), []byte(net.ParseIP("2001:db8::1")), true)
+	f.Add([]byte("Host: a\r\nConnection: ,, ,x-forwarded-for,\r\nProxy-Connection: keep-alive\r\n\r\n"), []byte{}, false)
+	f.Fuzz(func(t *testing.T, block, ip []byte, trusted bool) {
 		var h fasthttp.RequestHeader
 		if h.Read(bufio.NewReader(io.MultiReader(strings.NewReader("GET / HTTP/1.1\r\n"), bytes.NewReader(block)))) != nil {
 			return
@@ -140,6 +140,13 @@ func FuzzHeaderHygiene(f *testing.F) {
 		host := string(h.Host())
 		cl, te := h.ContentLength(), string(h.Peek(fasthttp.HeaderTransferEncoding))
 		xff := strings.Join(peekAll(&h, fasthttp.HeaderXForwardedFor), ", ")
+		wantProto, wantHost := "http", host
+		if p := peekAll(&h, fasthttp.HeaderXForwardedProto); trusted && len(p) == 1 {
+			wantProto = p[0]
+		}
+		if v := peekAll(&h, fasthttp.HeaderXForwardedHost); trusted && len(v) == 1 {
+			wantHost = v[0]
+		}
 
 		stripHopHeaders(&h, nil)
 		for _, name := range append(hopHeaders[:], named...) {
@@ -156,15 +163,15 @@ func FuzzHeaderHygiene(f *testing.F) {
 		if len(ip) != net.IPv4len && len(ip) != net.IPv6len {
 			clientIP = net.IPv4(127, 0, 0, 1)
 		}
-		setForwarded(&h, clientIP, []byte(host), nil)
+		setForwarded(&h, clientIP, trusted, []byte("http"), []byte(host), nil)
 		wantXFF := clientIP.String()
 		if xff != "" {
 			wantXFF = xff + ", " + wantXFF
 		}
 		for name, want := range map[string]string{
 			fasthttp.HeaderXForwardedFor:   wantXFF,
-			fasthttp.HeaderXForwardedProto: "http",
-			fasthttp.HeaderXForwardedHost:  host,
+			fasthttp.HeaderXForwardedProto: wantProto,
+			fasthttp.HeaderXForwardedHost:  wantHost,
 		} {
 			if got := peekAll(&h, name); len(got) != 1 || got[0] != want {
 				t.Fatalf("%s = %q, want [%q]\nblock %q", name, got, want, block)

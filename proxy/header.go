@@ -24,11 +24,13 @@ var hopHeaders = [...]string{
 	fasthttp.HeaderUpgrade,
 }
 
-// header is what RequestHeader and ResponseHeader share for hygiene.
+// header is what RequestHeader and ResponseHeader share for hygiene and
+// header rules.
 type header interface {
 	PeekAll(key string) [][]byte
 	Del(key string)
 	DelBytes(key []byte)
+	SetBytesKV(key, value []byte)
 }
 
 // stripHopHeaders deletes the hop-by-hop headers and every header the
@@ -69,9 +71,10 @@ func protectedHeader(name []byte) bool {
 
 // setForwarded sets the X-Forwarded-* headers: the client's address is
 // appended to X-Forwarded-For (after any values it brought, joined into
-// one header), X-Forwarded-Proto and X-Forwarded-Host are replaced. It
-// returns the grown scratch buffer.
-func setForwarded(h *fasthttp.RequestHeader, clientIP net.IP, host, scratch []byte) []byte {
+// one header); X-Forwarded-Proto and X-Forwarded-Host are replaced with
+// proto and host, unless the peer is trusted (trusted_proxies) and sent
+// its own. It returns the grown scratch buffer.
+func setForwarded(h *fasthttp.RequestHeader, clientIP net.IP, trusted bool, proto, host, scratch []byte) []byte {
 	scratch = scratch[:0]
 	for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
 		scratch = append(append(scratch, v...), ", "...)
@@ -79,11 +82,39 @@ func setForwarded(h *fasthttp.RequestHeader, clientIP net.IP, host, scratch []by
 	scratch = appendIP(scratch, clientIP)
 	h.Del(fasthttp.HeaderXForwardedFor)
 	h.SetBytesV(fasthttp.HeaderXForwardedFor, scratch)
-	h.Del(fasthttp.HeaderXForwardedProto)
-	h.Set(fasthttp.HeaderXForwardedProto, "http")
-	h.Del(fasthttp.HeaderXForwardedHost)
-	h.SetBytesV(fasthttp.HeaderXForwardedHost, host)
+	replaceUntrusted(h, fasthttp.HeaderXForwardedProto, proto, trusted)
+	replaceUntrusted(h, fasthttp.HeaderXForwardedHost, host, trusted)
 	return scratch
+}
+
+// replaceUntrusted sets key to v, unless the peer is trusted and sent one
+// value of its own, which is then kept (several are replaced).
+func replaceUntrusted(h *fasthttp.RequestHeader, key string, v []byte, trusted bool) {
+	if trusted {
+		if all := h.PeekAll(key); len(all) == 1 {
+			return
+		}
+	}
+	h.Del(key)
+	h.SetBytesV(key, v)
+}
+
+// trustedPeer reports whether ip is in one of the networks.
+func trustedPeer(ip net.IP, networks []netip.Prefix) bool {
+	if len(networks) == 0 {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, n := range networks {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendIP appends ip in text form without allocating (net.IP.String

@@ -8,8 +8,9 @@ import (
 
 // respond makes the response in ctx the one to hand back: tailguard's own
 // answer if the exchange has a cause, else the upstream's response, made
-// fit to pass on (hop-by-hop headers out; the client's own connection
-// semantics are the server's to answer after the handler returns).
+// fit to pass on (hop-by-hop headers out, the route's response header
+// rules; the client's own connection semantics are the server's to answer
+// after the handler returns).
 func (x *exchange) respond() {
 	ctx := x.ctx
 	if x.clientHTTP10 {
@@ -20,6 +21,7 @@ func (x *exchange) respond() {
 		return
 	}
 	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)
+	x.route.responseHeaders.apply(&ctx.Response.Header)
 	if x.clientClose {
 		ctx.Response.SetConnectionClose()
 	}

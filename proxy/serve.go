@@ -99,9 +99,10 @@ func (x *exchange) priority() resilience.Priority {
 }
 
 // prepareHeaders makes the request fit to forward: hop-by-hop headers
-// out, X-Forwarded-* and X-Request-Id in, HTTP/1.1 to the upstream. It
-// notes first what the client asked of its own connection, which respond
-// answers.
+// out, X-Forwarded-* in, the route's request header rules, X-Request-Id
+// (the client's, or a new one), the target as the client sent it,
+// HTTP/1.1 to the upstream. It notes first what the client asked of its
+// own connection, which respond answers.
 func (x *exchange) prepareHeaders() {
 	req := &x.ctx.Request
 	x.clientClose = req.Header.ConnectionClose()
@@ -122,7 +123,9 @@ func (x *exchange) prepareHeaders() {
 	x.scratch = originForm(x.scratch[:0], req.Header.RequestURI())
 	req.SetRequestURIBytes(x.scratch)
 	req.UseHostHeader = true // forward Host as the client wrote it
-	x.scratch = setForwarded(&req.Header, x.ctx.RemoteIP(), req.Header.Host(), x.scratch)
+	peer := x.ctx.RemoteIP()
+	x.scratch = setForwarded(&req.Header, peer, trustedPeer(peer, x.route.trustedProxies), strHTTP, req.Header.Host(), x.scratch)
+	x.route.requestHeaders.apply(&req.Header)
 	x.requestID = req.Header.Peek(headerRequestID)
 	if len(x.requestID) == 0 {
 		x.scratch = x.srv.ids.appendNext(x.scratch[:0])
@@ -153,7 +156,10 @@ func originForm(dst, uri []byte) []byte {
 	return dst
 }
 
-var strSchemeEnd = []byte("://")
+var (
+	strSchemeEnd = []byte("://")
+	strHTTP      = []byte("http")
+)
 
 // takeBody applies the route's body limit. A body with a Content-Length
 // over the limit is refused before anything is sent upstream. A body

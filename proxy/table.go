@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/netip"
 	"sort"
 	"time"
 
@@ -49,6 +50,11 @@ type Route struct {
 	priorityDefault resilience.Priority
 	serverTiming    bool
 	metrics         *metrics.Route
+	// trustedProxies are the peers whose X-Forwarded-Proto and -Host are
+	// kept (config trusted_proxies); requestHeaders and responseHeaders
+	// are the route's header rules (nil: none).
+	trustedProxies                  []netip.Prefix
+	requestHeaders, responseHeaders *headerRules
 	// deadlineHeader carries the remaining deadline, in milliseconds, both
 	// ways: from a client that has one, to the upstream on every attempt.
 	deadlineHeader string

@@ -21,6 +21,7 @@ func (c *Config) Redacted() *Config {
 func (c *Config) clone() *Config {
 	cp := *c
 	cp.TrustedProxies = slices.Clone(c.TrustedProxies)
+	cp.TLS = clonePtr(c.TLS)
 	if c.Upstreams != nil {
 		cp.Upstreams = make(map[string]*Upstream, len(c.Upstreams))
 		for name, u := range c.Upstreams {
@@ -45,6 +46,7 @@ func (u *Upstream) clone() *Upstream {
 	cp.Breaker = clonePtr(u.Breaker)
 	cp.Outlier = clonePtr(u.Outlier)
 	cp.HealthCheck = clonePtr(u.HealthCheck)
+	cp.TLS = clonePtr(u.TLS)
 	return &cp
 }
 

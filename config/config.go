@@ -27,6 +27,8 @@ type Config struct {
 	// X-Forwarded-Host are kept; any other peer's are replaced. Every
 	// peer's address is appended to X-Forwarded-For. Default none.
 	TrustedProxies []CIDR `yaml:"trusted_proxies" json:"trusted_proxies,omitempty"`
+	// TLS, if set, terminates TLS on the proxy listener.
+	TLS *TLS `yaml:"tls" json:"tls,omitempty"`
 	// Log configures logging.
 	Log Log `yaml:"log" json:"log"`
 	// Limits bound what one client may send.
@@ -104,6 +106,9 @@ type Upstream struct {
 	Outlier *Outlier `yaml:"outlier" json:"outlier,omitempty"`
 	// HealthCheck, if set, probes each endpoint.
 	HealthCheck *HealthCheck `yaml:"health_check" json:"health_check,omitempty"`
+	// TLS, if set, makes tailguard speak TLS to every endpoint, health
+	// checks included.
+	TLS *UpstreamTLS `yaml:"tls" json:"tls,omitempty"`
 }
 
 // Breaker configures a circuit breaker per upstream.

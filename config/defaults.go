@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 )
@@ -34,6 +35,9 @@ func applyDefaults(c *Config) {
 	setDefault(s, &c.Limits.IdleTimeout, "limits.idle_timeout", Duration(90*time.Second))
 	setDefault(s, &c.Drain.Delay, "drain.delay", Duration(5*time.Second))
 	setDefault(s, &c.Drain.Timeout, "drain.timeout", Duration(30*time.Second))
+	if c.TLS != nil {
+		setDefault(s, &c.TLS.MinVersion, "tls.min_version", TLSVersion(tls.VersionTLS12))
+	}
 	for name, u := range c.Upstreams {
 		if u == nil {
 			continue

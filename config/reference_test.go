@@ -7,11 +7,13 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
 
+	"tailguard/bench"
 	"tailguard/config"
 )
 
@@ -278,9 +280,11 @@ routes:
 // probeFull turns every optional section on with only its required keys,
 // so that the defaults inside the sections apply.
 const probeFull = `
+tls: {cert_file: CERT, key_file: KEY}
 upstreams:
   app:
     endpoints: ["127.0.0.1:8080"]
+    tls: {}
     breaker: {consecutive_failures: 5}
     outlier: {consecutive_5xx: 5, ejection_time: 30s}
     health_check: {path: /healthz, interval: 5s, timeout: 1s}
@@ -298,7 +302,9 @@ routes:
 // setByProbe are the keys the probes set because a config is invalid
 // without them; the table's default for them is not checked.
 var setByProbe = map[string]bool{
-	"upstreams.NAME.endpoints":                    true,
+	"tls.cert_file":            true,
+	"tls.key_file":             true,
+	"upstreams.NAME.endpoints": true,
 	"upstreams.NAME.breaker.consecutive_failures": true, // it or failure_ratio
 	"upstreams.NAME.outlier.consecutive_5xx":      true,
 	"upstreams.NAME.outlier.ejection_time":        true,
@@ -321,7 +327,7 @@ var setByProbe = map[string]bool{
 // means the key is unset: zero, nil or empty.
 func TestReadmeDefaults(t *testing.T) {
 	bare := parseProbe(t, "bare.yaml", probeBare)
-	full := parseProbe(t, "full.yaml", probeFull)
+	full := parseProbe(t, "full.yaml", fullProbe(t))
 	keys := map[string]bool{}
 	for _, k := range configKeys() {
 		keys[k.path] = true
@@ -380,12 +386,30 @@ func TestDefaultIsTheParsedTopLevel(t *testing.T) {
 		if strings.Contains(k.path, "NAME") || strings.Contains(k.path, "[]") || !k.mustDocument {
 			continue
 		}
-		a, _ := lookup(reflect.ValueOf(def), k.path)
-		b, _ := lookup(reflect.ValueOf(bare), k.path)
-		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		a, okA := lookup(reflect.ValueOf(def), k.path)
+		b, okB := lookup(reflect.ValueOf(bare), k.path)
+		if okA != okB {
+			t.Errorf("%s: set in one of Default() and a parsed file only", k.path)
+			continue
+		}
+		if okA && !reflect.DeepEqual(a.Interface(), b.Interface()) {
 			t.Errorf("%s: Default() has %v, a parsed file %v", k.path, a, b)
 		}
 	}
+}
+
+// fullProbe is probeFull with a certificate and key of its own.
+func fullProbe(t *testing.T) string {
+	t.Helper()
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := pki.IssueServer("server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("CERT", strconv.Quote(cert), "KEY", strconv.Quote(key)).Replace(probeFull)
 }
 
 func parseProbe(t *testing.T, name, text string) *config.Config {

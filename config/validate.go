@@ -17,6 +17,7 @@ import (
 func (c *Config) Validate() error {
 	r := &report{src: c.src}
 	c.validateServer(r)
+	validateTLS(r, c.TLS)
 	c.validateUpstreams(r)
 	c.validateRoutes(r)
 	return joinErrors(r.errs)

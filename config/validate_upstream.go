@@ -38,6 +38,7 @@ func validateUpstream(r *report, p string, u *Upstream) {
 	}
 	r.oneOf(p+".balance", u.Balance, "round_robin", "p2c", "least_request")
 	r.check(u.MaxConnections > 0, p+".max_connections", "must be > 0")
+	validateUpstreamTLS(r, p+".tls", u.TLS)
 	r.check(u.ConnectTimeout > 0, p+".connect_timeout", "must be > 0")
 	if u.Breaker != nil {
 		validateBreaker(r, p+".breaker", u.Breaker)

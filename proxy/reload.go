@@ -12,7 +12,7 @@ import (
 // table is built, carrying over what a reload keeps (carry.go), and
 // swapped in atomically; requests under way finish on the routes they
 // matched. Settings that live in the listener itself (listen, admin,
-// admin_token, log, limits, drain) take a restart: a cfg that changes them
+// admin_token, log, limits, drain, tls) take a restart: a cfg that changes them
 // is refused whole, so a reload is never half applied. On any error the
 // running config keeps serving. Reloads are serialised.
 func (s *Server) Reload(cfg *config.Config) error {
@@ -50,6 +50,7 @@ func needsRestart(cur, next *config.Config) error {
 		{"log", cur.Log, next.Log},
 		{"limits", cur.Limits, next.Limits},
 		{"drain", cur.Drain, next.Drain},
+		{"tls", cur.TLS, next.TLS},
 	} {
 		if !reflect.DeepEqual(f.cur, f.new) {
 			errs = append(errs, fmt.Errorf("%s: changing it needs a restart", f.key))

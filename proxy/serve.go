@@ -124,7 +124,7 @@ func (x *exchange) prepareHeaders() {
 	req.SetRequestURIBytes(x.scratch)
 	req.UseHostHeader = true // forward Host as the client wrote it
 	peer := x.ctx.RemoteIP()
-	x.scratch = setForwarded(&req.Header, peer, trustedPeer(peer, x.route.trustedProxies), strHTTP, req.Header.Host(), x.scratch)
+	x.scratch = setForwarded(&req.Header, peer, trustedPeer(peer, x.route.trustedProxies), x.srv.proto, req.Header.Host(), x.scratch)
 	x.route.requestHeaders.apply(&req.Header)
 	x.requestID = req.Header.Peek(headerRequestID)
 	if len(x.requestID) == 0 {
@@ -159,6 +159,7 @@ func originForm(dst, uri []byte) []byte {
 var (
 	strSchemeEnd = []byte("://")
 	strHTTP      = []byte("http")
+	strHTTPS     = []byte("https")
 )
 
 // takeBody applies the route's body limit. A body with a Content-Length

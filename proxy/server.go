@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -29,9 +31,13 @@ type Server struct {
 	// cfg is the config of the current table; reloads are serialised by mu.
 	mu  sync.Mutex
 	cfg *config.Config
-	// maxConns caps open client connections (limits.max_connections);
-	// see clientListener.
+	// maxConns caps open client connections (limits.max_connections).
 	maxConns int
+	// cert and tlsConfig terminate TLS on the listener; nil: plain HTTP.
+	cert      *edge.Certificate
+	tlsConfig *tls.Config
+	// proto is X-Forwarded-Proto: https behind TLS, else http.
+	proto []byte
 }
 
 // streamThreshold is the largest request body read whole when a route
@@ -55,7 +61,16 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 		return nil, err
 	}
 	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access),
-		workers: newWorkers(), reg: reg, cfg: cfg}
+		workers: newWorkers(), reg: reg, cfg: cfg, proto: strHTTP}
+	if c := cfg.TLS; c != nil {
+		if s.cert, err = edge.NewCertificate(c.CertFile, c.KeyFile); err != nil {
+			return nil, fmt.Errorf("tls.cert_file: %w", err)
+		}
+		if s.tlsConfig, err = edge.TLSConfig(c, s.cert); err != nil {
+			return nil, err
+		}
+		s.proto = strHTTPS
+	}
 	s.swap(t)
 	l := cfg.Limits
 	s.maxConns = l.MaxConnections
@@ -117,11 +132,31 @@ func (s *Server) Ready() bool {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(edge.NewListener(ln, s.maxConns))
+	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
 	return err
+}
+
+// TLSFiles are the certificate and key files the listener serves, to
+// watch for rotation; "" without TLS.
+func (s *Server) TLSFiles() (certFile, keyFile string) {
+	if c := s.Config().TLS; c != nil {
+		return c.CertFile, c.KeyFile
+	}
+	return "", ""
+}
+
+// ReloadCertificate reads the listener's certificate and key again and
+// serves them from the next handshake on; connections already open keep
+// theirs. A pair that does not load, match or is not valid now is refused
+// with the reason, and the one serving keeps serving.
+func (s *Server) ReloadCertificate() error {
+	if s.cert == nil {
+		return errors.New("the listener does not terminate TLS")
+	}
+	return s.cert.Reload()
 }
 
 // Shutdown stops accepting, closes idle client connections, and waits for

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -42,15 +43,21 @@ const (
 )
 
 // NewListener wraps ln, a TCP listener, with the client edge's connection
-// handling: at most maxConns connections open at once, a lingering close,
-// and the chunk meter.
-func NewListener(ln net.Listener, maxConns int) net.Listener {
+// handling: a lingering close, TLS if tc is not nil, at most maxConns
+// connections open at once, and the chunk meter. The cap and the meter sit
+// above TLS, so that a refusal reaches a TLS client as a response it can
+// read and the meter counts the body's own framing, not TLS records.
+func NewListener(ln net.Listener, maxConns int, tc *tls.Config) net.Listener {
+	ln = lingerListener{ln}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
 	c := cause.ConnLimit
 	body := cause.Unrouted.Of(c)
 	refuse := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 		"%s: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		c.Status(), fasthttp.StatusMessage(c.Status()), cause.Header, c, len(body), body)
-	return &clientListener{Listener: lingerListener{ln}, max: int64(maxConns), refuse: refuse,
+	return &clientListener{Listener: ln, max: int64(maxConns), refuse: refuse,
 		lingering: make(chan struct{}, maxRefuseLingers)}
 }
 
@@ -70,28 +77,27 @@ func (l *clientListener) Accept() (net.Conn, error) {
 	}
 }
 
-// refuseConn writes the 503 and closes c. A fresh connection's send buffer
-// takes the few hundred bytes at once, so the accept loop does not wait.
+// refuseConn writes the 503 and closes c, on a goroutine of its own (a
+// TLS connection must be handshaken first, which the accept loop must not
+// wait for); what the client sends meanwhile is read and dropped for a
+// bounded time and size, so that it reads the 503 rather than a reset.
+// Refusals under way are bounded: past maxRefuseLingers, a connection is
+// closed without a word.
 func (l *clientListener) refuseConn(c net.Conn) {
-	_ = c.SetWriteDeadline(time.Now().Add(refuseLingerTime))
-	_, err := c.Write(l.refuse)
-	lc, ok := c.(lingerConn)
-	if err != nil || !ok {
-		_ = c.Close()
-		return
-	}
 	select {
 	case l.lingering <- struct{}{}:
 	default:
-		_ = lc.TCPConn.Close() // too many lingering already: close at once
+		_ = c.Close()
 		return
 	}
-	_ = lc.CloseWrite()
-	_ = lc.SetReadDeadline(time.Now().Add(refuseLingerTime))
 	go func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(lc.TCPConn, refuseLingerBytes))
-		_ = lc.TCPConn.Close()
-		<-l.lingering
+		defer func() { <-l.lingering }()
+		_ = c.SetDeadline(time.Now().Add(refuseLingerTime))
+		_, err := c.Write(l.refuse)
+		if cw, ok := c.(interface{ CloseWrite() error }); err == nil && ok && cw.CloseWrite() == nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(c, refuseLingerBytes))
+		}
+		_ = c.Close()
 	}()
 }
 

@@ -156,13 +156,30 @@ func wholeRequest(raw []byte) bool {
 // with nothing more sent.
 func rawExchange(t *testing.T, addr, raw string) (resp *http.Response, body []byte, closed bool) {
 	t.Helper()
+	return rawExchangeWrites(t, addr, 0, raw)
+}
+
+// rawExchangeWrites is rawExchange with the request sent as parts, one
+// write each, pause apart; the response is read meanwhile, so a refusal
+// before the last part is read as it comes.
+func rawExchangeWrites(t *testing.T, addr string, pause time.Duration, parts ...string) (resp *http.Response, body []byte, closed bool) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(ioTimeout))
-	go func() { _, _ = io.WriteString(c, raw) }()
+	go func() {
+		for i, p := range parts {
+			if i > 0 {
+				time.Sleep(pause)
+			}
+			if _, err := io.WriteString(c, p); err != nil {
+				return
+			}
+		}
+	}()
 	br := bufio.NewReader(c)
 	resp, err = http.ReadResponse(br, nil)
 	if err != nil {

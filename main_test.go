@@ -155,6 +155,16 @@ func (p *tailguardProc) signal(t *testing.T, sig os.Signal) {
 // and requires exit code 0.
 func (p *tailguardProc) waitExit(t *testing.T) {
 	t.Helper()
+	if code, ok := p.waitExitCode(t); ok && code != 0 {
+		t.Errorf("tailguard exited with %v (exit code %d), want exit code 0", p.waitErr, code)
+	}
+}
+
+// waitExitCode waits for the process to exit and returns its exit code.
+// A process still running after exitTimeout is killed, the test fails,
+// and ok is false.
+func (p *tailguardProc) waitExitCode(t *testing.T) (code int, ok bool) {
+	t.Helper()
 	p.stopped = true
 	select {
 	case <-p.exited:
@@ -162,11 +172,9 @@ func (p *tailguardProc) waitExit(t *testing.T) {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 		t.Errorf("tailguard did not exit within %v of SIGTERM; killed", exitTimeout)
-		return
+		return 0, false
 	}
-	if p.waitErr != nil {
-		t.Errorf("tailguard exited with %v (exit code %d), want exit code 0", p.waitErr, p.cmd.ProcessState.ExitCode())
-	}
+	return p.cmd.ProcessState.ExitCode(), true
 }
 
 // stop sends SIGTERM, once, and requires a clean exit.

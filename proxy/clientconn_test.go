@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestConnectionCap: a connection over limits.max_connections gets
@@ -125,6 +127,11 @@ func TestChunkFramingOverhead(t *testing.T) {
 		{"short extensions", chunks(2000, ";name=value", "abcd"), 200, 8000},
 		{"large chunks", chunks(40, "", strings.Repeat("y", 4096)), 200, 40 * 4096},
 		{"one 200 KiB extension", "1;" + strings.Repeat("e", 200<<10) + "\r\nx\r\n0\r\n\r\n", 400, 0},
+		// Sent in one write with the head: fasthttp's reader holds up to
+		// 16 KiB of it before the meter starts, and those bytes count.
+		{"one 20 KiB extension", "1;" + strings.Repeat("e", 20<<10) + "\r\nx\r\n0\r\n\r\n", 400, 0},
+		{"a 15 KiB chunk with the head", chunks(1, "", strings.Repeat("z", 15<<10)), 200, 15 << 10},
+		{"a 2 KiB extension", chunks(1, ";"+strings.Repeat("e", 2<<10), "abcd"), 200, 4},
 		{"many 1 KiB extensions", chunks(200, ";"+strings.Repeat("e", 1024), "x"), 400, 0},
 	}
 	for _, tt := range tests {
@@ -149,6 +156,54 @@ func TestChunkFramingOverhead(t *testing.T) {
 				t.Errorf("upstream read %d bytes, want %d", n, tt.want)
 			}
 		})
+	}
+}
+
+// TestChunkFramingOverheadLargeHeadBuffer: with limits.max_header_bytes
+// above the framing allowance, an oversized body can arrive whole with its
+// head and be decoded without a metered read; it is refused at its end.
+func TestChunkFramingOverheadLargeHeadBuffer(t *testing.T) {
+	var whole atomic.Int64
+	up := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		whole.Add(1)
+	}))
+	addr := startProxy(t, `
+listen: "127.0.0.1:0"
+limits: {max_header_bytes: 64KiB}
+upstreams: {app: {endpoints: ["%s"]}}
+routes: [{name: default, match: {path_prefix: /}, upstream: app}]
+`, up)
+	const head = "POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+	resp := rawRequest(t, addr, head+"1;"+strings.Repeat("e", 30<<10)+"\r\nx\r\n0\r\n\r\n")
+	if !strings.HasPrefix(resp, "HTTP/1.1 400 ") || !strings.Contains(resp, "X-Tailguard-Error: bad_request\r\n") {
+		t.Errorf("a 30 KiB chunk extension: %.200q, want 400 bad_request", resp)
+	}
+	if n := whole.Load(); n != 0 {
+		t.Errorf("the upstream read %d whole bodies", n)
+	}
+	if resp := rawRequest(t, addr, head+"5;"+strings.Repeat("e", 2<<10)+"\r\nhello\r\n0\r\n\r\n"); !strings.HasPrefix(resp, "HTTP/1.1 200 ") {
+		t.Errorf("a 2 KiB chunk extension: %.200q, want 200", resp)
+	}
+}
+
+// TestHeadLen: headLen is the wire size of the head fasthttp parsed, so
+// that the body bytes read with it are charged to the chunk meter exactly.
+func TestHeadLen(t *testing.T) {
+	for _, head := range []string{
+		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST /a/b?c=%2F&d HTTP/1.1\r\nHost: example.test:8080\r\nX-A:  b \r\nTransfer-Encoding: chunked\r\nX-Empty:\r\n\r\n",
+		"PUT http://example.test/p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+	} {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader(head + "1\r\nx\r\n0\r\n\r\n"))); err != nil {
+			t.Fatalf("%q: %v", head, err)
+		}
+		if got := headLen(&h); got != len(head) {
+			t.Errorf("headLen(%q) = %d, want %d", head, got, len(head))
+		}
 	}
 }
 

@@ -110,6 +110,9 @@ type clientConn struct {
 	// spoke is set once the client has sent a byte: a connection that
 	// times out before it ever does is closed without an answer.
 	spoke bool
+	// lastRead is the size of the last unmetered read: the one that
+	// completed the request head, when a chunked body is metered.
+	lastRead int
 	// metering is set while the body decoder reads through meter; allow is
 	// the wire bytes it may still read then.
 	metering bool
@@ -135,6 +138,7 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(p)
 		if n > 0 {
 			c.spoke = true
+			c.lastRead = n
 		}
 		return n, err
 	}
@@ -159,6 +163,11 @@ func (c *clientConn) Read(p []byte) (int, error) {
 // A body over it fails like any broken client body: 400 bad_request if the
 // response has not begun, and the connection closes.
 //
+// The bytes that arrived with the head, which fasthttp's reader holds
+// before the meter is installed (up to limits.max_header_bytes), are
+// charged at once (see meterChunkedBody): left free, they let a chunk
+// extension of that size more through than chunkSlack says.
+//
 // The meter lives in its clientConn (nothing is allocated per request); it
 // is used by one goroutine at a time: installed by the handler before the
 // body is read, then read by whoever streams the body upstream.
@@ -168,7 +177,8 @@ type chunkMeter struct {
 	h *fasthttp.RequestHeader // where fasthttp puts the trailers
 }
 
-const chunkSlack = 64 << 10
+// chunkSlack is Go's net/http's bound on a chunked body's excess framing.
+const chunkSlack = 16 << 10
 
 // MeterChunkedBody puts a chunked request body in ctx behind its
 // connection's meter, and reports whether the body is chunked. Requests on
@@ -183,9 +193,23 @@ func MeterChunkedBody(ctx *fasthttp.RequestCtx) bool {
 		return true
 	}
 	c.meter = chunkMeter{c: c, r: req.BodyStream(), h: &req.Header}
-	c.allow = chunkSlack
+	c.allow = chunkSlack - int64(max(c.lastRead-headLen(&req.Header), 0))
 	req.SetBodyStream(&c.meter, -1)
 	return true
+}
+
+// headLen is the wire size of a request head that passed checkRequest:
+// the request line (method SP target SP version CRLF) and the raw header
+// block, its blank line included. The read that completed the head held
+// its end and then the start of the body, which fasthttp's reader holds
+// unread: lastRead - headLen is that start, exactly when the head came in
+// that one read. A head split across reads makes it smaller by the
+// head's earlier bytes, and since head and held body share the reader's
+// buffer, the body's framing gets at most half of max_header_bytes more;
+// a read that also held an earlier, pipelined request makes it larger,
+// and the body gets that request's size less.
+func headLen(h *fasthttp.RequestHeader) int {
+	return len(h.Method()) + len(h.RequestURI()) + len(h.Protocol()) + 4 + len(h.RawHeaders())
 }
 
 // errBadTrailer fails a chunked request body whose trailer section holds
@@ -194,14 +218,21 @@ var errBadTrailer = errors.New("chunked request body: malformed trailer field")
 
 // Read implements io.Reader. At the body's end, fasthttp has parsed the
 // trailer section into the request header; it is checked before the end
-// is passed on (and the trailers forwarded).
+// is passed on (and the trailers forwarded). The allowance is checked
+// there too: a body that ended within the bytes read with its head made
+// no metered read that could have refused it.
 func (m *chunkMeter) Read(p []byte) (int, error) {
 	m.c.metering = true
 	n, err := m.r.Read(p)
 	m.c.metering = false
 	m.c.allow += 3*int64(n) + 16
-	if err == io.EOF && !checkTrailers(m.h.TrailerHeader()) {
-		err = errBadTrailer
+	if err == io.EOF {
+		switch {
+		case m.c.allow < 0:
+			err = errChunkOverhead
+		case !checkTrailers(m.h.TrailerHeader()):
+			err = errBadTrailer
+		}
 	}
 	return n, err
 }

@@ -35,7 +35,7 @@ func (x *exchange) attempts() resilience.Outcome {
 			return res.out
 		}
 		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
-		if !ok || !r.budget.TryExtra(monotonic(res.end), r.retry.Ratio()) {
+		if !ok || !r.budget.TryExtra(res.end, r.retry.Ratio()) {
 			return res.out
 		}
 		x.ctx.Response.ResetBody() // drop the failed answer (and its stream)
@@ -68,7 +68,7 @@ func (x *exchange) plainRound(avoid int) round {
 	u := x.route.upstream
 	req := &x.ctx.Request
 	start := time.Now()
-	i := u.pick(monotonic(start), avoid)
+	i := u.pick(start, avoid)
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
 	x.scratch = x.route.setDeadlineHeader(&req.Header, start, deadline, x.scratch)
 	err := u.endpoints[i].roundTrip(req, &x.ctx.Response, start, deadline)
@@ -86,7 +86,7 @@ func (u *Upstream) settle(i int, start, end time.Time, status int, err error) ro
 		status = 0
 	}
 	out := resilience.Classify(status, why)
-	u.done(i, monotonic(end), end.Sub(start), out)
+	u.done(i, end, end.Sub(start), out)
 	return round{out: out, status: status, why: why, endpoint: i, end: end}
 }
 
@@ -126,7 +126,7 @@ func (x *exchange) hedgedRound(avoid int) round {
 			}
 		case now := <-x.timer.C:
 			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || r.admission.Saturated() ||
-				!r.budget.TryExtra(monotonic(now), r.hedge.Ratio()) {
+				!r.budget.TryExtra(now, r.hedge.Ratio()) {
 				continue
 			}
 			h := x.newAttempt(int(primary.endpoint.Load()), true)
@@ -180,9 +180,3 @@ func (r *Route) setDeadlineHeader(h *fasthttp.RequestHeader, start, deadline tim
 	h.SetBytesV(r.deadlineHeader, scratch)
 	return scratch
 }
-
-// epoch anchors monotonic, so that the resilience types get a clock in
-// nanoseconds that never goes backwards.
-var epoch = time.Now()
-
-func monotonic(t time.Time) int64 { return int64(t.Sub(epoch)) }

@@ -74,7 +74,7 @@ func (s *Server) forward(x *exchange) {
 		return
 	}
 	if route.budget != nil {
-		route.budget.Request(monotonic(x.admitted))
+		route.budget.Request(x.admitted)
 	}
 
 	// The client's own connection semantics are answered by the server

@@ -62,7 +62,7 @@ func (a *attempt) run() {
 	x := a.x
 	u := x.route.upstream
 	a.start = time.Now()
-	i := u.pick(monotonic(a.start), a.avoid)
+	i := u.pick(a.start, a.avoid)
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(a.start, x.deadline, x.route.perTry)
 	a.scratch = x.route.setDeadlineHeader(&a.req.Header, a.start, deadline, a.scratch)

@@ -13,6 +13,14 @@
 //	    with a per-try deadline → Outlier and Balancer learn the Outcome)
 //	→ respond → record
 //
-// Time is always an argument (now time.Time, or nanoseconds), never read
-// inside a decision, so tests drive state changes without waiting.
+// Time is always an argument, never read inside a decision, so tests drive
+// state changes without waiting. Every instant crossing this API, "now" and
+// deadlines alike, is a time.Time, normally from time.Now() (fasthttp's
+// ctx.Time() is one too): callers already hold those, so passing one costs
+// no clock read and no conversion, and there is no shared epoch to agree
+// on across packages. A type that keeps instants in atomic words
+// (Balancer, Outlier, Budget) turns them into int64 nanoseconds since its
+// own construction; that subtraction uses the monotonic readings, so it
+// is cheap and unaffected by wall-clock steps. Tests build their instants
+// as a start plus offsets.
 package resilience

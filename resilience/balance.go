@@ -281,9 +281,10 @@ func (b *Balancer) Outstanding(i int) int64 {
 // last update, so that one CAS changes both together: the high 32 bits are
 // the estimate in nanoseconds as a float32 (0: no sample yet), the low 32
 // bits the update time in ticks of 2^peakTickShift ns (≈1.05 ms) on the
-// Balancer's clock. Ticks wrap every 52 days; an elapsed time is read as a signed 32-bit count of
-// ticks (0 if negative), so only an endpoint left untouched for 26 days or
-// more can be misread, and then as not yet decayed. Elapsed ticks
+// Balancer's clock. Ticks wrap every 52 days; an elapsed time is read as a
+// signed 32-bit count of ticks (0 if negative), so only an endpoint left
+// untouched for 26 days or more can be misread, and then as not yet
+// decayed. Elapsed ticks
 // telescope, so the coarse stamp does not change the total weight given
 // to samples over time.
 const peakTickShift = 20

@@ -14,13 +14,14 @@
 //	→ respond → record
 //
 // Time is always an argument, never read inside a decision, so tests drive
-// state changes without waiting. Every instant crossing this API, "now" and
-// deadlines alike, is a time.Time, normally from time.Now() (fasthttp's
-// ctx.Time() is one too): callers already hold those, so passing one costs
-// no clock read and no conversion, and there is no shared epoch to agree
-// on across packages. A type that keeps instants in atomic words
-// (Balancer, Outlier, Budget) turns them into int64 nanoseconds since its
-// own construction; that subtraction uses the monotonic readings, so it
-// is cheap and unaffected by wall-clock steps. Tests build their instants
-// as a start plus offsets.
+// state changes without waiting. Every instant crossing this API, "now"
+// and deadlines alike, is a time.Time carrying a monotonic reading: one
+// from time.Now() (fasthttp's ctx.Time() is one), or derived from one with
+// Add. Callers already hold such values, so passing one costs no clock
+// read, and no epoch has to be shared across packages to agree on what a
+// number means. A type that keeps instants in atomic words (Balancer,
+// Outlier, Budget) turns each into int64 nanoseconds since its own
+// construction: a subtraction of monotonic readings, a few nanoseconds and
+// unaffected by wall-clock steps, done only where the decision needs it.
+// Tests build their instants as an origin plus offsets.
 package resilience

@@ -53,7 +53,7 @@ func (a *attempt) run() {
 	x := a.x
 	u := x.route.upstream
 	start := time.Now()
-	i := u.pick(monotonic(start), a.avoid)
+	i := u.pick(start, a.avoid)
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
 	a.scratch = x.route.setDeadlineHeader(&a.req.Header, start, deadline, a.scratch)
@@ -65,7 +65,7 @@ func (a *attempt) run() {
 		status = 0
 	}
 	out := resilience.Classify(status, why)
-	u.done(i, monotonic(end), end.Sub(start), out)
+	u.done(i, end, end.Sub(start), out)
 	a.res = round{out: out, status: status, why: why, cause: c, endpoint: i, start: start, end: end}
 }
 
@@ -108,9 +108,3 @@ func releaseAttempt(a *attempt) {
 	a.scratch = a.scratch[:0]
 	attemptPool.Put(a)
 }
-
-// epoch anchors monotonic, so that the resilience types get a clock in
-// nanoseconds that never goes backwards.
-var epoch = time.Now()
-
-func monotonic(t time.Time) int64 { return int64(t.Sub(epoch)) }

@@ -41,7 +41,7 @@ func (x *exchange) hedgedRound(avoid int) round {
 			}
 		case now := <-x.timer.C:
 			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || r.admission.Saturated() ||
-				!r.budget.TryExtra(monotonic(now), r.hedge.Ratio()) {
+				!r.budget.TryExtra(now, r.hedge.Ratio()) {
 				continue
 			}
 			h := x.newAttempt(int(primary.endpoint.Load()), true)

@@ -56,7 +56,7 @@ func (x *exchange) attempts() result {
 			return res.result()
 		}
 		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
-		if !ok || !r.budget.TryExtra(monotonic(res.end), r.retry.Ratio()) {
+		if !ok || !r.budget.TryExtra(res.end, r.retry.Ratio()) {
 			return res.result()
 		}
 		x.ctx.Response.ResetBody() // drop the failed answer (and its stream)

@@ -81,7 +81,7 @@ func (x *exchange) admit() (resilience.Permit, cause.Cause) {
 		return permit, cause.Shed
 	}
 	if r.budget != nil {
-		r.budget.Request(monotonic(x.admitted))
+		r.budget.Request(x.admitted)
 	}
 	return permit, cause.None
 }

@@ -29,7 +29,7 @@ type Upstream struct {
 // failing health checks (all of them if none is left), preferring one
 // other than avoid (an earlier attempt's, for hedges; -1 for none). The
 // caller must call done for it.
-func (u *Upstream) pick(now int64, avoid int) int {
+func (u *Upstream) pick(now time.Time, avoid int) int {
 	i := u.balancer.Pick(now, u.outlier.Available(now)&u.health.Healthy(), avoid)
 	u.balancer.Start(i)
 	return i
@@ -37,7 +37,7 @@ func (u *Upstream) pick(now int64, avoid int) int {
 
 // done reports how an attempt on endpoint i ended, for the balancer's
 // latency estimate and for outlier detection.
-func (u *Upstream) done(i int, now int64, rtt time.Duration, out resilience.Outcome) {
+func (u *Upstream) done(i int, now time.Time, rtt time.Duration, out resilience.Outcome) {
 	u.balancer.Done(i, now, rtt)
 	u.outlier.Observe(i, now, out)
 }

@@ -85,13 +85,13 @@ const (
 // math/rand/v2's runtime source, which is per thread and lock-free. A
 // Balancer must not be copied; the zero value has no endpoints.
 //
-// Times (now) are nanoseconds on any clock that does not go backwards
-// (time.Now().UnixNano(), or time since a fixed start); all calls on one
-// Balancer must use the same clock.
+// Times (now) are instants from time.Now() (see the package doc): the
+// Balancer keeps them as nanoseconds since it was built.
 type Balancer struct {
 	eps    []balancerEndpoint
 	all    uint64  // bit i set for every endpoint
 	tau    float64 // peak-EWMA time constant, ns
+	clock  clock   // now → the nanoseconds stamped in peak-EWMA words
 	policy Policy
 	_      [64]byte // keep next off the cache line of the read-only fields
 	next   atomic.Uint64
@@ -118,6 +118,7 @@ func NewBalancer(p Policy, n int, decay time.Duration) *Balancer {
 		eps:    make([]balancerEndpoint, n),
 		all:    endpointMask(n),
 		tau:    float64(decay),
+		clock:  newClock(),
 		policy: p,
 	}
 }
@@ -139,7 +140,7 @@ func endpointMask(n int) uint64 {
 // Balancer has no endpoints. now is used by P2C to decay latencies.
 //
 // Pick does not count the attempt: call Start once it is sent.
-func (b *Balancer) Pick(now int64, available uint64, avoid int) int {
+func (b *Balancer) Pick(now time.Time, available uint64, avoid int) int {
 	m := b.candidates(available, avoid)
 	c := bits.OnesCount64(m)
 	switch {
@@ -158,7 +159,14 @@ func (b *Balancer) Pick(now int64, available uint64, avoid int) int {
 		y++
 	}
 	i, j := b.nth(m, x), b.nth(m, y)
-	if b.load(j, now) < b.load(i, now) {
+	if b.policy == LeastRequest {
+		if b.Outstanding(j) < b.Outstanding(i) {
+			return j
+		}
+		return i
+	}
+	ns := b.clock.nanos(now) // P2C alone needs the time: to decay latencies
+	if b.cost(j, ns) < b.cost(i, ns) {
 		return j
 	}
 	return i
@@ -189,15 +197,6 @@ func (b *Balancer) nth(m uint64, k int) int {
 	return bits.TrailingZeros64(m)
 }
 
-// load is what the policy compares: outstanding attempts for
-// LeastRequest, the peak-EWMA cost otherwise.
-func (b *Balancer) load(i int, now int64) float64 {
-	if b.policy == LeastRequest {
-		return float64(b.Outstanding(i))
-	}
-	return b.Cost(i, now)
-}
-
 // Start records that an attempt to endpoint i began. Every Start must be
 // followed by exactly one Done for the same endpoint. An i out of range is
 // ignored.
@@ -213,16 +212,17 @@ func (b *Balancer) Start(i int) {
 // toward the sample with weight 1 − e^(−Δ/decay), Δ being the time since
 // the endpoint's previous sample. An endpoint that fails fast therefore
 // looks cheap; Outlier is what takes it out. An i out of range is ignored.
-func (b *Balancer) Done(i int, now int64, rtt time.Duration) {
+func (b *Balancer) Done(i int, now time.Time, rtt time.Duration) {
 	if uint(i) >= uint(len(b.eps)) {
 		return
 	}
 	e := &b.eps[i]
 	e.outstanding.Add(-1)
 	r := float64(max(rtt, 1)) // zero would read as "no sample"
+	ns := b.clock.nanos(now)
 	for {
 		old := e.ewma.Load()
-		if e.ewma.CompareAndSwap(old, peakFold(old, now, r, b.tau)) {
+		if e.ewma.CompareAndSwap(old, peakFold(old, ns, r, b.tau)) {
 			return
 		}
 	}
@@ -235,12 +235,17 @@ func (b *Balancer) Done(i int, now int64, rtt time.Duration) {
 // before it has answered once (Finagle's rule). The estimate is kept for
 // every policy, so Cost is a meaningful /stats gauge for each. An i out of
 // range costs 0.
-func (b *Balancer) Cost(i int, now int64) float64 {
+func (b *Balancer) Cost(i int, now time.Time) float64 {
+	return b.cost(i, b.clock.nanos(now))
+}
+
+// cost is Cost at ns on b.clock.
+func (b *Balancer) cost(i int, ns int64) float64 {
 	if uint(i) >= uint(len(b.eps)) {
 		return 0
 	}
 	out := b.Outstanding(i)
-	lat := peakRead(b.eps[i].ewma.Load(), now, b.tau)
+	lat := peakRead(b.eps[i].ewma.Load(), ns, b.tau)
 	if lat == 0 {
 		if out == 0 {
 			return 0
@@ -255,11 +260,11 @@ func (b *Balancer) Cost(i int, now int64) float64 {
 // the time Δ since. The decay is what lets P2C try again an endpoint it
 // stopped picking because it was slow. Zero means no sample yet (or i out
 // of range).
-func (b *Balancer) Latency(i int, now int64) time.Duration {
+func (b *Balancer) Latency(i int, now time.Time) time.Duration {
 	if uint(i) >= uint(len(b.eps)) {
 		return 0
 	}
-	return time.Duration(peakRead(b.eps[i].ewma.Load(), now, b.tau))
+	return time.Duration(peakRead(b.eps[i].ewma.Load(), b.clock.nanos(now), b.tau))
 }
 
 // Outstanding is the number of attempts to endpoint i started and not
@@ -275,10 +280,11 @@ func (b *Balancer) Outstanding(i int) int64 {
 // A peak-EWMA word holds an endpoint's latency estimate and the time of its
 // last update, so that one CAS changes both together: the high 32 bits are
 // the estimate in nanoseconds as a float32 (0: no sample yet), the low 32
-// bits the update time in ticks of 2^peakTickShift ns (≈1.05 ms). Ticks
-// wrap every 52 days; an elapsed time is read as a signed 32-bit count of
-// ticks (0 if negative), so only an endpoint left untouched for 26 days or
-// more can be misread, and then as not yet decayed. Elapsed ticks
+// bits the update time in ticks of 2^peakTickShift ns (≈1.05 ms) on the
+// Balancer's clock. Ticks wrap every 52 days; an elapsed time is read as a
+// signed 32-bit count of ticks (0 if negative), so only an endpoint left
+// untouched for 26 days or more can be misread, and then as not yet
+// decayed. Elapsed ticks
 // telescope, so the coarse stamp does not change the total weight given
 // to samples over time.
 const peakTickShift = 20
@@ -288,32 +294,33 @@ func peakLatency(w uint64) float64 {
 	return float64(math.Float32frombits(uint32(w >> 32)))
 }
 
-// peakElapsed is the time from w's stamp to now, in nanoseconds, ≥ 0.
-func peakElapsed(w uint64, now int64) float64 {
-	d := int32(uint32(now>>peakTickShift) - uint32(w))
+// peakElapsed is the time from w's stamp to ns, in nanoseconds, ≥ 0.
+func peakElapsed(w uint64, ns int64) float64 {
+	d := int32(uint32(ns>>peakTickShift) - uint32(w))
 	return float64(max(d, 0)) * (1 << peakTickShift)
 }
 
-// peakRead is w's estimate decayed toward zero to now, with time
+// peakRead is w's estimate decayed toward zero to ns, with time
 // constant tau. Finagle and Linkerd store this decay on every read; here
 // reads write nothing, so Pick does not bounce cache lines and the cost
 // does not depend on how often it is read.
-func peakRead(w uint64, now int64, tau float64) float64 {
+func peakRead(w uint64, ns int64, tau float64) float64 {
 	lat := peakLatency(w)
-	if d := peakElapsed(w, now); d > 0 && lat > 0 { // a busy endpoint's common case: same tick
+	if d := peakElapsed(w, ns); d > 0 && lat > 0 { // a busy endpoint's common case: same tick
 		lat *= math.Exp(-d / tau)
 	}
 	return lat
 }
 
-// peakFold returns w with the sample rtt (ns, > 0) folded in at now.
-func peakFold(w uint64, now int64, rtt, tau float64) uint64 {
+// peakFold returns w with the sample rtt (in nanoseconds, > 0) folded in
+// at ns.
+func peakFold(w uint64, ns int64, rtt, tau float64) uint64 {
 	if lat := peakLatency(w); rtt <= lat {
 		keep := 1.0
-		if d := peakElapsed(w, now); d > 0 {
+		if d := peakElapsed(w, ns); d > 0 {
 			keep = math.Exp(-d / tau)
 		}
 		rtt = lat*keep + rtt*(1-keep)
 	}
-	return uint64(math.Float32bits(float32(rtt)))<<32 | uint64(uint32(now>>peakTickShift))
+	return uint64(math.Float32bits(float32(rtt)))<<32 | uint64(uint32(ns>>peakTickShift))
 }

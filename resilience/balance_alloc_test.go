@@ -11,9 +11,9 @@ import (
 func TestBalancerAllocs(t *testing.T) {
 	for _, p := range []Policy{P2C, RoundRobin, LeastRequest} {
 		b := NewBalancer(p, 8, 0)
-		now := balancerT0
+		now := balancerAt(b.clock, 0)
 		got := testing.AllocsPerRun(1000, func() {
-			now += int64(time.Microsecond)
+			now = now.Add(time.Microsecond)
 			i := b.Pick(now, 0b10110111, 1)
 			b.Start(i)
 			b.Done(i, now, time.Millisecond)

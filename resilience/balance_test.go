@@ -8,18 +8,20 @@ import (
 	"time"
 )
 
-// balancerT0 is a realistic UnixNano start, so the tick arithmetic sees
-// large values.
-const balancerT0 = int64(1_700_000_000) * int64(time.Second)
+// balancerT0 is where tests start on a Balancer's or an Outlier's clock:
+// 54 years after its origin, so the tick arithmetic sees large values.
+const balancerT0 = 1_700_000_000 * time.Second
 
-func balancerAt(d time.Duration) int64 { return balancerT0 + int64(d) }
+// balancerAt is the instant d after balancerT0 on c.
+func balancerAt(c clock, d time.Duration) time.Time { return c.at(balancerT0 + d) }
 
 // balancerCounts picks k times and counts the endpoints chosen. Nothing
 // is started, so costs do not change.
 func balancerCounts(b *Balancer, k int, available uint64, avoid int) map[int]int {
 	got := map[int]int{}
+	now := balancerAt(b.clock, 0)
 	for range k {
-		got[b.Pick(balancerT0, available, avoid)]++
+		got[b.Pick(now, available, avoid)]++
 	}
 	return got
 }
@@ -105,10 +107,11 @@ func TestBalancerCandidates(t *testing.T) {
 
 func TestBalancerOutOfRangeIgnored(t *testing.T) {
 	b := NewBalancer(P2C, 2, 0)
+	now := balancerAt(b.clock, 0)
 	for _, i := range []int{-1, 2, 64, math.MaxInt} {
 		b.Start(i)
-		b.Done(i, balancerT0, time.Millisecond)
-		if c, l, o := b.Cost(i, balancerT0), b.Latency(i, balancerT0), b.Outstanding(i); c != 0 || l != 0 || o != 0 {
+		b.Done(i, now, time.Millisecond)
+		if c, l, o := b.Cost(i, now), b.Latency(i, now), b.Outstanding(i); c != 0 || l != 0 || o != 0 {
 			t.Errorf("endpoint %d: Cost %v Latency %v Outstanding %d, want zeros", i, c, l, o)
 		}
 	}
@@ -118,12 +121,12 @@ func TestBalancerOutOfRangeIgnored(t *testing.T) {
 // b to endpoints answering in rtts, completing each at its send time plus
 // its rtt, and returns how many each endpoint got.
 func p2cSimulate(b *Balancer, rtts []time.Duration, gap time.Duration, picks int) []int {
-	pending := make([][]int64, len(rtts)) // completion times, in order per endpoint
+	pending := make([][]time.Time, len(rtts)) // completion times, in order per endpoint
 	counts := make([]int, len(rtts))
 	for k := range picks {
-		now := balancerAt(time.Duration(k) * gap)
+		now := balancerAt(b.clock, time.Duration(k)*gap)
 		for i := range pending {
-			for len(pending[i]) > 0 && pending[i][0] <= now {
+			for len(pending[i]) > 0 && !pending[i][0].After(now) {
 				b.Done(i, pending[i][0], rtts[i])
 				pending[i] = pending[i][1:]
 			}
@@ -131,7 +134,7 @@ func p2cSimulate(b *Balancer, rtts []time.Duration, gap time.Duration, picks int
 		i := b.Pick(now, 0, -1)
 		b.Start(i)
 		counts[i]++
-		pending[i] = append(pending[i], now+int64(rtts[i]))
+		pending[i] = append(pending[i], now.Add(rtts[i]))
 	}
 	return counts
 }
@@ -164,14 +167,15 @@ func TestP2CAvoidsSlowEndpoint(t *testing.T) {
 
 func TestP2COutstandingLoses(t *testing.T) {
 	b := NewBalancer(P2C, 2, 0)
+	now := balancerAt(b.clock, 0)
 	for i := range 2 {
 		b.Start(i)
-		b.Done(i, balancerT0, time.Millisecond)
+		b.Done(i, now, time.Millisecond)
 	}
 	for range 5 {
 		b.Start(0)
 	}
-	if c0, c1 := b.Cost(0, balancerT0), b.Cost(1, balancerT0); c0 != 6*c1 {
+	if c0, c1 := b.Cost(0, now), b.Cost(1, now); c0 != 6*c1 {
 		t.Errorf("Cost = %v, %v; want the busy one 6× (5 outstanding + 1)", c0, c1)
 	}
 	if got := balancerCounts(b, 1000, 0, -1); got[1] != 1000 {
@@ -182,18 +186,18 @@ func TestP2COutstandingLoses(t *testing.T) {
 func TestP2CNewEndpoint(t *testing.T) {
 	b := NewBalancer(P2C, 2, 0)
 	b.Start(0)
-	b.Done(0, balancerT0, time.Millisecond)
+	b.Done(0, balancerAt(b.clock, 0), time.Millisecond)
 	if got := balancerCounts(b, 100, 0, -1); got[1] != 100 {
 		t.Fatalf("new idle endpoint: picks %v, want all on it (cost 0)", got)
 	}
 	b.Start(1) // its first attempt is out, not answered
-	if c := b.Cost(1, balancerT0); c != p2cPenalty+1 {
+	if c := b.Cost(1, balancerAt(b.clock, 0)); c != p2cPenalty+1 {
 		t.Errorf("unanswered endpoint costs %v, want the penalty 2^47+1", c)
 	}
 	if got := balancerCounts(b, 100, 0, -1); got[0] != 100 {
 		t.Errorf("unanswered endpoint: picks %v, want none on it", got)
 	}
-	b.Done(1, balancerAt(time.Millisecond), time.Millisecond)
+	b.Done(1, balancerAt(b.clock, time.Millisecond), time.Millisecond)
 	if o := b.Outstanding(1); o != 0 {
 		t.Errorf("Outstanding = %d, want 0", o)
 	}
@@ -220,16 +224,16 @@ func TestPeakEWMA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		b := NewBalancer(P2C, 1, 10*time.Second)
-		b.Done(0, balancerT0, time.Millisecond)
-		b.Done(0, balancerT0, tt.spike)
+		b.Done(0, balancerAt(b.clock, 0), time.Millisecond)
+		b.Done(0, balancerAt(b.clock, 0), tt.spike)
 		for at := tt.every; tt.every > 0 && at <= tt.read; at += tt.every {
-			b.Done(0, balancerAt(at), time.Millisecond)
+			b.Done(0, balancerAt(b.clock, at), time.Millisecond)
 		}
-		got := float64(b.Latency(0, balancerAt(tt.read))) / ms
+		got := float64(b.Latency(0, balancerAt(b.clock, tt.read))) / ms
 		if math.Abs(got-tt.want) > 0.005*tt.want {
 			t.Errorf("%s: Latency = %.4f ms, want %.4f", tt.name, got, tt.want)
 		}
-		if c := b.Cost(0, balancerAt(tt.read)) / ms; math.Abs(c-got) > 1e-6*got {
+		if c := b.Cost(0, balancerAt(b.clock, tt.read)) / ms; math.Abs(c-got) > 1e-6*got {
 			t.Errorf("%s: idle Cost = %.4f, want Latency %.4f", tt.name, c, got)
 		}
 	}
@@ -298,7 +302,7 @@ func TestBalancerConcurrent(t *testing.T) {
 		for g := range goroutines {
 			wg.Go(func() {
 				for k := range attempts {
-					now := balancerAt(time.Duration(k) * time.Millisecond)
+					now := balancerAt(b.clock, time.Duration(k)*time.Millisecond)
 					i := b.Pick(now, 0b11011, g%n)
 					if i < 0 || i >= n || i == 2 {
 						bad.Store(i, true)
@@ -322,15 +326,20 @@ func TestBalancerConcurrent(t *testing.T) {
 	}
 }
 
+// BenchmarkBalancer runs Pick, Start and Done with time moving 1 µs per
+// attempt, in steps of benchStep so that the loop's own time.Time.Add
+// (about 10 ns on a slow virtual clock) is not what gets measured.
 func BenchmarkBalancer(b *testing.B) {
 	for _, p := range []Policy{P2C, RoundRobin, LeastRequest} {
 		b.Run(p.String(), func(b *testing.B) {
 			bl := NewBalancer(p, 8, 0)
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				now := balancerT0
-				for pb.Next() {
-					now += int64(time.Microsecond)
+				now := balancerAt(bl.clock, 0)
+				for k := 0; pb.Next(); k++ {
+					if k%benchStep == 0 {
+						now = now.Add(benchStep * time.Microsecond)
+					}
 					i := bl.Pick(now, 0b11110111, -1)
 					bl.Start(i)
 					bl.Done(i, now, time.Millisecond)

@@ -35,9 +35,14 @@ const budgetMaxWindow = time.Minute
 // bucket is claimed for a new second and counted in one atomic operation:
 // no mutex, no allocation. Budget is safe for concurrent use; the bound is
 // exact among callers in the same second.
+//
+// Times (now) are instants from time.Now() (see the package doc). Seconds
+// are counted from the moment the Budget was built; an instant before it
+// counts in its first second.
 type Budget struct {
 	buckets []budgetBucket
 	floor   uint64 // minPerSecond × window seconds
+	clock   clock  // now → the second a bucket counts
 }
 
 // budgetBucket counts one second; see Budget.
@@ -58,14 +63,14 @@ func NewBudget(window time.Duration, minPerSecond int) *Budget {
 	return &Budget{
 		buckets: make([]budgetBucket, n),
 		floor:   uint64(max(minPerSecond, 0)) * uint64(n),
+		clock:   newClock(),
 	}
 }
 
-// Request deposits one admitted client request at now (nanoseconds on a
-// steady clock, the same for every call). Call it once per request, before
-// any extra attempt is asked for.
-func (b *Budget) Request(now int64) {
-	sec := budgetSecond(now)
+// Request deposits one admitted client request at now. Call it once per
+// request, before any extra attempt is asked for.
+func (b *Budget) Request(now time.Time) {
+	sec := b.second(now)
 	w := &b.buckets[b.index(sec)].requests
 	for {
 		old := w.Load()
@@ -79,12 +84,12 @@ func (b *Budget) Request(now int64) {
 	}
 }
 
-// TryExtra withdraws one extra attempt at now (on Request's clock) if,
-// counting it, the window's extras stay within max(minPerSecond × window
-// seconds, ratio × requests in the window); it reports whether the
-// attempt may go. A refused extra costs nothing. It does not allocate.
-func (b *Budget) TryExtra(now int64, ratio float64) bool {
-	sec := budgetSecond(now)
+// TryExtra withdraws one extra attempt at now if, counting it, the
+// window's extras stay within max(minPerSecond × window seconds, ratio ×
+// requests in the window); it reports whether the attempt may go. A
+// refused extra costs nothing. It does not allocate.
+func (b *Budget) TryExtra(now time.Time, ratio float64) bool {
+	sec := b.second(now)
 	i := b.index(sec)
 	cur := &b.buckets[i].extras
 	requests, others := b.sum(sec, i)
@@ -101,10 +106,9 @@ func (b *Budget) TryExtra(now int64, ratio float64) bool {
 	}
 }
 
-// Counts returns the requests and extras in the window ending at now (on
-// Request's clock).
-func (b *Budget) Counts(now int64) (requests, extras uint64) {
-	return b.sum(budgetSecond(now), -1)
+// Counts returns the requests and extras in the window ending at now.
+func (b *Budget) Counts(now time.Time) (requests, extras uint64) {
+	return b.sum(b.second(now), -1)
 }
 
 // sum adds up the window's buckets as seen in second sec, leaving out the
@@ -134,11 +138,13 @@ func (b *Budget) index(sec uint32) int {
 	return int(sec % uint32(len(b.buckets)))
 }
 
-// budgetSecond turns nanoseconds into the second a bucket records.
-// Only differences within a window are compared, so truncation to 32 bits
-// matters once, in 2106, for one window.
-func budgetSecond(now int64) uint32 {
-	return uint32(now / int64(time.Second))
+// second is the second, counted from the Budget's construction, that
+// now falls in: what a bucket records. An instant before construction is
+// in second 0, so that a negative time cannot make the count wrap. Only
+// differences within a window are compared, so truncation to 32 bits
+// matters once, 136 years in, for one window.
+func (b *Budget) second(now time.Time) uint32 {
+	return uint32(max(b.clock.nanos(now), 0) / int64(time.Second))
 }
 
 // budgetShare returns how many extras ratio allows over requests, rounded

@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// budgetT0 is an arbitrary instant in Unix nanoseconds, mid-second.
-const budgetT0 = int64(1_700_000_000)*int64(time.Second) + int64(300*time.Millisecond)
+// budgetT0 is where tests start on a Budget's clock: an arbitrary
+// instant long after its origin, mid-second.
+const budgetT0 = 1_700_000_000*time.Second + 300*time.Millisecond
 
-func budgetAt(d time.Duration) int64 { return budgetT0 + int64(d) }
+// budgetAt is the instant d after budgetT0 on b's clock.
+func budgetAt(b *Budget, d time.Duration) time.Time { return b.clock.at(budgetT0 + d) }
 
-func budgetDeposit(b *Budget, now int64, n int) {
+func budgetDeposit(b *Budget, now time.Time, n int) {
 	for range n {
 		b.Request(now)
 	}
@@ -21,7 +23,7 @@ func budgetDeposit(b *Budget, now int64, n int) {
 
 // budgetDrain withdraws extras until refused (or limit) and returns how
 // many were allowed.
-func budgetDrain(b *Budget, now int64, ratio float64, limit int) int {
+func budgetDrain(b *Budget, now time.Time, ratio float64, limit int) int {
 	n := 0
 	for n < limit && b.TryExtra(now, ratio) {
 		n++
@@ -56,11 +58,12 @@ func TestBudgetArithmetic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		b := NewBudget(tt.window, tt.minPerSecond)
-		budgetDeposit(b, budgetT0, tt.requests)
-		if got := budgetDrain(b, budgetT0, tt.ratio, 10_000); got != tt.want {
+		now := budgetAt(b, 0)
+		budgetDeposit(b, now, tt.requests)
+		if got := budgetDrain(b, now, tt.ratio, 10_000); got != tt.want {
 			t.Errorf("%s: %d extras allowed, want %d", tt.name, got, tt.want)
 		}
-		if req, ext := b.Counts(budgetT0); req != uint64(tt.requests) || ext != uint64(tt.want) {
+		if req, ext := b.Counts(now); req != uint64(tt.requests) || ext != uint64(tt.want) {
 			t.Errorf("%s: Counts = %d, %d; want %d, %d", tt.name, req, ext, tt.requests, tt.want)
 		}
 	}
@@ -68,29 +71,29 @@ func TestBudgetArithmetic(t *testing.T) {
 
 func TestBudgetWindowSlides(t *testing.T) {
 	b := NewBudget(10*time.Second, 0)
-	budgetDeposit(b, budgetAt(0), 1000) // second 0 of the window
+	budgetDeposit(b, budgetAt(b, 0), 1000) // second 0 of the window
 
 	// Half the allowance now, the rest 9 s later: the requests still count.
-	if got := budgetDrain(b, budgetAt(0), 0.1, 50); got != 50 {
+	if got := budgetDrain(b, budgetAt(b, 0), 0.1, 50); got != 50 {
 		t.Fatalf("at 0 s: %d extras, want 50", got)
 	}
-	if got := budgetDrain(b, budgetAt(9*time.Second), 0.1, 1000); got != 50 {
+	if got := budgetDrain(b, budgetAt(b, 9*time.Second), 0.1, 1000); got != 50 {
 		t.Fatalf("at 9 s: %d extras, want the remaining 50", got)
 	}
 	// 10 s later the requests of second 0 have left the window.
-	if b.TryExtra(budgetAt(10*time.Second), 0.1) {
+	if b.TryExtra(budgetAt(b, 10*time.Second), 0.1) {
 		t.Fatal("at 10 s: extra allowed with no requests left in the window")
 	}
 	// New requests at 10 s: the extras taken at 0 s are gone too, but the
 	// 50 taken at 9 s still count against 0.1 × 1000.
-	budgetDeposit(b, budgetAt(10*time.Second), 1000)
-	if got := budgetDrain(b, budgetAt(10*time.Second), 0.1, 1000); got != 50 {
+	budgetDeposit(b, budgetAt(b, 10*time.Second), 1000)
+	if got := budgetDrain(b, budgetAt(b, 10*time.Second), 0.1, 1000); got != 50 {
 		t.Errorf("at 10 s: %d extras, want 50 (100 less the 50 from 9 s)", got)
 	}
-	if req, ext := b.Counts(budgetAt(19 * time.Second)); req != 1000 || ext != 50 {
+	if req, ext := b.Counts(budgetAt(b, 19*time.Second)); req != 1000 || ext != 50 {
 		t.Errorf("at 19 s: Counts = %d, %d; want 1000, 50", req, ext)
 	}
-	if req, ext := b.Counts(budgetAt(20 * time.Second)); req != 0 || ext != 0 {
+	if req, ext := b.Counts(budgetAt(b, 20*time.Second)); req != 0 || ext != 0 {
 		t.Errorf("at 20 s: Counts = %d, %d; want 0, 0", req, ext)
 	}
 }
@@ -100,11 +103,28 @@ func TestBudgetWindowSlides(t *testing.T) {
 func TestBudgetLongGap(t *testing.T) {
 	b := NewBudget(10*time.Second, 0)
 	for _, gap := range []time.Duration{0, time.Hour, 24 * time.Hour, 400 * 24 * time.Hour} {
-		now := budgetAt(gap)
+		now := budgetAt(b, gap)
 		budgetDeposit(b, now, 100)
 		if got := budgetDrain(b, now, 0.2, 1000); got != 20 {
 			t.Errorf("after %v: %d extras, want 20", gap, got)
 		}
+	}
+}
+
+// TestBudgetBeforeOrigin: an instant from before the Budget was built
+// (a request that arrived while it was being built) counts in its first
+// second instead of wrapping to a second 136 years away.
+func TestBudgetBeforeOrigin(t *testing.T) {
+	b := NewBudget(10*time.Second, 0)
+	budgetDeposit(b, b.clock.at(-time.Hour), 100)
+	if req, _ := b.Counts(b.clock.at(9 * time.Second)); req != 100 {
+		t.Errorf("at 9 s: %d requests in the window, want the 100 from before the origin", req)
+	}
+	if got := budgetDrain(b, b.clock.at(-time.Millisecond), 0.2, 1000); got != 20 {
+		t.Errorf("before the origin: %d extras, want 20", got)
+	}
+	if req, ext := b.Counts(b.clock.at(10 * time.Second)); req != 0 || ext != 0 {
+		t.Errorf("at 10 s: Counts = %d, %d; want 0, 0", req, ext)
 	}
 }
 
@@ -113,7 +133,7 @@ func TestBudgetLongGap(t *testing.T) {
 // extras of both kinds count against both.
 func TestBudgetSharedRatios(t *testing.T) {
 	b := NewBudget(10*time.Second, 0)
-	now := budgetAt(0)
+	now := budgetAt(b, 0)
 	budgetDeposit(b, now, 1000)
 	const hedge, retry = 0.05, 0.2
 	if got := budgetDrain(b, now, hedge, 1000); got != 50 {
@@ -136,7 +156,7 @@ func TestBudgetConcurrent(t *testing.T) {
 	const workers, tries = 8, 200
 	t.Run("fixed requests", func(t *testing.T) {
 		b := NewBudget(10*time.Second, 0)
-		now := budgetAt(0)
+		now := budgetAt(b, 0)
 		budgetDeposit(b, now, 1000)
 		var allowed atomic.Int64
 		budgetRace(workers, func() {
@@ -152,7 +172,7 @@ func TestBudgetConcurrent(t *testing.T) {
 	})
 	t.Run("with deposits", func(t *testing.T) {
 		b := NewBudget(10*time.Second, 1)
-		now := budgetAt(0)
+		now := budgetAt(b, 0)
 		var allowed atomic.Int64
 		budgetRace(workers, func() {
 			for range tries {
@@ -188,7 +208,7 @@ func budgetRace(n int, fn func()) {
 
 func TestBudgetAllocs(t *testing.T) {
 	b := NewBudget(10*time.Second, 10)
-	now := budgetAt(0)
+	now := budgetAt(b, 0)
 	if n := testing.AllocsPerRun(100, func() {
 		b.Request(now)
 		_ = b.TryExtra(now, 0.2)
@@ -202,7 +222,7 @@ func TestBudgetAllocs(t *testing.T) {
 // go test -run=^$ -bench=Budget -cpu 1,2 (bigger machines: -cpu 1,4,16).
 func BenchmarkBudgetTryExtra(b *testing.B) {
 	bg := NewBudget(10*time.Second, 10)
-	now := budgetAt(0)
+	now := budgetAt(bg, 0)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -13,6 +13,15 @@
 //	    with a per-try deadline → Outlier and Balancer learn the Outcome)
 //	→ respond → record
 //
-// Time is always an argument (now time.Time, or nanoseconds), never read
-// inside a decision, so tests drive state changes without waiting.
+// Time is always an argument, never read inside a decision, so tests drive
+// state changes without waiting. Every instant crossing this API, "now"
+// and deadlines alike, is a time.Time carrying a monotonic reading: one
+// from time.Now() (fasthttp's ctx.Time() is one), or derived from one with
+// Add. Callers already hold such values, so passing one costs no clock
+// read, and no epoch has to be shared across packages to agree on what a
+// number means. A type that keeps instants in atomic words (Balancer,
+// Outlier, Budget) turns each into int64 nanoseconds since its own
+// construction: a subtraction of monotonic readings, a few nanoseconds and
+// unaffected by wall-clock steps, done only where the decision needs it.
+// Tests build their instants as an origin plus offsets.
 package resilience

@@ -50,8 +50,9 @@ type OutlierSettings struct {
 // or two atomic operations. Ejecting, rare by design, takes a mutex so
 // that MaxEjectedPercent holds exactly. Available and Ejected take no
 // lock. An expired ejection ends by itself: nothing needs to run on a
-// timer. Times (now) are nanoseconds on the Balancer's clock. An Outlier
-// must not be copied.
+// timer. Times (now) are instants from time.Now() (see the package doc):
+// the Outlier keeps ejection ends as nanoseconds since it was built. An
+// Outlier must not be copied.
 //
 // A nil *Outlier ejects nothing (an upstream without `outlier:`), so
 // proxy need not branch: Available is then every endpoint.
@@ -60,6 +61,7 @@ type Outlier struct {
 	all        uint64
 	threshold  int64 // failures in a row that eject
 	base       int64 // base ejection time, ns
+	clock      clock // now → the nanoseconds of until
 	maxEjected int   // endpoints that may be ejected at once
 	ejected    atomic.Uint64
 	ejections  atomic.Uint64
@@ -70,7 +72,7 @@ type Outlier struct {
 // outlierEndpoint is one endpoint's state, padded to a cache line.
 type outlierEndpoint struct {
 	fails atomic.Int64 // failures in a row
-	until atomic.Int64 // end of the current or last ejection, ns
+	until atomic.Int64 // end of the current or last ejection, ns on the clock
 	times int          // ejections still counted in the multiplier; mu
 	_     [40]byte
 }
@@ -95,6 +97,7 @@ func NewOutlier(s OutlierSettings, n int) *Outlier {
 		all:        endpointMask(n),
 		threshold:  int64(s.Consecutive5xx),
 		base:       int64(s.EjectionTime),
+		clock:      newClock(),
 		maxEjected: max(n*pct/100, min(n, 1)),
 	}
 }
@@ -107,7 +110,7 @@ func NewOutlier(s OutlierSettings, n int) *Outlier {
 // Outcomes of attempts on an endpoint while it is ejected (sent before
 // the ejection, or in panic mode) are ignored. An i out of range is
 // ignored.
-func (o *Outlier) Observe(i int, now int64, out Outcome) bool {
+func (o *Outlier) Observe(i int, now time.Time, out Outcome) bool {
 	if o == nil || uint(i) >= uint(len(o.eps)) {
 		return false
 	}
@@ -125,75 +128,87 @@ func (o *Outlier) Observe(i int, now int64, out Outcome) bool {
 	return false
 }
 
-// ejectedAt reports whether endpoint i is ejected at now.
-func (o *Outlier) ejectedAt(i int, now int64) bool {
-	return o.ejected.Load()&(1<<i) != 0 && o.eps[i].until.Load() > now
+// ejectedAt reports whether endpoint i is ejected at now. It converts now
+// only for an endpoint marked ejected, so a failure on a healthy endpoint
+// costs no conversion.
+func (o *Outlier) ejectedAt(i int, now time.Time) bool {
+	return o.ejected.Load()&(1<<i) != 0 && o.eps[i].until.Load() > o.clock.nanos(now)
 }
 
 // eject ejects endpoint i at now if it is not already ejected and the
 // cap allows it.
-func (o *Outlier) eject(i int, now int64) bool {
+func (o *Outlier) eject(i int, now time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.ejectedAt(i, now) {
 		return false // a concurrent failure got here first
 	}
+	ns := o.clock.nanos(now)
 	e := &o.eps[i]
 	e.fails.Store(0)
-	if o.expireLocked(now) >= o.maxEjected {
+	if o.expireLocked(ns) >= o.maxEjected {
 		o.skipped.Add(1)
 		return false
 	}
-	e.times = o.multiplierLocked(e, now)
-	e.until.Store(outlierEnd(now, o.base, e.times))
+	e.times = o.multiplierLocked(e, ns)
+	e.until.Store(outlierEnd(ns, o.base, e.times))
 	o.ejected.Or(1 << i) // after until, so a reader seeing the bit sees it
 	o.ejections.Add(1)
 	return true
 }
 
-// expireLocked clears the bits of ejections over at now and returns the
+// expireLocked clears the bits of ejections over at ns and returns the
 // number still in force.
-func (o *Outlier) expireLocked(now int64) int {
-	live := o.all &^ o.Available(now)
+func (o *Outlier) expireLocked(ns int64) int {
+	live := o.all &^ o.available(ns)
 	o.ejected.And(live)
 	return bits.OnesCount64(live)
 }
 
-// multiplierLocked is the multiplier of e's next ejection at now: one
+// multiplierLocked is the multiplier of e's next ejection at ns: one
 // more than its earlier ejections, less one per full base ejection time
 // spent back in service since the last ended, at most outlierMaxMultiplier.
-func (o *Outlier) multiplierLocked(e *outlierEndpoint, now int64) int {
+func (o *Outlier) multiplierLocked(e *outlierEndpoint, ns int64) int {
 	k := e.times
-	if quiet := now - e.until.Load(); k > 0 && quiet > 0 {
+	if quiet := ns - e.until.Load(); k > 0 && quiet > 0 {
 		k -= int(min(quiet/o.base, int64(k)))
 	}
 	return min(k+1, outlierMaxMultiplier)
 }
 
-// outlierEnd is now + k × base, saturating instead of overflowing.
-func outlierEnd(now, base int64, k int) int64 {
+// outlierEnd is ns + k × base, saturating instead of overflowing.
+func outlierEnd(ns, base int64, k int) int64 {
 	if base > math.MaxInt64/int64(k) {
 		return math.MaxInt64
 	}
 	d := base * int64(k)
-	if now > math.MaxInt64-d {
+	if ns > math.MaxInt64-d {
 		return math.MaxInt64
 	}
-	return now + d
+	return ns + d
 }
 
 // Available is the set of endpoints not ejected at now, as a bitmask for
 // Balancer.Pick (intersect it with Health.Healthy first). It is 0 only if
 // every endpoint is ejected, which Pick treats as panic mode. A nil
 // Outlier returns all bits set.
-func (o *Outlier) Available(now int64) uint64 {
+func (o *Outlier) Available(now time.Time) uint64 {
 	if o == nil {
 		return math.MaxUint64
 	}
+	m := o.ejected.Load()
+	if m == 0 {
+		return o.all // the common case: no clock conversion
+	}
+	return o.available(o.clock.nanos(now))
+}
+
+// available is Available at ns on o.clock, for a non-nil o.
+func (o *Outlier) available(ns int64) uint64 {
 	avail := o.all
 	for m := o.ejected.Load(); m != 0; m &= m - 1 {
 		i := bits.TrailingZeros64(m)
-		if o.eps[i].until.Load() > now {
+		if o.eps[i].until.Load() > ns {
 			avail &^= 1 << i
 		}
 	}
@@ -201,7 +216,7 @@ func (o *Outlier) Available(now int64) uint64 {
 }
 
 // Ejected is the number of endpoints ejected at now.
-func (o *Outlier) Ejected(now int64) int {
+func (o *Outlier) Ejected(now time.Time) int {
 	if o == nil {
 		return 0
 	}

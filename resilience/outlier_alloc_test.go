@@ -12,9 +12,9 @@ import (
 func TestOutlierAllocs(t *testing.T) {
 	o := NewOutlier(OutlierSettings{Consecutive5xx: 2, EjectionTime: time.Millisecond, MaxEjectedPercent: 100}, 8)
 	h := NewHealth(HealthSettings{}, 8)
-	now, k := balancerT0, 0
+	now, k := balancerAt(o.clock, 0), 0
 	got := testing.AllocsPerRun(1000, func() {
-		now += int64(time.Millisecond) / 3
+		now = now.Add(time.Millisecond / 3)
 		k++
 		o.Observe(k%8, now, Failure)
 		o.Observe(k%8, now, Failure) // ejects, if not ejected already

@@ -10,7 +10,7 @@ import (
 
 // outlierFail sends k Failures to endpoint i at now and returns how many
 // of them ejected it.
-func outlierFail(o *Outlier, i int, now int64, k int) int {
+func outlierFail(o *Outlier, i int, now time.Time, k int) int {
 	ejected := 0
 	for range k {
 		if o.Observe(i, now, Failure) {
@@ -37,8 +37,9 @@ func TestOutlierObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := NewOutlier(OutlierSettings{Consecutive5xx: 3, MaxEjectedPercent: 100}, 2)
+		now := balancerAt(o.clock, 0)
 		for k, out := range tt.give {
-			if got := o.Observe(0, balancerT0, out); got != (k == tt.want) {
+			if got := o.Observe(0, now, out); got != (k == tt.want) {
 				t.Errorf("%s: Observe #%d (%v) = %v", tt.name, k, out, got)
 			}
 		}
@@ -46,10 +47,10 @@ func TestOutlierObserve(t *testing.T) {
 		if tt.want >= 0 {
 			wantMask, wantN = 0b10, 1
 		}
-		if got := o.Available(balancerT0); got != wantMask {
+		if got := o.Available(now); got != wantMask {
 			t.Errorf("%s: Available = %b, want %b", tt.name, got, wantMask)
 		}
-		if got := o.Ejected(balancerT0); got != wantN {
+		if got := o.Ejected(now); got != wantN {
 			t.Errorf("%s: Ejected = %d, want %d", tt.name, got, wantN)
 		}
 	}
@@ -73,16 +74,17 @@ func TestOutlierEjectionTime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := NewOutlier(OutlierSettings{Consecutive5xx: 2, EjectionTime: base, MaxEjectedPercent: 50}, 2)
-		now := balancerT0
+		now := balancerAt(o.clock, 0)
 		for k, q := range tt.quiet {
-			now += int64(q)
+			now = now.Add(q)
 			if outlierFail(o, 0, now, 2) != 1 {
 				t.Fatalf("%s: ejection #%d did not happen", tt.name, k)
 			}
-			end := now + int64(tt.want[k])*int64(base)
-			if o.Available(end-1) != 0b10 || o.Available(end) != 0b11 {
+			end := now.Add(time.Duration(tt.want[k]) * base)
+			before := end.Add(-1)
+			if o.Available(before) != 0b10 || o.Available(end) != 0b11 {
 				t.Errorf("%s: ejection #%d: Available(end-1ns) = %b, Available(end) = %b; want it to last %d×",
-					tt.name, k, o.Available(end-1), o.Available(end), tt.want[k])
+					tt.name, k, o.Available(before), o.Available(end), tt.want[k])
 			}
 			now = end
 		}
@@ -94,10 +96,10 @@ func TestOutlierEjectionTime(t *testing.T) {
 // count toward the next one.
 func TestOutlierIgnoresEjected(t *testing.T) {
 	o := NewOutlier(OutlierSettings{Consecutive5xx: 3, EjectionTime: time.Second}, 1)
-	if outlierFail(o, 0, balancerT0, 3) != 1 || outlierFail(o, 0, balancerAt(time.Second-1), 10) != 0 {
+	if outlierFail(o, 0, balancerAt(o.clock, 0), 3) != 1 || outlierFail(o, 0, balancerAt(o.clock, time.Second-1), 10) != 0 {
 		t.Fatal("want one ejection, then nothing while ejected")
 	}
-	back := balancerAt(time.Second)
+	back := balancerAt(o.clock, time.Second)
 	if o.Available(back) != 1 || outlierFail(o, 0, back, 2) != 0 || outlierFail(o, 0, back, 1) != 1 {
 		t.Error("want back at 1 s, and ejected again only by 3 new failures")
 	}
@@ -120,16 +122,17 @@ func TestOutlierMaxEjectedPercent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		o := NewOutlier(OutlierSettings{Consecutive5xx: 1, MaxEjectedPercent: tt.pct}, tt.n)
+		now := balancerAt(o.clock, 0)
 		for i := range tt.n {
-			o.Observe(i, balancerT0, Failure)
+			o.Observe(i, now, Failure)
 		}
-		if got := o.Ejected(balancerT0); got != tt.wantMax {
+		if got := o.Ejected(now); got != tt.wantMax {
 			t.Errorf("%s: Ejected = %d, want %d", tt.name, got, tt.wantMax)
 		}
 		if got := o.Skipped(); got != uint64(tt.n-tt.wantMax) {
 			t.Errorf("%s: Skipped = %d, want %d", tt.name, got, tt.n-tt.wantMax)
 		}
-		if got, want := o.Available(balancerT0), endpointMask(tt.n)&^endpointMask(tt.wantMax); got != want {
+		if got, want := o.Available(now), endpointMask(tt.n)&^endpointMask(tt.wantMax); got != want {
 			t.Errorf("%s: Available = %b, want %b", tt.name, got, want)
 		}
 	}
@@ -137,13 +140,14 @@ func TestOutlierMaxEjectedPercent(t *testing.T) {
 
 func TestOutlierCapFreedByExpiry(t *testing.T) {
 	o := NewOutlier(OutlierSettings{Consecutive5xx: 2, EjectionTime: time.Second, MaxEjectedPercent: 50}, 2)
-	if outlierFail(o, 0, balancerT0, 2) != 1 {
+	now := balancerAt(o.clock, 0)
+	if outlierFail(o, 0, now, 2) != 1 {
 		t.Fatal("endpoint 0 not ejected")
 	}
-	if outlierFail(o, 1, balancerT0, 2) != 0 || o.Skipped() != 1 {
+	if outlierFail(o, 1, now, 2) != 0 || o.Skipped() != 1 {
 		t.Fatalf("endpoint 1 ejected past the cap (skipped %d)", o.Skipped())
 	}
-	later := balancerAt(time.Second)
+	later := balancerAt(o.clock, time.Second)
 	if outlierFail(o, 1, later, 2) != 1 {
 		t.Fatal("endpoint 1 not ejected once 0's ejection ended")
 	}
@@ -157,40 +161,45 @@ func TestOutlierCapFreedByExpiry(t *testing.T) {
 
 func TestOutlierEdges(t *testing.T) {
 	o := NewOutlier(OutlierSettings{}, 0)
-	if o.Observe(0, balancerT0, Failure) || o.Available(balancerT0) != 0 || o.Ejected(balancerT0) != 0 {
+	now := balancerAt(o.clock, 0)
+	if o.Observe(0, now, Failure) || o.Available(now) != 0 || o.Ejected(now) != 0 {
 		t.Error("n = 0: want nothing observed, available or ejected")
 	}
 	var none *Outlier
-	if none.Observe(0, balancerT0, Failure) || none.Available(balancerT0) != math.MaxUint64 ||
-		none.Ejected(balancerT0) != 0 || none.Ejections() != 0 || none.Skipped() != 0 {
+	if none.Observe(0, now, Failure) || none.Available(now) != math.MaxUint64 ||
+		none.Ejected(now) != 0 || none.Ejections() != 0 || none.Skipped() != 0 {
 		t.Error("nil Outlier: want nothing ejected, every endpoint available")
 	}
 	o = NewOutlier(OutlierSettings{Consecutive5xx: 1, EjectionTime: math.MaxInt64, MaxEjectedPercent: 100}, 100)
+	now = balancerAt(o.clock, 0)
 	for _, i := range []int{-1, 64, math.MaxInt} {
-		if o.Observe(i, balancerT0, Failure) {
+		if o.Observe(i, now, Failure) {
 			t.Errorf("Observe(%d) ejected", i)
 		}
 	}
-	if !o.Observe(63, balancerT0, Failure) || o.Available(math.MaxInt64-1) != math.MaxUint64>>1 {
+	// The end of the ejection saturates; two centuries later (past the
+	// monotonic reading's range: compared by wall clock) it still holds.
+	if !o.Observe(63, now, Failure) || o.Available(now.Add(200*365*24*time.Hour)) != math.MaxUint64>>1 {
 		t.Error("endpoint 63 with a huge ejection time: want ejected until the end of time")
 	}
 	d := NewOutlier(OutlierSettings{}, 1)
-	if outlierFail(d, 0, balancerT0, 4) != 0 || outlierFail(d, 0, balancerT0, 1) != 1 {
+	now = balancerAt(d.clock, 0)
+	if outlierFail(d, 0, now, 4) != 0 || outlierFail(d, 0, now, 1) != 1 {
 		t.Error("zero settings: want the 5th failure to eject")
 	}
-	if d.Available(balancerAt(30*time.Second-1)) != 0 || d.Available(balancerAt(30*time.Second)) != 1 {
+	if d.Available(balancerAt(d.clock, 30*time.Second-1)) != 0 || d.Available(balancerAt(d.clock, 30*time.Second)) != 1 {
 		t.Error("zero settings: want a 30 s ejection")
 	}
 }
 
 // outlierHammer runs Observe from 8 goroutines over 8 endpoints, time
 // moving by step per call, mostly failures; check runs after each call.
-func outlierHammer(o *Outlier, step time.Duration, check func(now int64)) {
+func outlierHammer(o *Outlier, step time.Duration, check func(now time.Time)) {
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for k := range 3000 {
-				now := balancerAt(time.Duration(k) * step)
+				now := balancerAt(o.clock, time.Duration(k)*step)
 				out := Failure
 				if k%17 == g {
 					out = Success
@@ -209,7 +218,7 @@ func outlierHammer(o *Outlier, step time.Duration, check func(now int64)) {
 func TestOutlierConcurrent(t *testing.T) {
 	o := NewOutlier(OutlierSettings{Consecutive5xx: 3, EjectionTime: time.Hour, MaxEjectedPercent: 50}, 8)
 	var worst atomic.Int64
-	outlierHammer(o, 10*time.Microsecond, func(now int64) {
+	outlierHammer(o, 10*time.Microsecond, func(now time.Time) {
 		if e := int64(o.Ejected(now)); e > worst.Load() {
 			worst.Store(e)
 		}
@@ -222,19 +231,24 @@ func TestOutlierConcurrent(t *testing.T) {
 	}
 
 	o = NewOutlier(OutlierSettings{Consecutive5xx: 3, EjectionTime: time.Millisecond, MaxEjectedPercent: 50}, 8)
-	outlierHammer(o, 10*time.Microsecond, func(now int64) { o.Available(now) })
-	if o.Ejections() <= 4 || o.Ejected(balancerAt(time.Hour)) != 0 {
-		t.Errorf("ejections %d, ejected an hour later %d: want > 4 and 0", o.Ejections(), o.Ejected(balancerAt(time.Hour)))
+	outlierHammer(o, 10*time.Microsecond, func(now time.Time) { o.Available(now) })
+	later := balancerAt(o.clock, time.Hour)
+	if o.Ejections() <= 4 || o.Ejected(later) != 0 {
+		t.Errorf("ejections %d, ejected an hour later %d: want > 4 and 0", o.Ejections(), o.Ejected(later))
 	}
 }
 
+// BenchmarkOutlierObserve observes mostly successes with time moving 1 µs
+// per call, in steps as BenchmarkBalancer's.
 func BenchmarkOutlierObserve(b *testing.B) {
 	o := NewOutlier(OutlierSettings{}, 8)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		now, k := balancerT0, 0
+		now, k := balancerAt(o.clock, 0), 0
 		for pb.Next() {
-			now += int64(time.Microsecond)
+			if k%benchStep == 0 {
+				now = now.Add(benchStep * time.Microsecond)
+			}
 			k++
 			out := Success
 			if k%4 == 0 {

@@ -4,7 +4,6 @@ import (
 	"sort"
 	"time"
 
-	"tailguard/config"
 	"tailguard/metrics"
 	"tailguard/resilience"
 )
@@ -26,7 +25,7 @@ type Table struct {
 // Route is one configured route at run time: its match, its upstream, and
 // the policies built for it from config. A nil policy is off.
 type Route struct {
-	spec     *config.Route // the settings it was built from
+	policies routePolicies // what its policies were built from; see carry.go
 	name     string
 	methods  []string // empty: any
 	upstream *Upstream

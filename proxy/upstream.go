@@ -5,7 +5,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"tailguard/config"
 	"tailguard/resilience"
 )
 
@@ -14,7 +13,7 @@ import (
 // over them: a balancer, and optionally outlier ejection and active health
 // checks. Safe for concurrent use.
 type Upstream struct {
-	spec      *config.Upstream // the settings it was built from
+	settings  upstreamSettings // what it was built from; see carry.go
 	endpoints []*endpoint
 	balancer  *resilience.Balancer
 	outlier   *resilience.Outlier // nil: no ejection

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"reflect"
 
 	"tailguard/config"
 )
@@ -37,21 +36,23 @@ func (s *Server) Config() *config.Config {
 	return s.cfg
 }
 
-// needsRestart lists the listener settings next changes from cur.
+// needsRestart lists the listener settings next changes from cur. Log,
+// Limits and Drain hold only strings, numbers and units, so == compares
+// them whole.
 func needsRestart(cur, next *config.Config) error {
 	var errs []error
 	for _, f := range []struct {
-		key      string
-		cur, new any
+		key     string
+		changed bool
 	}{
-		{"listen", cur.Listen, next.Listen},
-		{"admin", cur.Admin, next.Admin},
-		{"admin_token", cur.AdminToken, next.AdminToken},
-		{"log", cur.Log, next.Log},
-		{"limits", cur.Limits, next.Limits},
-		{"drain", cur.Drain, next.Drain},
+		{"listen", cur.Listen != next.Listen},
+		{"admin", cur.Admin != next.Admin},
+		{"admin_token", cur.AdminToken != next.AdminToken},
+		{"log", cur.Log != next.Log},
+		{"limits", cur.Limits != next.Limits},
+		{"drain", cur.Drain != next.Drain},
 	} {
-		if !reflect.DeepEqual(f.cur, f.new) {
+		if f.changed {
 			errs = append(errs, fmt.Errorf("%s: changing it needs a restart", f.key))
 		}
 	}

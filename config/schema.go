@@ -24,7 +24,8 @@ var nodeUnmarshalerType = reflect.TypeFor[yaml.NodeUnmarshaler]()
 // in file order, what the decoder would reject one error at a time or, worse,
 // accept silently: unknown and duplicate keys, wrong kinds, integers written
 // in octal or hex, fractions where an integer belongs (the decoder truncates
-// 1.5 to 1), non-finite numbers, and bad durations and sizes.
+// 1.5 to 1), non-finite numbers, bad durations and sizes, and unknown
+// words (balance, retry.on, shed.priority_default, shed.mode).
 type checker struct {
 	src     *source
 	errs    []*Error

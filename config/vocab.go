@@ -172,7 +172,8 @@ type RetryOn struct {
 	statuses [4]uint64 // bit status-400, for 400..599
 }
 
-var errRetryEntry = errors.New(`must be connect_failure, reset, timeout or a 4xx/5xx status like "503"`)
+// retryEntryWant says what a retry.on entry may be.
+const retryEntryWant = `must be connect_failure, reset, timeout or a 4xx/5xx status like "503"`
 
 // With returns o with entry added: connect_failure, reset, timeout, or a
 // 4xx/5xx status written as three digits, such as "503". An entry already
@@ -191,7 +192,7 @@ func (o RetryOn) With(entry string) (RetryOn, error) {
 		status = status*10 + int(c-'0')
 	}
 	if len(entry) != 3 || status < retryMinStatus || status > retryMaxStatus {
-		return o, fmt.Errorf("invalid value %q: %w", entry, errRetryEntry)
+		return o, fmt.Errorf("invalid value %q: %s", entry, retryEntryWant)
 	}
 	i := status - retryMinStatus
 	o.statuses[i/64] |= 1 << (i % 64)

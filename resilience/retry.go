@@ -21,9 +21,10 @@ const (
 	retryOnMaxStatus = 599
 )
 
-// WithReason returns o with the failure reason why added. The set is
-// built once, when the route is; config has checked the words it comes
-// from.
+// WithReason returns o with the failure reason why added. With
+// WithStatus it builds a route's set once, when the route is built.
+// ReasonNone adds nothing Matches consults: a response matches by its
+// status.
 func (o RetryOn) WithReason(why Reason) RetryOn {
 	o.reasons |= 1 << why
 	return o

@@ -38,7 +38,8 @@ func (s *Server) Config() *config.Config {
 
 // needsRestart lists the listener settings next changes from cur. Log,
 // Limits and Drain hold only strings, numbers and units, so == compares
-// them whole.
+// them whole; a field added to them that == cannot compare stops this
+// compiling rather than going unnoticed.
 func needsRestart(cur, next *config.Config) error {
 	var errs []error
 	for _, f := range []struct {

@@ -59,9 +59,6 @@ func (r *Route) clone() *Route {
 	cp.Timeout = clonePtr(r.Timeout)
 	cp.MaxBodyBytes = clonePtr(r.MaxBodyBytes)
 	cp.Retry = clonePtr(r.Retry)
-	if cp.Retry != nil {
-		cp.Retry.On = slices.Clone(r.Retry.On)
-	}
 	cp.Hedge = clonePtr(r.Hedge)
 	cp.Shed = clonePtr(r.Shed)
 	cp.SLO = clonePtr(r.SLO)

@@ -89,12 +89,13 @@ type Drain struct {
 
 // Upstream is one service: a set of equivalent endpoints.
 type Upstream struct {
-	// Endpoints are host:port pairs, distinct. At least one, at most 64.
+	// Endpoints are host:port pairs, distinct. At least one, at most
+	// MaxEndpoints.
 	Endpoints []string `yaml:"endpoints" json:"endpoints"`
 	// Balance picks an endpoint per attempt: p2c (power of two choices
-	// over peak-EWMA latency × outstanding requests; the default),
-	// round_robin or least_request.
-	Balance string `yaml:"balance" json:"balance"`
+	// over peak-EWMA latency × outstanding requests; the default, and the
+	// zero value), round_robin or least_request.
+	Balance Balance `yaml:"balance" json:"balance"`
 	// MaxConnections caps connections per endpoint. Default 512. A request
 	// finding the pool full is answered 503 at once, never queued.
 	MaxConnections int `yaml:"max_connections" json:"max_connections"`
@@ -207,9 +208,9 @@ type Retry struct {
 	// Attempts is the most attempts a request gets, counting the first
 	// one: attempts: 2 means one retry, 1 means none. Required; 1 to 10.
 	Attempts int `yaml:"attempts" json:"attempts"`
-	// On lists what is retried: connect_failure, reset, timeout, or a
-	// 4xx/5xx status such as "503".
-	On []string `yaml:"on" json:"on"`
+	// On is what is retried: connect_failure, reset, timeout, or a
+	// 4xx/5xx status such as "503". The zero value retries nothing.
+	On RetryOn `yaml:"on" json:"on"`
 	// Budget, 0 to 1, caps the route's retries at this share of its
 	// requests over a sliding window, on top of a small per-second
 	// minimum of extra attempts that even a quiet route always gets.
@@ -254,11 +255,12 @@ type Shed struct {
 	// request's priority: critical, default or sheddable, in any case.
 	PriorityHeader string `yaml:"priority_header" json:"priority_header"`
 	// PriorityDefault is the priority of requests without a valid
-	// priority header: critical, default or sheddable. Default "default".
-	PriorityDefault string `yaml:"priority_default" json:"priority_default"`
+	// priority header: critical, default or sheddable. The zero value is
+	// default.
+	PriorityDefault Priority `yaml:"priority_default" json:"priority_default"`
 	// Mode is enforce, or shadow to count what would be refused while
-	// refusing nothing. Default enforce.
-	Mode string `yaml:"mode" json:"mode"`
+	// refusing nothing. The zero value is enforce.
+	Mode ShedMode `yaml:"mode" json:"mode"`
 	// Status is the status of a refusal: 503 or 429. Default 503.
 	Status int `yaml:"status" json:"status"`
 	// CoDel tunes the queue discipline. Only with a queue.

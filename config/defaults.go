@@ -21,6 +21,8 @@ func Default() *Config {
 // something (drain.delay: 0 skips the wait), keep it. For a Config built
 // in code, which has no file to ask, a zero value counts as absent.
 // Route.Timeout is a pointer because its explicit 0 means "no timeout".
+// The enumerations (Balance, Priority, ShedMode) need no line here: their
+// zero value is their default.
 func applyDefaults(c *Config) {
 	s := c.src
 	setDefault(s, &c.Listen, "listen", ":8000")
@@ -43,7 +45,6 @@ func applyDefaults(c *Config) {
 			continue
 		}
 		p := joinPath("upstreams", name) + "."
-		setDefault(s, &u.Balance, p+"balance", "p2c")
 		setDefault(s, &u.MaxConnections, p+"max_connections", 512)
 		setDefault(s, &u.ConnectTimeout, p+"connect_timeout", Duration(time.Second))
 		if b := u.Breaker; b != nil {
@@ -85,8 +86,6 @@ func applyDefaults(c *Config) {
 // limit.initial within limit.min.
 func shedDefaults(s *source, p string, sh *Shed) {
 	setDefault(s, &sh.Queue, p+"queue", 128)
-	setDefault(s, &sh.PriorityDefault, p+"priority_default", "default")
-	setDefault(s, &sh.Mode, p+"mode", "enforce")
 	setDefault(s, &sh.Status, p+"status", 503)
 	if sh.Queue > 0 {
 		setDefault(s, &sh.QueueTimeout, p+"queue_timeout", Duration(50*time.Millisecond))

@@ -82,24 +82,28 @@ func TestBalance(t *testing.T) {
 	tests := []struct {
 		name    string
 		give    string // the balance line, or "" for none
-		want    string
+		want    Balance
 		wantErr string
 	}{
-		{"absent: p2c", "", "p2c", ""},
-		{"null: p2c", "balance: ~", "p2c", ""},
-		{"p2c", "balance: p2c", "p2c", ""},
-		{"round_robin", "balance: round_robin", "round_robin", ""},
-		{"least_request", "balance: least_request", "least_request", ""},
-		{"unknown", "balance: random", "",
-			`t.yaml:4:14: upstreams.app.balance: invalid value "random": must be one of round_robin, p2c, least_request`},
-		{"empty", "balance: ''", "",
-			`t.yaml:4:14: upstreams.app.balance: invalid value "": must be one of round_robin, p2c, least_request`},
+		{"absent: p2c", "", BalanceP2C, ""},
+		{"null: p2c", "balance: ~", BalanceP2C, ""},
+		{"p2c", "balance: p2c", BalanceP2C, ""},
+		{"round_robin", "balance: round_robin", BalanceRoundRobin, ""},
+		{"least_request", "balance: least_request", BalanceLeastRequest, ""},
+		{"unknown", "balance: random", 0,
+			`t.yaml:4:14: upstreams.app.balance: invalid value "random": must be one of p2c, round_robin, least_request`},
+		{"empty", "balance: ''", 0,
+			`t.yaml:4:14: upstreams.app.balance: invalid value "": must be one of p2c, round_robin, least_request`},
+		{"upper case", "balance: P2C", 0,
+			`t.yaml:4:14: upstreams.app.balance: invalid value "P2C": must be one of p2c, round_robin, least_request`},
+		{"a list", "balance: [p2c]", 0,
+			`t.yaml:4:5: upstreams.app.balance: must be one of p2c, round_robin, least_request, got a list`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := parseWant(t, withUpstreamKey(tt.give), tt.wantErr)
 			if tt.wantErr == "" && c.Upstreams["app"].Balance != tt.want {
-				t.Errorf("Balance = %q, want %q", c.Upstreams["app"].Balance, tt.want)
+				t.Errorf("Balance = %v, want %v", c.Upstreams["app"].Balance, tt.want)
 			}
 		})
 	}
@@ -108,8 +112,8 @@ func TestBalance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Upstreams["app"].Balance; got != "p2c" {
-		t.Errorf("Quick: Balance = %q, want p2c", got)
+	if got := c.Upstreams["app"].Balance; got != BalanceP2C {
+		t.Errorf("Quick: Balance = %v, want p2c", got)
 	}
 }
 
@@ -147,7 +151,7 @@ func TestMaxEndpoints(t *testing.T) {
 
 func TestMaxEndpointsInCode(t *testing.T) {
 	c := Default()
-	eps := make([]string, maxEndpoints+1)
+	eps := make([]string, MaxEndpoints+1)
 	for i := range eps {
 		eps[i] = fmt.Sprintf("10.0.0.%d:80", i+1)
 	}
@@ -157,7 +161,7 @@ func TestMaxEndpointsInCode(t *testing.T) {
 	if err := c.Validate(); err == nil || err.Error() != "upstreams.app.endpoints: at most 64 endpoints" {
 		t.Errorf("Validate = %v", err)
 	}
-	c.Upstreams["app"].Endpoints = eps[:maxEndpoints]
+	c.Upstreams["app"].Endpoints = eps[:MaxEndpoints]
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate with 64 endpoints = %v", err)
 	}

@@ -3,7 +3,8 @@
 //
 // Load and Parse turn a file into a *Config in four steps: the YAML is
 // parsed into a tree, the tree is checked against the schema (unknown and
-// duplicate keys, wrong kinds, bad units), the tree is decoded, and then
+// duplicate keys, wrong kinds, bad units and unknown words such as a
+// balance policy), the tree is decoded into typed values, and then
 // defaults are applied and Validate runs. Every problem is an *Error that
 // reads "FILE:LINE:COL: path: message", the form `tailguard validate`
 // prints, and all problems of a file are reported together in file order.

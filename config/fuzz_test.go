@@ -31,6 +31,8 @@ func FuzzLoad(f *testing.F) {
 		okUpstream + okRoute + "deadline_header: ''\n",
 		withRouteKey("retry: {attempts: 2, budget: 0}"),
 		withUpstreamKey("balance: least_request"),
+		withRouteKey("retry: {attempts: 2, on: [reset, '503', 503, [x], 0x1F5]}"),
+		withRouteKey("shed: {max_concurrency: 1, mode: shadow, priority_default: critical}"),
 		// Inputs that made goccy/go-yaml panic in the past (its issue #540).
 		"true :", "10.:", "{? {? ", "0::", "{0", "*-0", ">\n>", "&{0", "0\n:",
 	} {

@@ -68,13 +68,13 @@ func TestLoadFull(t *testing.T) {
 		Upstreams: map[string]*Upstream{
 			"app": {
 				Endpoints:      []string{"127.0.0.1:8080", "127.0.0.1:8081"},
-				Balance:        "round_robin",
+				Balance:        BalanceRoundRobin,
 				MaxConnections: 256,
 				ConnectTimeout: Duration(250 * time.Millisecond),
 			},
 			"auth": {
 				Endpoints:      []string{"auth.internal:9000"},
-				Balance:        "p2c",
+				Balance:        BalanceP2C,
 				MaxConnections: 512,
 				ConnectTimeout: Duration(time.Second),
 			},
@@ -111,7 +111,7 @@ func TestLoadMinimalGetsDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Upstreams = map[string]*Upstream{"app": {
-		Endpoints: []string{"127.0.0.1:8080"}, Balance: "p2c",
+		Endpoints: []string{"127.0.0.1:8080"}, Balance: BalanceP2C,
 		MaxConnections: 512, ConnectTimeout: Duration(time.Second),
 	}}
 	want.Routes = []*Route{{Name: "default", Match: Match{PathPrefix: "/"}, Upstream: "app", Timeout: dur(30 * time.Second)}}
@@ -149,7 +149,7 @@ func TestDesignExample(t *testing.T) {
 	}
 	wantUpstream := &Upstream{
 		Endpoints:      []string{"127.0.0.1:8080"},
-		Balance:        "p2c",
+		Balance:        BalanceP2C,
 		MaxConnections: 512,
 		ConnectTimeout: Duration(time.Second),
 		Breaker: &Breaker{
@@ -173,7 +173,7 @@ func TestDesignExample(t *testing.T) {
 		Timeout:       dur(2 * time.Second),
 		PerTryTimeout: ms(500),
 		Retry: &Retry{
-			Attempts: 2, On: []string{"connect_failure", "reset", "502", "503"},
+			Attempts: 2, On: retryOn(t, "connect_failure", "reset", "502", "503"),
 			Budget: 0.2, Backoff: ms(25),
 		},
 		Hedge: &Hedge{
@@ -182,7 +182,7 @@ func TestDesignExample(t *testing.T) {
 		},
 		Shed: &Shed{
 			MaxConcurrency: Concurrency{Adaptive: true}, Queue: 128, QueueTimeout: ms(50),
-			PriorityHeader: "X-Priority", PriorityDefault: "default", Mode: "enforce", Status: 503,
+			PriorityHeader: "X-Priority", PriorityDefault: PriorityDefault, Mode: ShedEnforce, Status: 503,
 			CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
 		},
 		SLO:          &SLO{Latency: ms(200), LatencyTarget: 0.99, Availability: 0.999},

@@ -124,7 +124,7 @@ func TestQuick(t *testing.T) {
 	want.Listen = ":9000"
 	want.Log.Level = "debug"
 	want.Upstreams = map[string]*Upstream{"app": {
-		Endpoints: []string{"127.0.0.1:8080"}, Balance: "p2c",
+		Endpoints: []string{"127.0.0.1:8080"}, Balance: BalanceP2C,
 		MaxConnections: 512, ConnectTimeout: Duration(time.Second),
 	}}
 	want.Routes = []*Route{{Name: "default", Match: Match{PathPrefix: "/"}, Upstream: "app", Timeout: dur(30 * time.Second)}}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -23,7 +24,8 @@ var nodeUnmarshalerType = reflect.TypeFor[yaml.NodeUnmarshaler]()
 // in file order, what the decoder would reject one error at a time or, worse,
 // accept silently: unknown and duplicate keys, wrong kinds, integers written
 // in octal or hex, fractions where an integer belongs (the decoder truncates
-// 1.5 to 1), non-finite numbers, and bad durations and sizes.
+// 1.5 to 1), non-finite numbers, bad durations and sizes, and unknown
+// words (balance, retry.on, shed.priority_default, shed.mode).
 type checker struct {
 	src     *source
 	errs    []*Error
@@ -50,7 +52,7 @@ func (ch *checker) walk(n ast.Node, t reflect.Type, path string, via *pos) {
 	}
 	if reflect.PointerTo(t).Implements(nodeUnmarshalerType) {
 		if err := reflect.New(t).Interface().(yaml.NodeUnmarshaler).UnmarshalYAML(n); err != nil {
-			ch.fail(ch.place(path, via, n), path, err.Error())
+			ch.failValue(path, via, n, err)
 		}
 		return
 	}
@@ -193,6 +195,26 @@ func (ch *checker) place(path string, via *pos, n ast.Node) pos {
 // made one printable line.
 func (ch *checker) fail(p pos, path, msg string) {
 	ch.errs = append(ch.errs, &Error{File: ch.src.file(), Line: p.line, Col: p.col, Path: path, Msg: oneLine(msg)})
+}
+
+// failValue records the problems an UnmarshalYAML method found in n, the
+// value at path: each error joined in err, one placed at an item of n (a
+// list entry) at that item.
+func (ch *checker) failValue(path string, via *pos, n ast.Node, err error) {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		p, at := ch.place(path, via, n), path
+		if ve := (*valueError)(nil); errors.As(e, &ve) && ve.sub != "" {
+			at += ve.sub
+			if via == nil && ve.tok != nil && ve.tok.Position != nil {
+				p = pos{ve.tok.Position.Line, ve.tok.Position.Column}
+			}
+		}
+		ch.fail(p, at, e.Error())
+	}
 }
 
 // fieldsOf maps the yaml key names of struct type t to their field types.

@@ -17,33 +17,33 @@ func TestShedDefaults(t *testing.T) {
 		want Shed
 	}{
 		{"adaptive: everything defaulted", "shed: {max_concurrency: adaptive}", Shed{
-			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
-			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
+			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
 		}},
 		{"fixed: no limit bounds", "shed: {max_concurrency: 8}", Shed{
-			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
-			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)},
+			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
+			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)},
 		}},
 		{"no queue: no queue timeout or CoDel", "shed: {max_concurrency: 8, queue: 0}", Shed{
-			MaxConcurrency: Concurrency{N: 8}, PriorityDefault: "default", Mode: "enforce", Status: 503,
+			MaxConcurrency: Concurrency{N: 8}, PriorityDefault: PriorityDefault, Mode: ShedEnforce, Status: 503,
 		}},
 		{"short queue timeout: target below it", "shed: {max_concurrency: 8, queue_timeout: 4ms}", Shed{
-			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(4), PriorityDefault: "default",
-			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(2), ms(100)},
+			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(4), PriorityDefault: PriorityDefault,
+			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(2), ms(100)},
 		}},
 		{"high floor: max and initial follow", "shed: {max_concurrency: adaptive, limit: {min: 2000}}", Shed{
-			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
-			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{2000, 2000, 2000},
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
+			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{2000, 2000, 2000},
 		}},
 		{"low ceiling: initial follows", "shed: {max_concurrency: adaptive, limit: {max: 10}}", Shed{
-			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
-			Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 10, 10},
+			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
+			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 10, 10},
 		}},
 		{"every key", "shed: {max_concurrency: adaptive, queue: 16, queue_timeout: 20ms, priority_header: X-Priority, " +
 			"priority_default: sheddable, mode: shadow, status: 429, codel: {target: 1ms, interval: 50ms}, " +
 			"limit: {min: 2, max: 64, initial: 8}}", Shed{
 			MaxConcurrency: adaptive, Queue: 16, QueueTimeout: ms(20), PriorityHeader: "X-Priority",
-			PriorityDefault: "sheddable", Mode: "shadow", Status: 429, CoDel: ShedCoDel{ms(1), ms(50)},
+			PriorityDefault: PrioritySheddable, Mode: ShedShadow, Status: 429, CoDel: ShedCoDel{ms(1), ms(50)},
 			Limit: ShedLimit{2, 64, 8},
 		}},
 	}
@@ -67,8 +67,8 @@ func TestShedDefaultsInCode(t *testing.T) {
 	c.Upstreams = map[string]*Upstream{"app": {Endpoints: []string{"127.0.0.1:1"}}}
 	c.Routes = []*Route{{Name: "r", Upstream: "app", Shed: &Shed{MaxConcurrency: Concurrency{N: 8}}}}
 	applyDefaults(c)
-	want := Shed{MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: "default",
-		Mode: "enforce", Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}}
+	want := Shed{MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
+		Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}}
 	if got := *c.Routes[0].Shed; !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
@@ -83,14 +83,12 @@ func TestShedErrors(t *testing.T) {
 		give string
 		want []string // every error, in order
 	}{
-		{"range checks", "shed: {max_concurrency: 0, queue: -1, priority_default: high, mode: dry-run, status: 500, priority_header: 'X Priority'}",
+		{"range checks", "shed: {max_concurrency: 0, queue: -1, status: 500, priority_header: 'X Priority'}",
 			[]string{
 				`t.yaml:7:29: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`,
 				`t.yaml:7:39: routes[0].shed.queue: must be >= 0`,
-				`t.yaml:7:61: routes[0].shed.priority_default: invalid value "high": must be one of critical, default, sheddable`,
-				`t.yaml:7:73: routes[0].shed.mode: invalid value "dry-run": must be one of enforce, shadow`,
-				`t.yaml:7:90: routes[0].shed.status: must be 503 or 429`,
-				`t.yaml:7:112: routes[0].shed.priority_header: invalid header name "X Priority"`,
+				`t.yaml:7:51: routes[0].shed.status: must be 503 or 429`,
+				`t.yaml:7:73: routes[0].shed.priority_header: invalid header name "X Priority"`,
 			}},
 		{"max_concurrency missing", "shed: {queue: 4}",
 			[]string{`t.yaml:7:5: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`}},
@@ -143,6 +141,9 @@ func TestShedSchemaErrors(t *testing.T) {
 			`t.yaml:7:50: routes[0].shed.codel.interval: invalid duration "often": must be a duration like 2s or 500ms`},
 		{"bad concurrency", "shed: {max_concurrency: lots}",
 			`t.yaml:7:29: routes[0].shed.max_concurrency: must be a positive integer or "adaptive"`},
+		{"bad priority_default and mode", "shed: {max_concurrency: 4, priority_default: high, mode: dry-run}",
+			`t.yaml:7:50: routes[0].shed.priority_default: invalid value "high": must be one of default, critical, sheddable` + "\n" +
+				`t.yaml:7:62: routes[0].shed.mode: invalid value "dry-run": must be one of enforce, shadow`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,14 +162,14 @@ func TestShedBlockStyle(t *testing.T) {
     upstream: app
     shed:
       max_concurrency: adaptive
-      mode: Shadow
+      status: 500
       limit:
         min: 8
         initial: 2
 `
 	_, err := Parse("t.yaml", []byte(give))
 	want := strings.Join([]string{
-		`t.yaml:7:13: routes[0].shed.mode: invalid value "Shadow": must be one of enforce, shadow`,
+		`t.yaml:7:15: routes[0].shed.status: must be 503 or 429`,
 		`t.yaml:10:18: routes[0].shed.limit.initial: must be from min (8) to max (1000)`,
 	}, "\n")
 	if err == nil || err.Error() != want {

@@ -266,6 +266,9 @@ func scalarText(n ast.Node) (s string, isInt, ok bool) {
 type valueError struct {
 	tok *token.Token
 	msg string
+	// sub, if set, is the path of the bad item below the value's own, e.g.
+	// "[1]" for a list's second entry; tok is then the item's.
+	sub string
 }
 
 func (e *valueError) Error() string { return e.msg }
@@ -275,5 +278,12 @@ func valueErr(n ast.Node, msg string) error {
 	if n != nil {
 		e.tok = n.GetToken()
 	}
+	return e
+}
+
+// itemErr is a valueErr for item i of a list.
+func itemErr(item ast.Node, i int, msg string) error {
+	e := valueErr(item, msg).(*valueError)
+	e.sub = "[" + strconv.Itoa(i) + "]"
 	return e
 }

@@ -1,10 +1,5 @@
 package config
 
-import (
-	"regexp"
-	"slices"
-)
-
 // validatePolicies range-checks a route's optional policies.
 func validatePolicies(r *report, p string, rt *Route) {
 	if rt.Retry != nil {
@@ -21,18 +16,8 @@ func validatePolicies(r *report, p string, rt *Route) {
 	}
 }
 
-// retryOn matches what retry.on may list: a failure kind or a 4xx/5xx
-// status.
-var retryOn = regexp.MustCompile(`^(connect_failure|reset|timeout|[45][0-9][0-9])$`)
-
 func validateRetry(r *report, p string, rt *Retry) {
 	r.check(rt.Attempts >= 1 && rt.Attempts <= 10, p+".attempts", "must be from 1 to 10")
-	for i, on := range rt.On {
-		op := p + ".on" + index(i)
-		r.check(retryOn.MatchString(on), op,
-			"invalid value %q: must be connect_failure, reset, timeout or a 4xx/5xx status like \"503\"", on)
-		r.check(!slices.Contains(rt.On[:i], on), op, "duplicate value %q", on)
-	}
 	r.check(ratio(rt.Budget), p+".budget", "must be from 0 to 1")
 	r.check(rt.Backoff >= 0, p+".backoff", "must be >= 0")
 }
@@ -61,8 +46,8 @@ func validateShed(r *report, p string, s *Shed) {
 	}
 	r.check(s.PriorityHeader == "" || isToken(s.PriorityHeader), p+".priority_header",
 		"invalid header name %q", s.PriorityHeader)
-	r.oneOf(p+".priority_default", s.PriorityDefault, "critical", "default", "sheddable")
-	r.oneOf(p+".mode", s.Mode, "enforce", "shadow")
+	r.check(known(s.PriorityDefault, priorityWords), p+".priority_default", "unknown value %v", s.PriorityDefault)
+	r.check(known(s.Mode, shedModeWords), p+".mode", "unknown value %v", s.Mode)
 	r.check(s.Status == 503 || s.Status == 429, p+".status", "must be 503 or 429")
 	if s.MaxConcurrency.Adaptive {
 		validateShedLimit(r, p+".limit", s.Limit)

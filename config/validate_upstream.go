@@ -20,13 +20,9 @@ func (c *Config) validateUpstreams(r *report) {
 	}
 }
 
-// maxEndpoints bounds an upstream's endpoints: the balancer tracks them
-// as bits of one word.
-const maxEndpoints = 64
-
 func validateUpstream(r *report, p string, u *Upstream) {
 	r.check(len(u.Endpoints) > 0, p+".endpoints", "at least one endpoint is required")
-	r.check(len(u.Endpoints) <= maxEndpoints, p+".endpoints", "at most %d endpoints", maxEndpoints)
+	r.check(len(u.Endpoints) <= MaxEndpoints, p+".endpoints", "at most %d endpoints", MaxEndpoints)
 	seen := map[string]bool{}
 	for i, e := range u.Endpoints {
 		ep := p + ".endpoints" + index(i)
@@ -36,7 +32,7 @@ func validateUpstream(r *report, p string, u *Upstream) {
 		r.check(!seen[e], ep, "duplicate endpoint %q", e)
 		seen[e] = true
 	}
-	r.oneOf(p+".balance", u.Balance, "round_robin", "p2c", "least_request")
+	r.check(known(u.Balance, balanceWords), p+".balance", "unknown value %v", u.Balance)
 	r.check(u.MaxConnections > 0, p+".max_connections", "must be > 0")
 	validateUpstreamTLS(r, p+".tls", u.TLS)
 	r.check(u.ConnectTimeout > 0, p+".connect_timeout", "must be > 0")

@@ -23,34 +23,37 @@ import (
 // per-route state is kept by route name; log receives breaker state
 // changes.
 //
+// Build works in two steps: config becomes settings values (upstreamSettings,
+// routePolicies), comparable with ==, and settings become run-time objects.
 // prev, the table being replaced (nil at start), lends what a reload must
-// keep (see carry.go): upstreams whose settings did not change, with their
-// connections, breakers and balancer state; breakers, admission limits,
-// hedge delays and budgets whose settings did not change.
+// keep (see carry.go): an upstream whose settings did not change is shared
+// whole, with its connections, balancer state, breaker and health checks; a
+// breaker, admission, hedge delay or budget whose settings did not change
+// is kept. What is kept is decided before anything is built, so nothing is
+// built to be thrown away.
+//
+// Every config value Validate accepts has a meaning here, so Build does not
+// fail on a validated config. It returns an error only for one that would
+// not validate: a route naming an unknown upstream, an upstream without
+// endpoints or with more than resilience.MaxEndpoints.
 func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Table) (*Table, error) {
 	t := &Table{
 		byHost:    make(map[string]*hostRoutes),
 		upstreams: make(map[string]*Upstream, len(cfg.Upstreams)),
 	}
 	for name, uc := range cfg.Upstreams {
-		if u := prev.unchangedUpstream(name, uc); u != nil {
-			t.upstreams[name] = u
-			continue
+		if n := len(uc.Endpoints); n == 0 || n > resilience.MaxEndpoints {
+			return nil, fmt.Errorf("upstream %q: %d endpoints (1 to %d)", name, n, resilience.MaxEndpoints)
 		}
-		u, err := buildUpstream(name, uc, log)
-		if err != nil {
-			return nil, fmt.Errorf("upstream %q: %w", name, err)
-		}
-		u.carry(prev.upstream(name))
-		t.upstreams[name] = u
+		t.upstreams[name] = buildUpstream(name, upstreamSettingsOf(uc), prev.upstream(name), log)
 	}
 	regRoutes := make([]metrics.RouteConfig, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		r, err := buildRoute(cfg, rc, t.upstreams[rc.Upstream])
-		if err != nil {
-			return nil, fmt.Errorf("routes[%d] %q: %w", i, rc.Name, err)
+		u := t.upstreams[rc.Upstream]
+		if u == nil {
+			return nil, fmt.Errorf("routes[%d] %q: unknown upstream %q", i, rc.Name, rc.Upstream)
 		}
-		r.carry(prev.route(rc.Name))
+		r := buildRoute(cfg, rc, u, prev.route(rc.Name))
 		t.routes = append(t.routes, r)
 		t.hedgeWorkers += r.hedgeWorkers()
 		hr := &t.anyHost
@@ -70,57 +73,172 @@ func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Tab
 	return t, nil
 }
 
-func buildUpstream(name string, uc *config.Upstream, log *zap.Logger) (*Upstream, error) {
-	n := len(uc.Endpoints)
-	if n == 0 || n > resilience.MaxEndpoints {
-		return nil, fmt.Errorf("%d endpoints (1 to %d)", n, resilience.MaxEndpoints)
-	}
-	policy, err := resilience.ParsePolicy(uc.Balance)
-	if err != nil {
-		return nil, err
-	}
-	u := &Upstream{spec: uc, balancer: resilience.NewBalancer(policy, n, 0)}
-	for _, addr := range uc.Endpoints {
-		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, uc.MaxConnections, uc.ConnectTimeout.D()))
-	}
-	if o := uc.Outlier; o != nil {
-		u.outlier = resilience.NewOutlier(resilience.OutlierSettings{
-			Consecutive5xx:    o.Consecutive5xx,
-			EjectionTime:      o.EjectionTime.D(),
-			MaxEjectedPercent: o.MaxEjectedPercent,
-		}, n)
-	}
-	if h := uc.HealthCheck; h != nil {
-		u.health = resilience.NewHealth(resilience.HealthSettings{}, n)
-		u.probe = client.NewProber(u.endpoints, h.Path, h.Interval.D(), h.Timeout.D(), u.health)
+// upstreamSettingsOf maps an upstream's config to the settings it is built
+// from.
+func upstreamSettingsOf(uc *config.Upstream) upstreamSettings {
+	s := upstreamSettings{
+		endpoints:      strings.Join(uc.Endpoints, endpointSep),
+		balance:        balancePolicy(uc.Balance),
+		maxConns:       uc.MaxConnections,
+		connectTimeout: uc.ConnectTimeout.D(),
 	}
 	if b := uc.Breaker; b != nil {
-		u.breaker = resilience.NewBreaker(name, resilience.BreakerSettings{
+		s.breaker = some(resilience.BreakerSettings{
 			ConsecutiveFailures: uint32(b.ConsecutiveFailures),
 			FailureRatio:        b.FailureRatio,
 			MinRequests:         uint32(b.MinRequests),
 			Interval:            b.Interval.D(),
 			OpenTimeout:         b.OpenTimeout.D(),
 			HalfOpenRequests:    uint32(b.HalfOpenRequests),
-		}, func(name string, from, to resilience.State) {
-			log.Warn("breaker state changed", zap.String("upstream", name),
-				zap.Stringer("from", from), zap.Stringer("to", to))
 		})
-		open := b.OpenTimeout.D()
+	}
+	if o := uc.Outlier; o != nil {
+		s.outlier = some(resilience.OutlierSettings{
+			Consecutive5xx:    o.Consecutive5xx,
+			EjectionTime:      o.EjectionTime.D(),
+			MaxEjectedPercent: o.MaxEjectedPercent,
+		})
+	}
+	if h := uc.HealthCheck; h != nil {
+		s.health = some(healthCheck{path: h.Path, interval: h.Interval.D(), timeout: h.Timeout.D()})
+	}
+	return s
+}
+
+// balancePolicy maps a config balance to the balancer's policy.
+func balancePolicy(b config.Balance) resilience.Policy {
+	switch b {
+	case config.BalanceP2C:
+		return resilience.P2C
+	case config.BalanceRoundRobin:
+		return resilience.RoundRobin
+	case config.BalanceLeastRequest:
+		return resilience.LeastRequest
+	}
+	panic(fmt.Sprintf("proxy: balance %v: config.Validate lets no such value through", b))
+}
+
+// buildUpstream returns the upstream for settings s: prev, the running
+// upstream of that name (nil if none), when it was built from the same
+// settings, else a new one that keeps prev's breaker if the breaker's
+// settings did not change.
+func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Logger) *Upstream {
+	if u := prev.shared(s); u != nil {
+		return u
+	}
+	addrs := strings.Split(s.endpoints, endpointSep)
+	u := &Upstream{settings: s, balancer: resilience.NewBalancer(s.balance, len(addrs), 0)}
+	for _, addr := range addrs {
+		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, s.maxConns, s.connectTimeout))
+	}
+	if s.outlier.set {
+		u.outlier = resilience.NewOutlier(s.outlier.v, len(addrs))
+	}
+	if h := s.health; h.set {
+		u.health = resilience.NewHealth(resilience.HealthSettings{}, len(addrs))
+		u.probe = client.NewProber(u.endpoints, h.v.path, h.v.interval, h.v.timeout, u.health)
+	}
+	if b := s.breaker; b.set {
+		u.breaker = prev.carriedBreaker(b)
+		if u.breaker == nil {
+			u.breaker = resilience.NewBreaker(name, b.v, func(name string, from, to resilience.State) {
+				log.Warn("breaker state changed", zap.String("upstream", name),
+					zap.Stringer("from", from), zap.Stringer("to", to))
+			})
+		}
+		open := b.v.OpenTimeout
 		if open <= 0 {
 			open = resilience.DefaultOpenTimeout
 		}
 		u.breakerRetryAfter = retryAfter(open)
 	}
-	return u, nil
+	return u
 }
 
-func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream) (*Route, error) {
-	if u == nil {
-		return nil, fmt.Errorf("unknown upstream %q", rc.Upstream)
+// routePoliciesOf maps a route's policy config to the settings its
+// policies are built from.
+func routePoliciesOf(rc *config.Route) routePolicies {
+	var p routePolicies
+	if rt := rc.Retry; rt != nil {
+		p.retry = some(resilience.RetrySettings{
+			Attempts: rt.Attempts - 1, // config counts the first attempt
+			On:       retryOn(rt.On),
+			Backoff:  rt.Backoff.D(),
+			Ratio:    rt.Budget,
+		})
 	}
+	if h := rc.Hedge; h != nil {
+		p.hedge = some(resilience.HedgeSettings{
+			Fixed:      h.Delay.Fixed,
+			Percentile: h.Delay.Percentile,
+			MinDelay:   h.MinDelay.D(),
+			MaxDelay:   h.MaxDelay.D(),
+			MaxExtra:   h.MaxExtra,
+			Ratio:      h.Budget,
+		})
+	}
+	if sh := rc.Shed; sh != nil {
+		p.admission = some(resilience.AdmissionSettings{
+			MaxConcurrency: sh.MaxConcurrency.N,
+			Adaptive:       sh.MaxConcurrency.Adaptive,
+			LimitMin:       sh.Limit.Min,
+			LimitMax:       sh.Limit.Max,
+			LimitInitial:   sh.Limit.Initial,
+			Queue:          sh.Queue,
+			QueueTimeout:   sh.QueueTimeout.D(),
+			CoDelTarget:    sh.CoDel.Target.D(),
+			CoDelInterval:  sh.CoDel.Interval.D(),
+			Shadow:         sh.Mode == config.ShedShadow,
+		})
+	}
+	return p
+}
+
+// retryOn maps retry.on to the retry policy's set.
+func retryOn(on config.RetryOn) resilience.RetryOn {
+	var o resilience.RetryOn
+	for why := range on.Reasons() {
+		o = o.WithReason(retryReason(why))
+	}
+	for status := range on.Statuses() {
+		o = o.WithStatus(status)
+	}
+	return o
+}
+
+// retryReason maps a retry.on reason to the attempt ending it names.
+func retryReason(r config.RetryReason) resilience.Reason {
+	switch r {
+	case config.RetryConnectFailure:
+		return resilience.ConnectFailure
+	case config.RetryReset:
+		return resilience.Reset
+	case config.RetryTimeout:
+		return resilience.Timeout
+	}
+	panic(fmt.Sprintf("proxy: retry.on reason %v: config.RetryOn holds no such value", r))
+}
+
+// priority maps a config priority to admission's.
+func priority(p config.Priority) resilience.Priority {
+	switch p {
+	case config.PriorityDefault:
+		return resilience.Default
+	case config.PriorityCritical:
+		return resilience.Critical
+	case config.PrioritySheddable:
+		return resilience.Sheddable
+	}
+	panic(fmt.Sprintf("proxy: priority %v: config.Validate lets no such value through", p))
+}
+
+// buildRoute builds the route rc on upstream u. prev, the running route of
+// that name (nil if none), lends its admission, hedge and budget where
+// their settings did not change.
+func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) *Route {
+	p := routePoliciesOf(rc)
 	r := &Route{
-		spec:            rc,
+		policies:        p,
 		name:            rc.Name,
 		methods:         rc.Match.Methods,
 		upstream:        u,
@@ -143,60 +261,28 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream) (*Route, erro
 			r.maxBody = -1
 		}
 	}
-	if rc.Retry != nil {
-		on, err := resilience.ParseRetryOn(rc.Retry.On)
-		if err != nil {
-			return nil, fmt.Errorf("retry: %w", err)
+	if p.retry.set {
+		r.retry = resilience.NewRetry(p.retry.v)
+	}
+	if p.hedge.set {
+		if r.hedge = prev.carriedHedge(p.hedge); r.hedge == nil {
+			r.hedge = resilience.NewHedge(p.hedge.v)
 		}
-		r.retry = resilience.NewRetry(resilience.RetrySettings{
-			Attempts: rc.Retry.Attempts - 1, // config counts the first attempt
-			On:       on,
-			Backoff:  rc.Retry.Backoff.D(),
-			Ratio:    rc.Retry.Budget,
-		})
 	}
-	if h := rc.Hedge; h != nil {
-		r.hedge = resilience.NewHedge(resilience.HedgeSettings{
-			Fixed:      h.Delay.Fixed,
-			Percentile: h.Delay.Percentile,
-			MinDelay:   h.MinDelay.D(),
-			MaxDelay:   h.MaxDelay.D(),
-			MaxExtra:   h.MaxExtra,
-			Ratio:      h.Budget,
-		})
-	}
-	if r.retry != nil || r.hedge != nil {
-		r.budget = resilience.NewBudget(resilience.DefaultBudgetWindow, resilience.DefaultMinExtrasPerSecond)
+	if p.retry.set || p.hedge.set {
+		if r.budget = prev.carriedBudget(); r.budget == nil {
+			r.budget = resilience.NewBudget(resilience.DefaultBudgetWindow, resilience.DefaultMinExtrasPerSecond)
+		}
 	}
 	if sh := rc.Shed; sh != nil {
-		if err := r.buildShed(sh); err != nil {
-			return nil, fmt.Errorf("shed: %w", err)
+		if r.admission = prev.carriedAdmission(p.admission); r.admission == nil {
+			r.admission = resilience.NewAdmission(p.admission.v)
 		}
+		r.shed = shedAnswer{status: sh.Status, retryAfter: []byte("1")}
+		r.priorityHeader = sh.PriorityHeader
+		r.priorityDefault = priority(sh.PriorityDefault)
 	}
-	return r, nil
-}
-
-func (r *Route) buildShed(sh *config.Shed) error {
-	r.admission = resilience.NewAdmission(resilience.AdmissionSettings{
-		MaxConcurrency: sh.MaxConcurrency.N,
-		Adaptive:       sh.MaxConcurrency.Adaptive,
-		LimitMin:       sh.Limit.Min,
-		LimitMax:       sh.Limit.Max,
-		LimitInitial:   sh.Limit.Initial,
-		Queue:          sh.Queue,
-		QueueTimeout:   sh.QueueTimeout.D(),
-		CoDelTarget:    sh.CoDel.Target.D(),
-		CoDelInterval:  sh.CoDel.Interval.D(),
-		Shadow:         sh.Mode == "shadow",
-	})
-	r.shed = shedAnswer{status: sh.Status, retryAfter: []byte("1")}
-	r.priorityHeader = sh.PriorityHeader
-	p, ok := resilience.ParsePriority([]byte(sh.PriorityDefault))
-	if !ok {
-		return fmt.Errorf("priority_default %q", sh.PriorityDefault)
-	}
-	r.priorityDefault = p
-	return nil
+	return r
 }
 
 // hedgeWorkers bounds the hedge workers the route may keep busy: its

@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"reflect"
 
 	"tailguard/config"
 )
@@ -37,24 +36,32 @@ func (s *Server) Config() *config.Config {
 	return s.cfg
 }
 
-// needsRestart lists the listener settings next changes from cur.
+// needsRestart lists the listener settings next changes from cur. Log,
+// Limits and Drain hold only strings, numbers and units, so == compares
+// them whole; a field added to them that == cannot compare stops this
+// compiling rather than going unnoticed.
 func needsRestart(cur, next *config.Config) error {
 	var errs []error
 	for _, f := range []struct {
-		key      string
-		cur, new any
+		key     string
+		changed bool
 	}{
-		{"listen", cur.Listen, next.Listen},
-		{"admin", cur.Admin, next.Admin},
-		{"admin_token", cur.AdminToken, next.AdminToken},
-		{"log", cur.Log, next.Log},
-		{"limits", cur.Limits, next.Limits},
-		{"drain", cur.Drain, next.Drain},
-		{"tls", cur.TLS, next.TLS},
+		{"listen", cur.Listen != next.Listen},
+		{"admin", cur.Admin != next.Admin},
+		{"admin_token", cur.AdminToken != next.AdminToken},
+		{"log", cur.Log != next.Log},
+		{"limits", cur.Limits != next.Limits},
+		{"drain", cur.Drain != next.Drain},
+		{"tls", !equalPtr(cur.TLS, next.TLS)},
 	} {
-		if !reflect.DeepEqual(f.cur, f.new) {
+		if f.changed {
 			errs = append(errs, fmt.Errorf("%s: changing it needs a restart", f.key))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// equalPtr reports whether a and b are both nil, or point to equal values.
+func equalPtr[T comparable](a, b *T) bool {
+	return a == b || a != nil && b != nil && *a == *b
 }

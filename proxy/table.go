@@ -5,7 +5,6 @@ import (
 	"sort"
 	"time"
 
-	"tailguard/config"
 	"tailguard/metrics"
 	"tailguard/proxy/internal/cause"
 	"tailguard/resilience"
@@ -28,7 +27,7 @@ type Table struct {
 // Route is one configured route at run time: its match, its upstream, and
 // the policies built for it from config. A nil policy is off.
 type Route struct {
-	spec     *config.Route // the settings it was built from
+	policies routePolicies // what its policies were built from; see carry.go
 	name     string
 	methods  []string // empty: any
 	upstream *Upstream

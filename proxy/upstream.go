@@ -3,7 +3,6 @@ package proxy
 import (
 	"time"
 
-	"tailguard/config"
 	"tailguard/proxy/internal/client"
 	"tailguard/resilience"
 )
@@ -13,7 +12,7 @@ import (
 // over them: a balancer, and optionally outlier ejection and active health
 // checks. Safe for concurrent use.
 type Upstream struct {
-	spec      *config.Upstream // the settings it was built from
+	settings  upstreamSettings // what it was built from; see carry.go
 	endpoints []*client.Endpoint
 	balancer  *resilience.Balancer
 	outlier   *resilience.Outlier // nil: no ejection

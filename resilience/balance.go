@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -13,7 +12,8 @@ import (
 // MaxEndpoints is the most endpoints a Balancer, an Outlier or a Health
 // tracks: a set of endpoints is a uint64 bitmask (bit i is endpoint i).
 // Constructors clamp a larger count to it, so config validation must
-// reject an upstream with more endpoints.
+// reject an upstream with more endpoints: config.MaxEndpoints, which
+// proxy's tests hold equal to it (config imports no internal package).
 const MaxEndpoints = 64
 
 // A Policy is how a Balancer chooses among an upstream's endpoints. The
@@ -32,23 +32,6 @@ const (
 	// Envoy's least_request does (exact when two endpoints are available).
 	LeastRequest
 )
-
-// ErrUnknownPolicy is returned by ParsePolicy for a name it does not know.
-var ErrUnknownPolicy = errors.New("unknown balance policy")
-
-// ParsePolicy reads a config `balance:` value: "p2c", "round_robin" or
-// "least_request". The empty string means the default, P2C.
-func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "", "p2c":
-		return P2C, nil
-	case "round_robin":
-		return RoundRobin, nil
-	case "least_request":
-		return LeastRequest, nil
-	}
-	return P2C, fmt.Errorf("%w %q (want p2c, round_robin or least_request)", ErrUnknownPolicy, s)
-}
 
 // String returns the policy's config name.
 func (p Policy) String() string {

@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"errors"
 	"math"
 	"sync"
 	"testing"
@@ -26,31 +25,19 @@ func balancerCounts(b *Balancer, k int, available uint64, avoid int) map[int]int
 	return got
 }
 
-func TestParsePolicy(t *testing.T) {
+func TestPolicyString(t *testing.T) {
 	tests := []struct {
-		give    string
-		want    Policy
-		wantErr bool
+		give Policy
+		want string
 	}{
-		{"p2c", P2C, false},
-		{"round_robin", RoundRobin, false},
-		{"least_request", LeastRequest, false},
-		{"", P2C, false},
-		{"P2C", P2C, true},
-		{"roundrobin", P2C, true},
-		{"random", P2C, true},
-		{" p2c", P2C, true},
+		{P2C, "p2c"},
+		{RoundRobin, "round_robin"},
+		{LeastRequest, "least_request"},
+		{Policy(9), "Policy(9)"},
 	}
 	for _, tt := range tests {
-		got, err := ParsePolicy(tt.give)
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("ParsePolicy(%q) = %v, %v; want %v, error %v", tt.give, got, err, tt.want, tt.wantErr)
-		}
-		if err != nil && !errors.Is(err, ErrUnknownPolicy) {
-			t.Errorf("ParsePolicy(%q) error %v is not ErrUnknownPolicy", tt.give, err)
-		}
-		if err == nil && tt.give != "" && got.String() != tt.give {
-			t.Errorf("%v.String() = %q, want %q", got, got.String(), tt.give)
+		if got := tt.give.String(); got != tt.want {
+			t.Errorf("Policy(%d).String() = %q, want %q", uint8(tt.give), got, tt.want)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package resilience
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -10,7 +9,7 @@ import (
 // RetryOn is the set of attempt endings a route retries: failure reasons
 // (connect_failure, reset, timeout) and response statuses (4xx, 5xx). The
 // zero value matches nothing. It is a small value, safe to copy and to
-// share.
+// share, and comparable with ==.
 type RetryOn struct {
 	reasons  uint8     // bit 1<<Reason
 	statuses [4]uint64 // bit status-400, for 400..599
@@ -22,47 +21,24 @@ const (
 	retryOnMaxStatus = 599
 )
 
-// retryOnReasons are the failure reasons retry.on may name.
-var retryOnReasons = map[string]Reason{
-	"connect_failure": ConnectFailure,
-	"reset":           Reset,
-	"timeout":         Timeout,
+// WithReason returns o with the failure reason why added. With
+// WithStatus it builds a route's set once, when the route is built.
+// ReasonNone adds nothing Matches consults: a response matches by its
+// status.
+func (o RetryOn) WithReason(why Reason) RetryOn {
+	o.reasons |= 1 << why
+	return o
 }
 
-// ParseRetryOn builds a RetryOn from retry.on's entries: connect_failure,
-// reset, timeout, or a three-digit 4xx/5xx status such as "503". The error
-// names the first bad entry. Duplicates are harmless. It runs at build
-// time, never per request.
-func ParseRetryOn(on []string) (RetryOn, error) {
-	var o RetryOn
-	for _, s := range on {
-		if why, ok := retryOnReasons[s]; ok {
-			o.reasons |= 1 << why
-			continue
-		}
-		status, ok := parseRetryStatus(s)
-		if !ok {
-			return RetryOn{}, fmt.Errorf("retry.on: invalid entry %q: want connect_failure, reset, timeout or a 4xx/5xx status like \"503\"", s)
-		}
+// WithStatus returns o with the response status added. A status outside
+// 400–599, which config does not allow, is not held: o is returned
+// unchanged.
+func (o RetryOn) WithStatus(status int) RetryOn {
+	if status >= retryOnMinStatus && status <= retryOnMaxStatus {
 		i := status - retryOnMinStatus
 		o.statuses[i/64] |= 1 << (i % 64)
 	}
-	return o, nil
-}
-
-// parseRetryStatus parses exactly three digits naming a 4xx or 5xx status.
-func parseRetryStatus(s string) (int, bool) {
-	if len(s) != 3 {
-		return 0, false
-	}
-	n := 0
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-		n = n*10 + int(s[i]-'0')
-	}
-	return n, n >= retryOnMinStatus && n <= retryOnMaxStatus
+	return o
 }
 
 // Matches reports whether an attempt that ended with status and why is in

@@ -1,53 +1,57 @@
 package resilience
 
 import (
-	"strings"
 	"testing"
 	"time"
 )
 
-func TestParseRetryOn(t *testing.T) {
+func TestRetryOnWith(t *testing.T) {
 	tests := []struct {
-		on      []string
-		wantErr string // substring; "" means no error
+		name    string
+		give    RetryOn
+		status  int
+		why     Reason
+		matches bool
 	}{
-		{nil, ""},
-		{[]string{"connect_failure", "reset", "timeout"}, ""},
-		{[]string{"502", "503", "400", "599", "429"}, ""},
-		{[]string{"503", "503"}, ""},
-		{[]string{"reset", "bogus"}, `"bogus"`},
-		{[]string{"600"}, `"600"`},
-		{[]string{"399"}, `"399"`},
-		{[]string{"200"}, `"200"`},
-		{[]string{"5xx"}, `"5xx"`},
-		{[]string{"0503"}, `"0503"`},
-		{[]string{"+50"}, `"+50"`},
-		{[]string{""}, `""`},
-		{[]string{"Reset"}, `"Reset"`},
-		{[]string{"refused"}, `"refused"`},
+		{"a reason", RetryOn{}.WithReason(Reset), 0, Reset, true},
+		{"another reason", RetryOn{}.WithReason(Reset), 0, Timeout, false},
+		{"lowest status", RetryOn{}.WithStatus(400), 400, ReasonNone, true},
+		{"highest status", RetryOn{}.WithStatus(599), 599, ReasonNone, true},
+		{"a neighbour status", RetryOn{}.WithStatus(503), 502, ReasonNone, false},
 	}
 	for _, tt := range tests {
-		_, err := ParseRetryOn(tt.on)
-		switch {
-		case tt.wantErr == "" && err != nil:
-			t.Errorf("ParseRetryOn(%q): %v", tt.on, err)
-		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-			t.Errorf("ParseRetryOn(%q) = %v, want an error naming %s", tt.on, err, tt.wantErr)
+		if got := tt.give.Matches(tt.status, tt.why); got != tt.matches {
+			t.Errorf("%s: Matches(%d, %d) = %v, want %v", tt.name, tt.status, tt.why, got, tt.matches)
 		}
+	}
+	for _, status := range []int{-1, 0, 200, 399, 600, 1000} {
+		if o := (RetryOn{}).WithStatus(status); o != (RetryOn{}) {
+			t.Errorf("WithStatus(%d) added a status outside 400-599", status)
+		}
+	}
+	a := (RetryOn{}).WithReason(Reset).WithStatus(503)
+	if b := (RetryOn{}).WithStatus(503).WithReason(Reset).WithReason(Reset); a != b {
+		t.Error("the same set built in another order or with a repeat compares unequal")
+	}
+	if a == (RetryOn{}).WithReason(Reset).WithStatus(502) {
+		t.Error("different sets compare equal")
 	}
 }
 
-func mustRetryOn(t testing.TB, on ...string) RetryOn {
-	t.Helper()
-	o, err := ParseRetryOn(on)
-	if err != nil {
-		t.Fatal(err)
+// retryOnOf builds a RetryOn from reasons and statuses.
+func retryOnOf(reasons []Reason, statuses ...int) RetryOn {
+	var o RetryOn
+	for _, why := range reasons {
+		o = o.WithReason(why)
+	}
+	for _, s := range statuses {
+		o = o.WithStatus(s)
 	}
 	return o
 }
 
 func TestRetryOnMatches(t *testing.T) {
-	o := mustRetryOn(t, "connect_failure", "timeout", "502", "503", "429")
+	o := retryOnOf([]Reason{ConnectFailure, Timeout}, 502, 503, 429)
 	tests := []struct {
 		status int
 		why    Reason
@@ -81,7 +85,7 @@ func TestRetryOnMatches(t *testing.T) {
 }
 
 func TestRetryNext(t *testing.T) {
-	on := mustRetryOn(t, "connect_failure", "reset", "503")
+	on := retryOnOf([]Reason{ConnectFailure, Reset}, 503)
 	var none time.Time
 	now := deadlineAt(0)
 	tests := []struct {
@@ -124,7 +128,7 @@ func TestRetryNext(t *testing.T) {
 // TestRetryNextDeadlineCut checks that a draw landing on or past the
 // deadline is refused and every accepted one lands before it.
 func TestRetryNextDeadlineCut(t *testing.T) {
-	r := NewRetry(RetrySettings{Attempts: 1, On: mustRetryOn(t, "reset"), Backoff: 10 * time.Millisecond})
+	r := NewRetry(RetrySettings{Attempts: 1, On: retryOnOf([]Reason{Reset}), Backoff: 10 * time.Millisecond})
 	now, deadline := deadlineAt(0), deadlineAt(5) // cap 10 ms, deadline 5 ms away
 	var yes, no int
 	for range 2000 {
@@ -161,7 +165,7 @@ func TestRetryJitterBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tt.s.Attempts = tt.try + 1
-		tt.s.On = mustRetryOn(t, "reset")
+		tt.s.On = retryOnOf([]Reason{Reset})
 		r := NewRetry(tt.s)
 		var hi time.Duration
 		for range 2000 {
@@ -205,7 +209,7 @@ func TestIdempotent(t *testing.T) {
 }
 
 func TestRetryAllocs(t *testing.T) {
-	r := NewRetry(RetrySettings{Attempts: 2, On: mustRetryOn(t, "503"), Backoff: time.Millisecond})
+	r := NewRetry(RetrySettings{Attempts: 2, On: retryOnOf(nil, 503), Backoff: time.Millisecond})
 	m := []byte("GET")
 	now, deadline := deadlineAt(0), deadlineAt(1000)
 	if n := testing.AllocsPerRun(100, func() {
@@ -219,7 +223,7 @@ func TestRetryAllocs(t *testing.T) {
 // BenchmarkRetryNext: go test -run=^$ -bench=RetryNext -cpu 1,2 (on
 // bigger machines -cpu 1,4,16); Retry is read-only, so it should scale.
 func BenchmarkRetryNext(b *testing.B) {
-	r := NewRetry(RetrySettings{Attempts: 2, On: mustRetryOn(b, "connect_failure", "503"), Backoff: 25 * time.Millisecond})
+	r := NewRetry(RetrySettings{Attempts: 2, On: retryOnOf([]Reason{ConnectFailure}, 503), Backoff: 25 * time.Millisecond})
 	now, deadline := deadlineAt(0), deadlineAt(2000)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

@@ -1,6 +1,11 @@
 package proxy
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+
+	"tailguard/bench"
+)
 
 // TestNeedsRestart: each listener setting a reload cannot apply is named;
 // everything else reloads.
@@ -9,11 +14,20 @@ func TestNeedsRestart(t *testing.T) {
 upstreams: {app: {endpoints: ["127.0.0.1:1"]}}
 routes: [{name: api, upstream: app}]
 `
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := pki.IssueServer("server")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		add  string // keys added to base
 		want string // the error, or "" for none
 	}{
+		{"tls", "tls: {cert_file: " + strconv.Quote(cert) + ", key_file: " + strconv.Quote(key) + "}\n", "tls: changing it needs a restart"},
 		{"nothing", "", ""},
 		{"a route setting", "deadline_header: X-Deadline\n", ""},
 		{"listen", `listen: ":8001"` + "\n", "listen: changing it needs a restart"},

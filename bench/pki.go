@@ -55,6 +55,14 @@ func NewPKI(dir string) (*PKI, error) {
 	return p, writePEM(p.CAFile, "CERTIFICATE", der)
 }
 
+// Pool is a certificate pool holding the CA, for a client or server that
+// trusts it.
+func (p *PKI) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.cert)
+	return pool
+}
+
 // Issue writes a certificate and key signed by the CA as NAME.pem and
 // NAME-key.pem, valid from notBefore to notAfter for the given hosts (DNS
 // names or IP addresses; a client certificate needs none), and returns the

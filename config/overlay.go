@@ -87,9 +87,11 @@ func (c *Config) Apply(o Overrides) error {
 }
 
 // replaceEndpoints points the only upstream at rawURL and returns the path
-// of the endpoints it replaced.
+// of the endpoints it replaced. The URL's scheme says whether the upstream
+// speaks TLS: https keeps the file's tls settings (or sets the defaults),
+// http drops them.
 func (c *Config) replaceEndpoints(rawURL string) (string, error) {
-	ep, err := upstreamEndpoint(rawURL)
+	ep, isTLS, err := upstreamEndpoint(rawURL)
 	if err != nil {
 		return "", err
 	}
@@ -103,6 +105,12 @@ func (c *Config) replaceEndpoints(rawURL string) (string, error) {
 		c.Upstreams[name] = u
 	}
 	u.Endpoints = []string{ep}
+	switch {
+	case !isTLS:
+		u.TLS = nil
+	case u.TLS == nil:
+		u.TLS = &UpstreamTLS{}
+	}
 	return joinPath("upstreams", name) + ".endpoints", nil
 }
 
@@ -110,12 +118,16 @@ func (c *Config) replaceEndpoints(rawURL string) (string, error) {
 // upstream "app" at upstreamURL and one route "default" sending every
 // request to it, with o applied over that.
 func Quick(upstreamURL string, o Overrides) (*Config, error) {
-	ep, err := upstreamEndpoint(upstreamURL)
+	ep, isTLS, err := upstreamEndpoint(upstreamURL)
 	if err != nil {
 		return nil, err
 	}
+	up := &Upstream{Endpoints: []string{ep}}
+	if isTLS {
+		up.TLS = &UpstreamTLS{}
+	}
 	c := &Config{
-		Upstreams: map[string]*Upstream{"app": {Endpoints: []string{ep}}},
+		Upstreams: map[string]*Upstream{"app": up},
 		Routes:    []*Route{{Name: "default", Upstream: "app"}},
 	}
 	applyDefaults(c)
@@ -125,19 +137,17 @@ func Quick(upstreamURL string, o Overrides) (*Config, error) {
 	return c, nil
 }
 
-// upstreamEndpoint turns an http://host[:port] URL into a host:port
-// endpoint, port 80 by default. Errors never repeat the URL, which may hold
-// credentials.
-func upstreamEndpoint(raw string) (string, error) {
+// upstreamEndpoint turns an http:// or https://host[:port] URL into a
+// host:port endpoint, port 80 or 443 by default, and whether it speaks
+// TLS. Errors never repeat the URL, which may hold credentials.
+func upstreamEndpoint(raw string) (string, bool, error) {
 	u, err := url.Parse(raw)
 	var msg string
 	switch {
 	case err != nil:
-		msg = "must be an http:// URL, like http://127.0.0.1:8080"
-	case u.Scheme == "https":
-		msg = "https upstreams not supported"
-	case u.Scheme != "http":
-		msg = "must be an http:// URL, like http://127.0.0.1:8080"
+		msg = "must be an http:// or https:// URL, like http://127.0.0.1:8080"
+	case u.Scheme != "http" && u.Scheme != "https":
+		msg = "must be an http:// or https:// URL, like http://127.0.0.1:8080"
 	case u.User != nil:
 		msg = "must not contain credentials"
 	case u.Path != "" && u.Path != "/":
@@ -146,11 +156,16 @@ func upstreamEndpoint(raw string) (string, error) {
 		msg = "must not have a query or fragment"
 	}
 	if msg != "" {
-		return "", fmt.Errorf("upstream override: %s", msg)
+		return "", false, fmt.Errorf("upstream override: %s", msg)
 	}
-	ep := net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), "80"))
+	isTLS := u.Scheme == "https"
+	port := "80"
+	if isTLS {
+		port = "443"
+	}
+	ep := net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), port))
 	if msg := hostPortProblem(ep, 1, false); msg != "" {
-		return "", fmt.Errorf("upstream override: %s", msg)
+		return "", false, fmt.Errorf("upstream override: %s", msg)
 	}
-	return ep, nil
+	return ep, isTLS, nil
 }

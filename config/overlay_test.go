@@ -58,7 +58,6 @@ func TestApplyErrors(t *testing.T) {
 	}{
 		{"upstream with two upstreams", Overrides{Upstream: "http://127.0.0.1:1"},
 			"upstream override: the config has 2 upstreams; it can replace only a single one"},
-		{"https", Overrides{Upstream: "https://127.0.0.1:1"}, "upstream override: https upstreams not supported"},
 		{"bad listen", Overrides{Listen: "nope"},
 			`listen: invalid address "nope": must be host:port (set by flag or environment)`},
 		{"bad log level", Overrides{LogLevel: "loud"},
@@ -87,30 +86,33 @@ func TestApplyErrors(t *testing.T) {
 func TestUpstreamURL(t *testing.T) {
 	tests := []struct {
 		give, want, wantErr string
+		tls                 bool
 	}{
 		{give: "http://127.0.0.1:8080", want: "127.0.0.1:8080"},
 		{give: "http://127.0.0.1:8080/", want: "127.0.0.1:8080"},
 		{give: "http://localhost", want: "localhost:80"},
 		{give: "http://[::1]:81", want: "[::1]:81"},
-		{give: "https://127.0.0.1", wantErr: "upstream override: https upstreams not supported"},
-		{give: "127.0.0.1:8080", wantErr: "upstream override: must be an http:// URL, like http://127.0.0.1:8080"},
+		{give: "https://127.0.0.1", want: "127.0.0.1:443", tls: true},
+		{give: "https://api.internal:8443/", want: "api.internal:8443", tls: true},
+		{give: "ftp://127.0.0.1", wantErr: "upstream override: must be an http:// or https:// URL, like http://127.0.0.1:8080"},
+		{give: "127.0.0.1:8080", wantErr: "upstream override: must be an http:// or https:// URL, like http://127.0.0.1:8080"},
 		{give: "http://127.0.0.1:8080/app", wantErr: "upstream override: must not have a path: routes send the request path as received"},
 		{give: "http://u:secret@127.0.0.1", wantErr: "upstream override: must not contain credentials"},
 		{give: "http://127.0.0.1/?a=b", wantErr: "upstream override: must not have a query or fragment"},
 		{give: "http://127.0.0.1:0", wantErr: "upstream override: port must be a number from 1 to 65535"},
 		{give: "http://:80", wantErr: "upstream override: host is required"},
-		{give: "http://a b", wantErr: "upstream override: must be an http:// URL, like http://127.0.0.1:8080"},
+		{give: "http://a b", wantErr: "upstream override: must be an http:// or https:// URL, like http://127.0.0.1:8080"},
 	}
 	for _, tt := range tests {
-		got, err := upstreamEndpoint(tt.give)
+		got, isTLS, err := upstreamEndpoint(tt.give)
 		if tt.wantErr != "" {
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("upstreamEndpoint(%q) = %q, %v; want error %q", tt.give, got, err, tt.wantErr)
 			}
 			continue
 		}
-		if err != nil || got != tt.want {
-			t.Errorf("upstreamEndpoint(%q) = %q, %v; want %q", tt.give, got, err, tt.want)
+		if err != nil || got != tt.want || isTLS != tt.tls {
+			t.Errorf("upstreamEndpoint(%q) = %q, %v, %v; want %q, %v", tt.give, got, isTLS, err, tt.want, tt.tls)
 		}
 	}
 }
@@ -134,14 +136,26 @@ func TestQuick(t *testing.T) {
 	}
 }
 
+// TestQuickHTTPS: an https:// upstream speaks TLS, verified against the
+// system's roots and the endpoint's host, on port 443 by default.
+func TestQuickHTTPS(t *testing.T) {
+	got, err := Quick("https://api.example", Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := got.Upstreams["app"]
+	if u.Endpoints[0] != "api.example:443" || u.TLS == nil || *u.TLS != (UpstreamTLS{}) {
+		t.Errorf("endpoints %v, tls %+v", u.Endpoints, u.TLS)
+	}
+}
+
 func TestQuickErrors(t *testing.T) {
 	tests := []struct {
 		url  string
 		o    Overrides
 		want string
 	}{
-		{"https://127.0.0.1", Overrides{}, "upstream override: https upstreams not supported"},
-		{"", Overrides{}, "upstream override: must be an http:// URL, like http://127.0.0.1:8080"},
+		{"", Overrides{}, "upstream override: must be an http:// or https:// URL, like http://127.0.0.1:8080"},
 		{"http://127.0.0.1", Overrides{Admin: "x"}, `admin: invalid address "x": must be host:port (set by flag or environment)`},
 	}
 	for _, tt := range tests {

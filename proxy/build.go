@@ -34,8 +34,9 @@ import (
 //
 // Every config value Validate accepts has a meaning here, so Build does not
 // fail on a validated config. It returns an error only for one that would
-// not validate: a route naming an unknown upstream, an upstream without
-// endpoints or with more than resilience.MaxEndpoints.
+// not validate (a route naming an unknown upstream, an upstream without
+// endpoints or with more than resilience.MaxEndpoints), or when a file an
+// upstream's TLS names no longer reads as it did when it was validated.
 func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Table) (*Table, error) {
 	t := &Table{
 		byHost:    make(map[string]*hostRoutes),
@@ -45,7 +46,11 @@ func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Tab
 		if n := len(uc.Endpoints); n == 0 || n > resilience.MaxEndpoints {
 			return nil, fmt.Errorf("upstream %q: %d endpoints (1 to %d)", name, n, resilience.MaxEndpoints)
 		}
-		t.upstreams[name] = buildUpstream(name, upstreamSettingsOf(uc), prev.upstream(name), log)
+		u, err := buildUpstream(name, upstreamSettingsOf(uc), prev.upstream(name), log)
+		if err != nil {
+			return nil, fmt.Errorf("upstreams.%s.tls: %w", name, err)
+		}
+		t.upstreams[name] = u
 	}
 	regRoutes := make([]metrics.RouteConfig, 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
@@ -102,6 +107,9 @@ func upstreamSettingsOf(uc *config.Upstream) upstreamSettings {
 	if h := uc.HealthCheck; h != nil {
 		s.health = some(healthCheck{path: h.Path, interval: h.Interval.D(), timeout: h.Timeout.D()})
 	}
+	if t := uc.TLS; t != nil {
+		s.tls = some(*t)
+	}
 	return s
 }
 
@@ -122,14 +130,18 @@ func balancePolicy(b config.Balance) resilience.Policy {
 // upstream of that name (nil if none), when it was built from the same
 // settings, else a new one that keeps prev's breaker if the breaker's
 // settings did not change.
-func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Logger) *Upstream {
+func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Logger) (*Upstream, error) {
 	if u := prev.shared(s); u != nil {
-		return u
+		return u, nil
+	}
+	tc, err := upstreamTLS(s.tls)
+	if err != nil {
+		return nil, err
 	}
 	addrs := strings.Split(s.endpoints, endpointSep)
 	u := &Upstream{settings: s, balancer: resilience.NewBalancer(s.balance, len(addrs), 0)}
 	for _, addr := range addrs {
-		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, s.maxConns, s.connectTimeout))
+		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, s.maxConns, s.connectTimeout, tc))
 	}
 	if s.outlier.set {
 		u.outlier = resilience.NewOutlier(s.outlier.v, len(addrs))
@@ -152,7 +164,7 @@ func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Log
 		}
 		u.breakerRetryAfter = retryAfter(open)
 	}
-	return u
+	return u, nil
 }
 
 // routePoliciesOf maps a route's policy config to the settings its

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"tailguard/config"
 	"time"
 
 	"tailguard/resilience"
@@ -53,6 +54,7 @@ type upstreamSettings struct {
 	breaker        optional[resilience.BreakerSettings]
 	outlier        optional[resilience.OutlierSettings]
 	health         optional[healthCheck]
+	tls            optional[config.UpstreamTLS]
 }
 
 // endpointSep joins upstreamSettings.endpoints: config validates every

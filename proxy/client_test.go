@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"tailguard/bench"
 )
 
 // get sends GET path through the proxy with a keep-alive client and
@@ -34,70 +37,116 @@ func TestStrayBytesNeverDesync(t *testing.T) {
 		name   string
 		method string
 		first  string        // the misbehaving response
-		delay  time.Duration // before the stray bytes; 0: same write
+		delay  time.Duration // before the stray bytes; 0: same write; < 0: next write
 	}{
 		{"extra response, same write", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA" + evil, 0},
+		// Over TLS, a second record right behind the response is read
+		// ahead into the TLS layer, where the socket peek cannot see it.
+		{"extra response, next write", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA", -1},
 		{"extra response, later", "GET", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA", 30 * time.Millisecond},
 		{"body after HEAD", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n" + evil, 0},
 		{"body after 204", "GET", "HTTP/1.1 204 No Content\r\n\r\n" + evil, 0},
 		{"body after 304", "GET", "HTTP/1.1 304 Not Modified\r\n\r\n" + evil, 0},
 		{"body after 204, later", "GET", "HTTP/1.1 204 No Content\r\n\r\n", 30 * time.Millisecond},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			up := startRaw(t, func(c net.Conn, n int, head string) {
-				if n == 1 {
-					io.WriteString(c, tt.first)
-					if tt.delay > 0 {
-						time.Sleep(tt.delay)
-						io.WriteString(c, evil)
+	for _, tr := range upstreamTransports(t) {
+		for _, tt := range tests {
+			t.Run(tr.name+"/"+tt.name, func(t *testing.T) {
+				up := tr.start(t, func(c net.Conn, n int, head string) {
+					if n == 1 {
+						io.WriteString(c, tt.first)
+						if tt.delay != 0 {
+							time.Sleep(max(tt.delay, 0))
+							io.WriteString(c, evil)
+						}
+						return
 					}
-					return
+					body := fmt.Sprintf("B%d", n)
+					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				})
+				addr := startProxy(t, tr.config, up.addr())
+				client := &http.Client{Transport: &http.Transport{}}
+				defer client.CloseIdleConnections()
+				get(t, client, addr, tt.method, "/first")
+				time.Sleep(2 * max(tt.delay, 0)) // let late stray bytes arrive
+				for i := 2; i <= 5; i++ {
+					status, body := get(t, client, addr, "GET", "/next")
+					if status != 200 || body != fmt.Sprintf("B%d", i) {
+						t.Fatalf("request %d got %d %q: a response out of step", i, status, body)
+					}
 				}
-				body := fmt.Sprintf("B%d", n)
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+				// The misbehaving connection was closed, never reused; the
+				// rest shared one new connection.
+				if n := up.connCount(); n != 2 {
+					t.Errorf("upstream connections = %d, want 2", n)
+				}
 			})
-			addr := startProxy(t, oneRoute, up.addr())
+		}
+	}
+}
+
+// TestUpstreamClosedIdleConnection: an upstream that closes a keep-alive
+// connection while it idles in the pool (without saying Connection: close;
+// over TLS, with a close_notify) costs the next request nothing: the
+// closed connection is detected before use and a fresh one is dialed.
+func TestUpstreamClosedIdleConnection(t *testing.T) {
+	for _, tr := range upstreamTransports(t) {
+		t.Run(tr.name, func(t *testing.T) {
+			up := tr.start(t, func(c net.Conn, n int, _ string) {
+				io.WriteString(c, okReply)
+				c.Close()
+			})
+			addr := startProxy(t, tr.config, up.addr())
 			client := &http.Client{Transport: &http.Transport{}}
 			defer client.CloseIdleConnections()
-			get(t, client, addr, tt.method, "/first")
-			time.Sleep(2 * tt.delay) // let late stray bytes arrive
-			for i := 2; i <= 5; i++ {
-				status, body := get(t, client, addr, "GET", "/next")
-				if status != 200 || body != fmt.Sprintf("B%d", i) {
-					t.Fatalf("request %d got %d %q: a response out of step", i, status, body)
+			for i := range 5 {
+				status, body := get(t, client, addr, "GET", "/")
+				if status != 200 || body != "ok" {
+					t.Fatalf("request %d: %d %q", i, status, body)
 				}
+				time.Sleep(20 * time.Millisecond) // the FIN arrives while idle
 			}
-			// The misbehaving connection was closed, never reused; the
-			// rest shared one new connection.
-			if n := up.connCount(); n != 2 {
-				t.Errorf("upstream connections = %d, want 2", n)
+			if n := up.connCount(); n != 5 {
+				t.Errorf("upstream connections = %d, want 5 (one per request)", n)
 			}
 		})
 	}
 }
 
-// TestUpstreamClosedIdleConnection: an upstream that closes a keep-alive
-// connection while it idles in the pool (without saying Connection: close)
-// costs the next request nothing: the closed connection is detected before
-// use and a fresh one is dialed.
-func TestUpstreamClosedIdleConnection(t *testing.T) {
-	up := startRaw(t, func(c net.Conn, n int, _ string) {
-		io.WriteString(c, okReply)
-		c.Close()
-	})
-	addr := startProxy(t, oneRoute, up.addr())
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	for i := range 5 {
-		status, body := get(t, client, addr, "GET", "/")
-		if status != 200 || body != "ok" {
-			t.Fatalf("request %d: %d %q", i, status, body)
-		}
-		time.Sleep(20 * time.Millisecond) // the FIN arrives while idle
+// upstreamTransport is a way to reach a raw upstream: plain TCP, or TLS
+// with a CA of the test's own.
+type upstreamTransport struct {
+	name   string
+	start  func(t testing.TB, reply func(c net.Conn, n int, head string)) *rawUpstream
+	config string // a one-route config for the upstream at %s
+}
+
+func upstreamTransports(t *testing.T) []upstreamTransport {
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := up.connCount(); n != 5 {
-		t.Errorf("upstream connections = %d, want 5 (one per request)", n)
+	cert, key, err := pki.IssueServer("upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []upstreamTransport{
+		{name: "plain", start: startRaw, config: oneRoute},
+		{name: "tls", start: func(t testing.TB, reply func(c net.Conn, n int, head string)) *rawUpstream {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return startRawOn(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}), reply)
+		}, config: `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"], tls: {ca_file: "` + pki.CAFile + `"}}}
+routes: [{name: default, match: {path_prefix: /}, upstream: app}]
+`},
 	}
 }
 

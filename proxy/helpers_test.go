@@ -104,6 +104,12 @@ func startRaw(t testing.TB, reply func(c net.Conn, n int, head string)) *rawUpst
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRawOn(t, ln, reply)
+}
+
+// startRawOn is startRaw on ln (a TLS listener, say).
+func startRawOn(t testing.TB, ln net.Listener, reply func(c net.Conn, n int, head string)) *rawUpstream {
+	t.Helper()
 	u := &rawUpstream{ln: ln}
 	var wg sync.WaitGroup
 	go func() {

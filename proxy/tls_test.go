@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"tailguard/bench"
-	"tailguard/config"
 )
 
 // tlsFixture is a CA, a server certificate for loopback, and a proxy
@@ -51,11 +50,7 @@ tls: {cert_file: "%s", key_file: "%s"`+extra+`}
 upstreams: {app: {endpoints: ["%s"]}}
 routes: [{name: default, match: {path_prefix: /}, upstream: app}]
 `, cert, key, up)
-	roots, err := config.LoadCAs(pki.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tlsFixture{pki: pki, cert: cert, key: key, srv: srv, addr: addr, roots: roots}
+	return &tlsFixture{pki: pki, cert: cert, key: key, srv: srv, addr: addr, roots: pki.Pool()}
 }
 
 // get sends one GET over a new TLS connection made with tc (RootCAs and

@@ -43,6 +43,7 @@ const (
 	BreakerOpen
 	TooManyHeaders
 	ConnLimit
+	TLSFailure
 	count
 )
 
@@ -73,6 +74,7 @@ var table = [count]info{
 	BreakerOpen:     {fasthttp.StatusServiceUnavailable, "breaker_open", "upstream circuit breaker open", metrics.BreakerRejected},
 	TooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers", 0},
 	ConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections", 0},
+	TLSFailure:      {fasthttp.StatusBadGateway, "tls_failure", "TLS with the upstream failed", 0},
 }
 
 // Status is the HTTP status tailguard answers c with (a route may shed

@@ -28,6 +28,7 @@ func TestTable(t *testing.T) {
 		{ConnectFailure, 502, "connect_failure", 0, false},
 		{UpstreamReset, 502, "upstream_reset", 0, false},
 		{BadResponse, 502, "bad_response", 0, false},
+		{TLSFailure, 502, "tls_failure", 0, false},
 		{PoolFull, 503, "pool_exhausted", 0, false},
 		{Shed, 503, "shed", metrics.Shed, false},
 		{BreakerOpen, 503, "breaker_open", metrics.BreakerRejected, false},

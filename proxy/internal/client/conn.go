@@ -1,7 +1,9 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"syscall"
 	"time"
@@ -13,8 +15,10 @@ import (
 // so that a pooled connection can be checked for bytes nobody asked for
 // before it carries another request (ARCHITECTURE.md, "response desync").
 type upstreamConn struct {
-	*net.TCPConn
-	raw    syscall.RawConn
+	net.Conn // the TCP connection, or TLS over it
+	raw      syscall.RawConn
+	// tls is the TLS layer over the socket; nil for plain HTTP.
+	tls    *tls.Conn
 	peekFn func(fd uintptr)
 	// used is set when the connection is first handed out; a fresh one
 	// needs no reuse check, as nothing has been sent on it yet.
@@ -23,9 +27,11 @@ type upstreamConn struct {
 	peeked peek.Result
 }
 
-// dialer dials endpoints with the upstream's connect timeout.
+// dialer dials endpoints with the upstream's connect timeout, and
+// handshakes TLS when tls is set, within the same time.
 type dialer struct {
 	connectTimeout time.Duration
+	tls            *tls.Config
 }
 
 // dial is a fasthttp.DialFuncWithTimeout. timeout is what is left of the
@@ -35,6 +41,7 @@ func (d dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	if timeout > 0 && timeout < t {
 		t = timeout
 	}
+	start := time.Now()
 	c, err := net.DialTimeout("tcp", addr, t)
 	if err != nil {
 		var ne net.Error
@@ -49,9 +56,34 @@ func (d dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 		_ = c.Close()
 		return nil, err
 	}
-	uc := &upstreamConn{TCPConn: tc, raw: raw}
+	uc := &upstreamConn{Conn: tc, raw: raw}
 	uc.peekFn = uc.peekFD
+	if d.tls != nil {
+		uc.tls = tls.Client(tc, d.tls)
+		uc.Conn = uc.tls
+		if err := handshake(uc.tls, start.Add(t)); err != nil {
+			_ = tc.Close()
+			return nil, err
+		}
+	}
 	return uc, nil
+}
+
+// handshake runs the TLS handshake by deadline. A handshake that runs out
+// of time is a connect timeout; one the upstream's certificate fails is
+// errTLS, answered with a cause of its own.
+func handshake(c *tls.Conn, deadline time.Time) error {
+	_ = c.SetDeadline(deadline)
+	err := c.Handshake()
+	var ne net.Error
+	switch {
+	case err == nil:
+		return c.SetDeadline(time.Time{})
+	case errors.As(err, &ne) && ne.Timeout():
+		return errConnectTimeout
+	default:
+		return fmt.Errorf("%w: %w", errTLS, err)
+	}
 }
 
 // reusable reports whether nothing is waiting to be read on the idle
@@ -59,12 +91,31 @@ func (d dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 // response (the next request would read it as its own response); a
 // zero-length read means the upstream closed the connection. Either way the
 // connection must not be used. The check is one non-blocking recv with
-// MSG_PEEK; it allocates nothing.
+// MSG_PEEK; it allocates nothing. Over TLS, a stray record or a
+// close_notify waits on the socket too, and the TLS layer's own buffers
+// are checked as well (tlsIdle).
 func (c *upstreamConn) reusable() bool {
-	if err := c.raw.Control(c.peekFn); err != nil {
+	if err := c.raw.Control(c.peekFn); err != nil || c.peeked != peek.Clean {
 		return false
 	}
-	return c.peeked == peek.Clean
+	return c.tls == nil || tlsIdle(c.tls)
 }
+
+// tlsIdle reports whether the TLS layer holds nothing it has read from
+// the socket but not handed out: record bytes read ahead, or plaintext of
+// a record only partly read. A read with a deadline already passed
+// returns such bytes if there are any, and otherwise fails at once,
+// without a system call and without harming the connection (a timeout is
+// not a TLS error).
+func tlsIdle(c *tls.Conn) bool {
+	var b [1]byte
+	_ = c.SetReadDeadline(aLongTimeAgo)
+	n, err := c.Read(b[:])
+	var ne net.Error
+	return n == 0 && errors.As(err, &ne) && ne.Timeout()
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
 
 func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peek.Socket(fd) }

@@ -15,6 +15,8 @@
 package client
 
 import (
+	"crypto/tls"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,6 +26,7 @@ import (
 // keep-alive connections. Safe for concurrent use.
 type Endpoint struct {
 	addr string
+	tls  *tls.Config // nil: plain HTTP
 	hc   *fasthttp.HostClient
 }
 
@@ -39,11 +42,14 @@ const (
 )
 
 // NewEndpoint returns an endpoint for addr that keeps at most maxConns
-// connections and gives a dial at most connectTimeout.
-func NewEndpoint(addr string, maxConns int, connectTimeout time.Duration) *Endpoint {
-	return &Endpoint{addr: addr, hc: &fasthttp.HostClient{
+// connections and gives a dial (with its TLS handshake) at most
+// connectTimeout. With tc it speaks TLS; tc's ServerName, if empty, is the
+// endpoint's host.
+func NewEndpoint(addr string, maxConns int, connectTimeout time.Duration, tc *tls.Config) *Endpoint {
+	tc = serverName(tc, addr)
+	return &Endpoint{addr: addr, tls: tc, hc: &fasthttp.HostClient{
 		Addr:        addr,
-		DialTimeout: dialer{connectTimeout: connectTimeout}.dial,
+		DialTimeout: dialer{connectTimeout: connectTimeout, tls: tc}.dial,
 		MaxConns:    maxConns,
 		// No hidden queue: a full pool fails at once (ARCHITECTURE.md).
 		MaxConnWaitTimeout: 0,
@@ -56,6 +62,17 @@ func NewEndpoint(addr string, maxConns int, connectTimeout time.Duration) *Endpo
 		WriteBufferSize:           requestWriteBuffer,
 		NoDefaultUserAgentHeader:  true,
 	}}
+}
+
+// serverName returns tc with ServerName set to addr's host if it has
+// none; nil stays nil.
+func serverName(tc *tls.Config, addr string) *tls.Config {
+	if tc == nil || tc.ServerName != "" {
+		return tc
+	}
+	tc = tc.Clone()
+	tc.ServerName, _, _ = net.SplitHostPort(addr)
+	return tc
 }
 
 // Addr is the endpoint's host:port.

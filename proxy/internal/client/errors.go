@@ -17,6 +17,7 @@ var (
 	errPoolFull       = errors.New("upstream connection pool full")
 	errConnectFailure = errors.New("upstream connect failed")
 	errConnectTimeout = errors.New("upstream connect timed out")
+	errTLS            = errors.New("upstream TLS handshake failed")
 	errTimeout        = errors.New("upstream timed out")
 	errReset          = errors.New("upstream closed or reset the connection")
 	errBadResponse    = errors.New("upstream sent a malformed response")
@@ -36,6 +37,7 @@ var roundTripErrors = [...]struct {
 	{errPoolFull, cause.PoolFull, resilience.Refused},
 	{errConnectFailure, cause.ConnectFailure, resilience.ConnectFailure},
 	{errConnectTimeout, cause.ConnectTimeout, resilience.ConnectFailure},
+	{errTLS, cause.TLSFailure, resilience.ConnectFailure},
 	{errTimeout, cause.Timeout, resilience.Timeout},
 	{errBodyTooLarge, cause.BodyTooLarge, resilience.Refused},
 	{errClientBody, cause.BadRequest, resilience.Refused},
@@ -63,8 +65,8 @@ func dialErr(err error) error {
 	switch {
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return errPoolFull
-	case errors.Is(err, errConnectTimeout):
-		return errConnectTimeout
+	case errors.Is(err, errConnectTimeout), errors.Is(err, errTLS):
+		return err
 	default:
 		return errConnectFailure
 	}

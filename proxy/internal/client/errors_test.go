@@ -21,6 +21,7 @@ func TestClassify(t *testing.T) {
 		{errPoolFull, cause.PoolFull, resilience.Refused},
 		{errConnectFailure, cause.ConnectFailure, resilience.ConnectFailure},
 		{errConnectTimeout, cause.ConnectTimeout, resilience.ConnectFailure},
+		{fmt.Errorf("%w: x509: unknown authority", errTLS), cause.TLSFailure, resilience.ConnectFailure},
 		{fmt.Errorf("dial: %w", errTimeout), cause.Timeout, resilience.Timeout},
 		{errBodyTooLarge, cause.BodyTooLarge, resilience.Refused},
 		{errClientBody, cause.BadRequest, resilience.Refused},

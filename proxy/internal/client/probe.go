@@ -33,6 +33,8 @@ func NewProber(endpoints []*Endpoint, path string, interval, timeout time.Durati
 	for _, e := range endpoints {
 		p.clients = append(p.clients, &fasthttp.HostClient{
 			Addr:                      e.addr,
+			IsTLS:                     e.tls != nil,
+			TLSConfig:                 e.tls,
 			MaxConns:                  1,
 			MaxIdemponentCallAttempts: 1,
 			NoDefaultUserAgentHeader:  true,
@@ -75,7 +77,7 @@ func (p *Prober) loop(i int, c *fasthttp.HostClient) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + c.Addr + p.path)
+	req.SetRequestURI(scheme(c.IsTLS) + c.Addr + p.path)
 	req.Header.Set(fasthttp.HeaderUserAgent, "tailguard-health-check")
 	t := time.NewTicker(p.interval)
 	defer t.Stop()
@@ -88,4 +90,11 @@ func (p *Prober) loop(i int, c *fasthttp.HostClient) {
 		case <-t.C:
 		}
 	}
+}
+
+func scheme(isTLS bool) string {
+	if isTLS {
+		return "https://"
+	}
+	return "http://"
 }

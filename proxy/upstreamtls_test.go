@@ -1,0 +1,125 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"tailguard/bench"
+)
+
+// startTLSUpstream runs a net/http server over TLS with a certificate its
+// own CA signed for loopback; clientCAs, if set, must sign the client's.
+func startTLSUpstream(t *testing.T, pki *bench.PKI, clientCAs *x509.CertPool) string {
+	t.Helper()
+	cert, key, err := pki.IssueServer("upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{pair}}
+	if clientCAs != nil {
+		tc.ClientCAs, tc.ClientAuth = clientCAs, tls.RequireAndVerifyClientCert
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream-TLS", tls.VersionName(r.TLS.Version))
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go func() { _ = srv.Serve(tls.NewListener(ln, tc)) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// TestUpstreamTLS: an https upstream is verified against the CA named (or
+// the system's roots) and the endpoint's host or server_name; a failed
+// verification is a 502 tls_failure; a client certificate is presented
+// where the upstream asks for one.
+func TestUpstreamTLS(t *testing.T) {
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, clientKey, err := pki.Issue("tailguard", time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainUp := startTLSUpstream(t, pki, nil)
+	mtlsUp := startTLSUpstream(t, pki, pki.Pool())
+	ca2, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, up, tls string
+		status        int
+		cause         string
+	}{
+		{"own CA", plainUp, `{ca_file: "` + pki.CAFile + `"}`, 200, ""},
+		{"system roots", plainUp, `{}`, 502, "tls_failure"},
+		{"another CA", plainUp, `{ca_file: "` + ca2.CAFile + `"}`, 502, "tls_failure"},
+		{"server_name it was not issued for", plainUp, `{ca_file: "` + pki.CAFile + `", server_name: api.example}`, 502, "tls_failure"},
+		{"server_name it was issued for", plainUp, `{ca_file: "` + pki.CAFile + `", server_name: localhost}`, 200, ""},
+		{"insecure_skip_verify", plainUp, `{insecure_skip_verify: true}`, 200, ""},
+		{"client certificate", mtlsUp, `{ca_file: "` + pki.CAFile + `", cert_file: "` + clientCert + `", key_file: "` + clientKey + `"}`, 200, ""},
+		{"no client certificate", mtlsUp, `{ca_file: "` + pki.CAFile + `"}`, 502, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := startProxy(t, `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"], tls: `+tt.tls+`}}
+routes: [{name: default, match: {path_prefix: /}, upstream: app}]
+`, tt.up)
+			resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+			if !strings.HasPrefix(resp, "HTTP/1.1 "+strconv.Itoa(tt.status)) {
+				t.Fatalf("response %.120q, want %d", resp, tt.status)
+			}
+			if tt.status == 200 && headerOf(resp, "X-Upstream-TLS") == "" {
+				t.Errorf("the upstream did not see TLS: %q", resp)
+			}
+			if tt.cause != "" && headerOf(resp, "X-Tailguard-Error") != tt.cause {
+				t.Errorf("cause %q, want %q", headerOf(resp, "X-Tailguard-Error"), tt.cause)
+			}
+		})
+	}
+}
+
+// TestUpstreamTLSHealthChecks: health checks speak TLS to a TLS upstream,
+// verified like traffic: failing with another CA (endpoints start
+// healthy, so failing is what shows probes ran), passing with the right
+// one all the while.
+func TestUpstreamTLSHealthChecks(t *testing.T) {
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startTLSUpstream(t, pki, nil)
+	const yaml = `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"], tls: {ca_file: "%s"}, health_check: {path: /healthz, interval: 20ms, timeout: 20ms}}}
+routes: [{name: default, match: {path_prefix: /}, upstream: app}]
+`
+	good, _ := startServer(t, yaml, up, pki.CAFile)
+	bad, _ := startServer(t, yaml, up, other.CAFile)
+	waitFor(t, "health checks against an untrusted CA to fail", func() bool { return !bad.Ready() })
+	if !good.Ready() {
+		t.Error("health checks with the upstream's own CA failed")
+	}
+}

@@ -62,6 +62,7 @@ func (r *Route) clone() *Route {
 	cp.Hedge = clonePtr(r.Hedge)
 	cp.Shed = clonePtr(r.Shed)
 	cp.SLO = clonePtr(r.SLO)
+	cp.Upgrades = slices.Clone(r.Upgrades)
 	cp.RequestHeaders = r.RequestHeaders.clone()
 	cp.ResponseHeaders = r.ResponseHeaders.clone()
 	return &cp

@@ -183,6 +183,11 @@ type Route struct {
 	// ServerTiming adds a Server-Timing header with queue and upstream
 	// time.
 	ServerTiming bool `yaml:"server_timing" json:"server_timing"`
+	// Upgrades are the protocols a request may switch to through the
+	// route (websocket): the upstream's 101 is relayed and the two
+	// connections are spliced until either side closes. Without it,
+	// Upgrade is a hop-by-hop header, removed like the others.
+	Upgrades []Upgrade `yaml:"upgrades" json:"upgrades,omitempty"`
 	// RequestHeaders, if set, change the request's headers before it is
 	// sent upstream.
 	RequestHeaders *HeaderRules `yaml:"request_headers" json:"request_headers,omitempty"`

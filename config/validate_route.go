@@ -34,11 +34,11 @@ func (c *Config) validateRoutes(r *report) {
 }
 
 func (c *Config) validateRoute(r *report, p string, rt *Route) {
-	_, known := c.Upstreams[rt.Upstream]
+	_, exists := c.Upstreams[rt.Upstream]
 	switch {
 	case rt.Upstream == "":
 		r.add(p+".upstream", "is required")
-	case !known:
+	case !exists:
 		r.add(p+".upstream", "unknown upstream %q", rt.Upstream)
 	}
 	validateMatch(r, p+".match", rt.Match)
@@ -49,6 +49,9 @@ func (c *Config) validateRoute(r *report, p string, rt *Route) {
 		r.check(rt.PerTryTimeout <= *rt.Timeout, p+".per_try_timeout", "must be <= timeout (%v)", *rt.Timeout)
 	}
 	validatePolicies(r, p, rt)
+	for i, u := range rt.Upgrades {
+		r.check(known(u, upgradeWords), p+".upgrades"+index(i), "unknown value %v", u)
+	}
 	validateHeaderRules(r, p+".request_headers", rt.RequestHeaders)
 	validateHeaderRules(r, p+".response_headers", rt.ResponseHeaders)
 }

@@ -108,6 +108,29 @@ func (m ShedMode) MarshalYAML() (any, error) { return m.String(), nil }
 // UnmarshalYAML reads enforce or shadow.
 func (m *ShedMode) UnmarshalYAML(n ast.Node) error { return parseWord(n, m, shedModeWords) }
 
+// Upgrade is a protocol a route lets a request switch to (the Upgrade
+// header). Only WebSocket: h2c is always refused.
+type Upgrade uint8
+
+const (
+	// UpgradeWebSocket ("websocket"): RFC 6455.
+	UpgradeWebSocket Upgrade = iota
+)
+
+var upgradeWords = []string{UpgradeWebSocket: "websocket"}
+
+// String returns the word u is written as, e.g. "websocket".
+func (u Upgrade) String() string { return wordOf(u, upgradeWords, "Upgrade") }
+
+// MarshalJSON writes u as its word.
+func (u Upgrade) MarshalJSON() ([]byte, error) { return json.Marshal(u.String()) }
+
+// MarshalYAML writes u as its word.
+func (u Upgrade) MarshalYAML() (any, error) { return u.String(), nil }
+
+// UnmarshalYAML reads websocket.
+func (u *Upgrade) UnmarshalYAML(n ast.Node) error { return parseWord(n, u, upgradeWords) }
+
 // known reports whether v names one of words: a value built in code by
 // conversion from a number may not, and Validate rejects it.
 func known[T ~uint8](v T, words []string) bool { return int(v) < len(words) }

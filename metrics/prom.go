@@ -27,6 +27,7 @@ type Collector struct {
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
 	breakerState, limit, inFlight, queued    *prometheus.Desc
 	shedByPriority                           *prometheus.Desc
+	tunnelsActive, tunnelsTotal              *prometheus.Desc
 	latencyGood, latencySLI, availabilitySLI *prometheus.Desc
 	budget, burnRate                         *prometheus.Desc
 	histograms                               [numMetrics]*prometheus.Desc // Overhead: nil
@@ -54,6 +55,8 @@ func NewCollector(reg *Registry) *Collector {
 		inFlight:        d("in_flight", "Requests admitted and not finished."),
 		queued:          d("queued", "Requests waiting for admission."),
 		shedByPriority:  d("shed_by_priority_total", "Admission refusals by request priority (would-be refusals in shadow mode).", "priority"),
+		tunnelsActive:   d("tunnels_active", "Upgraded connections (WebSocket) open now."),
+		tunnelsTotal:    d("tunnels_total", "Upgraded connections (WebSocket) opened."),
 		latencyGood:     d("slo_latency_good_total", "Requests within the SLO latency."),
 		latencySLI:      d("slo_latency_sli", "Share of requests within the SLO latency, over the last hour."),
 		availabilitySLI: d("slo_availability_sli", "Share of requests not 5xx, over the last hour."),
@@ -71,7 +74,7 @@ func NewCollector(reg *Registry) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
-		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority,
+		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority, c.tunnelsActive, c.tunnelsTotal,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
 	} {
 		ch <- d
@@ -91,6 +94,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		cfg := rt.cfg.Load()
 		c.collectCounters(ch, rt.name, &all.c)
 		c.collectHistograms(ch, rt.name, all)
+		active, total := rt.Tunnels()
+		ch <- prometheus.MustNewConstMetric(c.tunnelsActive, prometheus.GaugeValue, float64(active), rt.name)
+		ch <- prometheus.MustNewConstMetric(c.tunnelsTotal, prometheus.CounterValue, float64(total), rt.name)
 		if cfg.Gauges != nil {
 			c.collectGauges(ch, rt.name, cfg.Gauges())
 		}

@@ -53,6 +53,27 @@ type Route struct {
 	// tickSnap is the Snapshot handed to OnTick, reused every tick. It is
 	// owned by the goroutine calling Registry.Tick.
 	tickSnap *Snapshot
+
+	// tunnels counts the route's upgraded connections (WebSocket): open
+	// now, and opened since the process started.
+	tunnelsActive atomic.Int64
+	tunnelsTotal  atomic.Uint64
+}
+
+// TunnelOpened counts a connection the route upgraded (a 101 relayed);
+// TunnelClosed must follow when it closes. A tunnel is counted here, not
+// as a request's latency: it lasts as long as its two ends want.
+func (r *Route) TunnelOpened() {
+	r.tunnelsActive.Add(1)
+	r.tunnelsTotal.Add(1)
+}
+
+// TunnelClosed counts the close of a tunnel TunnelOpened counted.
+func (r *Route) TunnelClosed() { r.tunnelsActive.Add(-1) }
+
+// Tunnels returns the route's open tunnels and those opened since start.
+func (r *Route) Tunnels() (active int64, total uint64) {
+	return r.tunnelsActive.Load(), r.tunnelsTotal.Load()
 }
 
 // A shard is one mutex-guarded pair of tallies. Writers record into hot;

@@ -28,6 +28,7 @@ type routeStats struct {
 	BreakerRejects   int64            `json:"breaker_rejects"`
 	Retries          int64            `json:"retries"`
 	Hedges           hedgeStats       `json:"hedges"`
+	Tunnels          tunnelStats      `json:"tunnels"`
 	Breaker          string           `json:"breaker"`
 	ConcurrencyLimit int              `json:"concurrency_limit"`
 	InFlight         int              `json:"in_flight"`
@@ -37,6 +38,13 @@ type routeStats struct {
 	ShedByPriority map[string]uint64 `json:"shed_by_priority,omitempty"`
 	LatencyMS      latencyStats      `json:"latency_ms"`
 	SLO            *sloReport        `json:"slo"` // null without an SLO
+}
+
+// tunnelStats are a route's upgraded connections: open now, and opened
+// since start (not over the window: a tunnel is not a request).
+type tunnelStats struct {
+	Active int64  `json:"active"`
+	Total  uint64 `json:"total"`
 }
 
 type hedgeStats struct {
@@ -85,6 +93,7 @@ func (rt *Route) stats(k window) routeStats {
 	for i, name := range classNames {
 		rs.Status[name] = s.c.status[i]
 	}
+	rs.Tunnels.Active, rs.Tunnels.Total = rt.Tunnels()
 	if cfg.Gauges != nil {
 		g := cfg.Gauges()
 		rs.Breaker, rs.ConcurrencyLimit, rs.InFlight, rs.Queued = g.Breaker, g.ConcurrencyLimit, g.InFlight, g.Queued

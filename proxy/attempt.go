@@ -19,11 +19,15 @@ import (
 // its own copy of the request and its own response. Either way, run makes
 // the try.
 type attempt struct {
-	x        *exchange
-	req      *fasthttp.Request
-	resp     *fasthttp.Response
-	avoid    int  // an endpoint to avoid if another is available; -1: none
-	hedge    bool // sent because the hedge delay passed
+	x     *exchange
+	req   *fasthttp.Request
+	resp  *fasthttp.Response
+	avoid int  // an endpoint to avoid if another is available; -1: none
+	hedge bool // sent because the hedge delay passed
+	// upgrade asks the upstream to switch protocols; upgraded is its
+	// connection once it answered 101.
+	upgrade  bool
+	upgraded *client.Upgraded
 	endpoint atomic.Int32
 	res      round
 	scratch  []byte
@@ -57,7 +61,12 @@ func (a *attempt) run() {
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
 	a.scratch = x.route.setDeadlineHeader(&a.req.Header, start, deadline, a.scratch)
-	err := u.endpoints[i].RoundTrip(a.req, a.resp, start, deadline)
+	var err error
+	if a.upgrade {
+		a.upgraded, err = u.endpoints[i].Upgrade(a.req, a.resp, start, deadline)
+	} else {
+		err = u.endpoints[i].RoundTrip(a.req, a.resp, start, deadline)
+	}
 	end := time.Now()
 	c, why := client.Classify(err)
 	status := a.resp.StatusCode()

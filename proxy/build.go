@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -259,6 +260,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 		perTry:          rc.PerTryTimeout.D(),
 		serverTiming:    rc.ServerTiming,
 		deadlineHeader:  cfg.DeadlineHeader,
+		websocket:       slices.Contains(rc.Upgrades, config.UpgradeWebSocket),
 		requestHeaders:  newHeaderRules(rc.RequestHeaders),
 		responseHeaders: newHeaderRules(rc.ResponseHeaders),
 	}

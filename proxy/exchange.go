@@ -9,6 +9,7 @@ import (
 
 	"tailguard/metrics"
 	"tailguard/proxy/internal/cause"
+	"tailguard/proxy/internal/client"
 	"tailguard/resilience"
 )
 
@@ -37,7 +38,14 @@ type exchange struct {
 	// clientClose and clientHTTP10 are what the client asked of its own
 	// connection, before the request was made fit for the upstream hop.
 	clientClose, clientHTTP10 bool
-	requestID                 []byte // the request's X-Request-Id, inside its header
+	// upgrade is set for a request to switch protocols that the route
+	// allows (upgradeProto holds its Upgrade header); upgraded is the
+	// upstream connection once it answered 101, until respond hands it to
+	// a tunnel.
+	upgrade      bool
+	upgradeProto []byte
+	upgraded     *client.Upgraded
+	requestID    []byte // the request's X-Request-Id, inside its header
 	// scratch composes header values; headers copy what they are set to.
 	scratch []byte
 	// body holds a small request body read whole, so that retries and
@@ -123,6 +131,10 @@ func (x *exchange) release() {
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
 	x.service, x.cause, x.retries, x.hedges, x.hedgeWon = 0, cause.None, 0, 0, false
 	x.clientClose, x.clientHTTP10, x.guarded = false, false, result{}
+	if x.upgraded != nil { // never handed to a tunnel
+		_ = x.upgraded.Close()
+	}
+	x.upgrade, x.upgraded = false, nil
 	x.scratch, x.body = x.scratch[:0], x.body[:0]
 	exchangePool.Put(x)
 }

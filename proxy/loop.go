@@ -72,10 +72,11 @@ func (r round) result() result {
 }
 
 // replayable reports whether the request may be sent more than once: an
-// idempotent method (or an Idempotency-Key) and a body held in memory.
+// idempotent method (or an Idempotency-Key) and a body held in memory,
+// and not a request to switch protocols.
 func (x *exchange) replayable() bool {
 	req := &x.ctx.Request
-	return !req.IsBodyStream() &&
+	return !req.IsBodyStream() && !x.upgrade &&
 		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
 }
 
@@ -83,7 +84,8 @@ func (x *exchange) replayable() bool {
 // own request and response objects: no copies, no allocation.
 func (x *exchange) plainRound(avoid int) round {
 	a := &x.plain
-	a.x, a.req, a.resp, a.avoid = x, &x.ctx.Request, &x.ctx.Response, avoid
+	a.x, a.req, a.resp, a.avoid, a.upgrade = x, &x.ctx.Request, &x.ctx.Response, avoid, x.upgrade
 	a.run()
+	x.upgraded, a.upgraded = a.upgraded, nil
 	return a.res
 }

@@ -7,7 +7,8 @@ import (
 )
 
 // respond makes the response in ctx the one to hand back: tailguard's own
-// answer if the exchange has a cause, else the upstream's response, made
+// answer if the exchange has a cause, a tunnel if the upstream switched
+// protocols (tunnel.go), else the upstream's response, made
 // fit to pass on (hop-by-hop headers out, the route's response header
 // rules; the client's own connection semantics are the server's to answer
 // after the handler returns).
@@ -18,6 +19,11 @@ func (x *exchange) respond() {
 	}
 	if x.cause != cause.None {
 		x.srv.fail(ctx, x.route, x.cause, x.requestID)
+		return
+	}
+	if x.upgraded != nil {
+		x.srv.tunnel(ctx, x.route, x.upgraded)
+		x.upgraded = nil
 		return
 	}
 	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)

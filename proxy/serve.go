@@ -107,7 +107,16 @@ func (x *exchange) prepareHeaders() {
 	req := &x.ctx.Request
 	x.clientClose = req.Header.ConnectionClose()
 	x.clientHTTP10 = !req.Header.IsHTTP11()
+	x.upgrade = x.route.websocket && !req.IsBodyStream() && req.Header.ConnectionUpgrade() &&
+		edge.HasToken(req.Header.Peek(fasthttp.HeaderUpgrade), strWebSocket)
+	if x.upgrade {
+		x.upgradeProto = append(x.upgradeProto[:0], req.Header.Peek(fasthttp.HeaderUpgrade)...)
+	}
 	x.scratch = stripHopHeaders(&req.Header, x.scratch)
+	if x.upgrade {
+		req.Header.Set(fasthttp.HeaderConnection, "Upgrade")
+		req.Header.SetBytesV(fasthttp.HeaderUpgrade, x.upgradeProto)
+	}
 	req.Header.Del(fasthttp.HeaderExpect) // the server answered 100-continue
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
 		// Absolute form: the target's authority replaces any Host header
@@ -160,6 +169,7 @@ var (
 	strSchemeEnd = []byte("://")
 	strHTTP      = []byte("http")
 	strHTTPS     = []byte("https")
+	strWebSocket = []byte("websocket")
 )
 
 // takeBody applies the route's body limit. A body with a Content-Length

@@ -37,7 +37,8 @@ type Server struct {
 	cert      *edge.Certificate
 	tlsConfig *tls.Config
 	// proto is X-Forwarded-Proto: https behind TLS, else http.
-	proto []byte
+	proto   []byte
+	tunnels tunnels
 }
 
 // streamThreshold is the largest request body read whole when a route
@@ -62,6 +63,7 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 	}
 	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access),
 		workers: newWorkers(), reg: reg, cfg: cfg, proto: strHTTP}
+	s.tunnels.stop = make(chan struct{})
 	if c := cfg.TLS; c != nil {
 		if s.cert, err = edge.NewCertificate(c.CertFile, c.KeyFile); err != nil {
 			return nil, fmt.Errorf("tls.cert_file: %w", err)
@@ -160,10 +162,12 @@ func (s *Server) ReloadCertificate() error {
 }
 
 // Shutdown stops accepting, closes idle client connections, and waits for
-// requests under way until ctx ends. Then it closes idle upstream
-// connections.
+// requests under way until ctx ends; tunnels get until then too, and are
+// closed then (a tunnel left open is no failed drain). Then it closes idle
+// upstream connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.ShutdownWithContext(ctx)
+	s.closeTunnels(ctx)
 	s.workers.close()
 	s.table.Load().stop()
 	return err

@@ -48,7 +48,9 @@ type Route struct {
 	priorityHeader  string
 	priorityDefault resilience.Priority
 	serverTiming    bool
-	metrics         *metrics.Route
+	// websocket lets WebSocket upgrades through (routes[].upgrades).
+	websocket bool
+	metrics   *metrics.Route
 	// trustedProxies are the peers whose X-Forwarded-Proto and -Host are
 	// kept (config trusted_proxies); requestHeaders and responseHeaders
 	// are the route's header rules (nil: none).

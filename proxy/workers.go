@@ -16,6 +16,7 @@ type workers struct {
 	max     atomic.Int64
 	running atomic.Int64
 	stop    chan struct{}
+	closed  sync.Once
 	wg      sync.WaitGroup
 }
 
@@ -78,8 +79,8 @@ func (a *attempt) runOnWorker() {
 }
 
 // close stops idle workers and waits for busy ones to finish their
-// attempt (bounded by its per-try deadline).
+// attempt (bounded by its per-try deadline). Only the first call stops.
 func (w *workers) close() {
-	close(w.stop)
+	w.closed.Do(func() { close(w.stop) })
 	w.wg.Wait()
 }

@@ -29,28 +29,44 @@ const (
 // request. No request is ever sent twice: a connection found unusable is
 // replaced before anything is written to it.
 func (e *Endpoint) RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) error {
+	_, err := e.roundTrip(req, resp, start, deadline, false)
+	return err
+}
+
+// Upgrade is RoundTrip for a request asking to switch protocols
+// (WebSocket): if the upstream answers 101, the connection is handed over
+// as an Upgraded, which the caller owns until it closes it; any other
+// answer is a response like RoundTrip's, and the Upgraded is nil.
+func (e *Endpoint) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) (*Upgraded, error) {
+	return e.roundTrip(req, resp, start, deadline, true)
+}
+
+func (e *Endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time, upgrade bool) (*Upgraded, error) {
 	c, uc, err := e.acquire(start, deadline)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err = uc.SetDeadline(deadline); err != nil {
 		pooledConns.close(e.hc, c)
-		return errReset
+		return nil, errReset
 	}
 	var up *upload
 	if req.IsBodyStream() {
 		up = startUpload(e, uc, req)
 	} else if err = e.write(uc, req); err != nil {
 		pooledConns.close(e.hc, c)
-		return err
+		return nil, err
 	}
 	br := e.hc.AcquireReader(uc)
-	err = readHead(br, req, resp)
+	err = readHead(br, req, resp, upgrade)
+	if err == nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		return e.upgraded(c, uc, br)
+	}
 	cl := resp.Header.ContentLength()
 	bodyless := resp.SkipBody || !bodyAllowed(resp.StatusCode())
 	if err == nil && !bodyless && (cl < 0 || cl > bodyBufferLimit) {
 		resp.SetBodyStream(acquireStreamBody(e.hc, c, br, cl, !resp.ConnectionClose(), up), max(cl, -1))
-		return nil
+		return nil, nil
 	}
 	if err == nil && !bodyless {
 		err = readErr(resp.ReadBody(br, bodyBufferLimit))
@@ -70,7 +86,7 @@ func (e *Endpoint) RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, sta
 	} else {
 		pooledConns.close(e.hc, c)
 	}
-	return err
+	return nil, err
 }
 
 // acquire takes a pooled connection that is safe to use, or dials one
@@ -118,9 +134,9 @@ func (e *Endpoint) write(uc *upstreamConn, req *fasthttp.Request) error {
 }
 
 // readHead reads the final response head, skipping interim 1xx responses.
-// A 101 is refused: tailguard never forwards Upgrade, so it is a protocol
-// violation.
-func readHead(br *bufio.Reader, req *fasthttp.Request, resp *fasthttp.Response) error {
+// A 101 ends the head only for a request that asked to upgrade; to any
+// other it is a protocol violation (tailguard forwarded no Upgrade).
+func readHead(br *bufio.Reader, req *fasthttp.Request, resp *fasthttp.Response, upgrade bool) error {
 	// Not resp.Reset: that would drop the server's settings on the
 	// response (no default Date or Content-Type); Header.Read keeps them.
 	resp.ResetBody()
@@ -131,7 +147,10 @@ func readHead(br *bufio.Reader, req *fasthttp.Request, resp *fasthttp.Response) 
 		}
 		status := resp.StatusCode()
 		if status == fasthttp.StatusSwitchingProtocols {
-			return errBadResponse
+			if !upgrade {
+				return errBadResponse
+			}
+			return nil
 		}
 		if status >= 200 {
 			// The status line's version is tailguard's own: an HTTP/1.0

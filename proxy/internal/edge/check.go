@@ -148,7 +148,7 @@ func checkHeaderBlock(raw []byte) cause.Cause {
 				cl++
 			}
 		case len(strUpgrade):
-			if bytes.EqualFold(name, strUpgrade) && hasTokenFold(value, strH2C) {
+			if bytes.EqualFold(name, strUpgrade) && HasToken(value, strH2C) {
 				return cause.BadRequest
 			}
 		}
@@ -211,9 +211,9 @@ func lookalike(name, want []byte) bool {
 	return true
 }
 
-// hasTokenFold reports whether the comma-separated list v holds tok, in
-// any case.
-func hasTokenFold(v, tok []byte) bool {
+// HasToken reports whether the comma-separated list v (a header value)
+// holds tok, in any case.
+func HasToken(v, tok []byte) bool {
 	for len(v) > 0 {
 		var item []byte
 		if i := bytes.IndexByte(v, ','); i >= 0 {

@@ -19,6 +19,7 @@ import (
 // Tests: the admin server
 
 func TestAdmin(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	client := newClient(t, ioTimeout)
 	getAdmin := func(t *testing.T, tg *tailguardProc, path, token string) (*http.Response, []byte) {
@@ -96,6 +97,7 @@ func TestAdmin(t *testing.T) {
 // Tests: subcommands
 
 func TestValidateCommand(t *testing.T) {
+	skipShort(t)
 	cases := []struct {
 		file     string
 		wantCode int
@@ -138,6 +140,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
+	skipShort(t)
 	stdout, stderr, code := runTailguard(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "tailguard") {
 		t.Errorf("version: exit code %d, stdout %q, stderr %q; want 0 and a line starting with tailguard", code, stdout, stderr)
@@ -149,6 +152,7 @@ func TestVersionCommand(t *testing.T) {
 // delay is its 5s default, so these run in parallel.
 
 func TestQuickForm(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	tg := startTailguard(t, nil, "-upstream", "http://"+up.addr, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
@@ -162,6 +166,7 @@ func TestQuickForm(t *testing.T) {
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	addrs := freeAddrs(t, 2)
@@ -185,6 +190,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	envListen := freeAddrs(t, 1)[0]

@@ -102,6 +102,8 @@ func leakOptions() []goleak.Option {
 	}
 }
 
+// TestProcessServes: once Start returns, the proxy forwards, the admin
+// server answers, and the start-up line names the bound address.
 func TestProcessServes(t *testing.T) {
 	up := startGoUpstream(t)
 	p := startProcess(t, oneRouteConfig(up.addr))
@@ -127,6 +129,8 @@ func TestProcessServes(t *testing.T) {
 	}
 }
 
+// TestProcessStartFails: an address in use fails Start, and what Start
+// had begun (the routing table's health checks here) is stopped.
 func TestProcessStartFails(t *testing.T) {
 	up := startGoUpstream(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -143,8 +147,11 @@ func TestProcessStartFails(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			leaks := leakOptions()
-			yaml := strings.Replace(oneRouteConfig(up.addr), `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", tt.listen), 1)
-			yaml = strings.Replace(yaml, `admin: "127.0.0.1:0"`, fmt.Sprintf("admin: %q", tt.admin), 1)
+			yaml := strings.NewReplacer(
+				`listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", tt.listen),
+				`admin: "127.0.0.1:0"`, fmt.Sprintf("admin: %q", tt.admin),
+				"    endpoints:", "    health_check: {path: /status/200, interval: 1s, timeout: 1s}\n    endpoints:",
+			).Replace(oneRouteConfig(up.addr))
 			p, err := NewProcess(configSource{file: writeConfig(t, yaml)})
 			if err != nil {
 				t.Fatal(err)

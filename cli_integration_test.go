@@ -5,12 +5,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -19,6 +16,7 @@ import (
 // Tests: the admin server
 
 func TestAdmin(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	client := newClient(t, ioTimeout)
 	getAdmin := func(t *testing.T, tg *tailguardProc, path, token string) (*http.Response, []byte) {
@@ -96,6 +94,7 @@ func TestAdmin(t *testing.T) {
 // Tests: subcommands
 
 func TestValidateCommand(t *testing.T) {
+	skipShort(t)
 	cases := []struct {
 		file     string
 		wantCode int
@@ -138,6 +137,7 @@ func TestValidateCommand(t *testing.T) {
 }
 
 func TestVersionCommand(t *testing.T) {
+	skipShort(t)
 	stdout, stderr, code := runTailguard(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "tailguard") {
 		t.Errorf("version: exit code %d, stdout %q, stderr %q; want 0 and a line starting with tailguard", code, stdout, stderr)
@@ -149,6 +149,7 @@ func TestVersionCommand(t *testing.T) {
 // delay is its 5s default, so these run in parallel.
 
 func TestQuickForm(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	tg := startTailguard(t, nil, "-upstream", "http://"+up.addr, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
@@ -162,6 +163,7 @@ func TestQuickForm(t *testing.T) {
 }
 
 func TestEnvironmentOverrides(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	addrs := freeAddrs(t, 2)
@@ -185,6 +187,7 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
+	skipShort(t)
 	t.Parallel()
 	up := startGoUpstream(t)
 	envListen := freeAddrs(t, 1)[0]
@@ -207,44 +210,5 @@ func assertLoopbackEphemeral(t *testing.T, what, addr string) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host != "127.0.0.1" || port == "0" || port == "8000" || port == "9901" {
 		t.Errorf("%s address %q, want 127.0.0.1 on an ephemeral port", what, addr)
-	}
-}
-
-// TestSetMemoryLimit: GOMEMLIMIT follows the cgroup memory limit (90% of
-// it) unless set in the environment or unlimited.
-func TestSetMemoryLimit(t *testing.T) {
-	defer debug.SetMemoryLimit(math.MaxInt64)
-	dir := t.TempDir()
-	file := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	limited, unlimited, v1Unlimited := file("limited", "1073741824\n"), file("max", "max\n"), file("v1", "9223372036854771712\n")
-	tests := []struct {
-		name  string
-		env   string
-		files []string
-		want  int64
-	}{
-		{"cgroup v2 limit", "", []string{limited}, 1073741824 / 10 * 9},
-		{"no limit", "", []string{unlimited}, 0},
-		{"v1 unlimited", "", []string{filepath.Join(dir, "absent"), v1Unlimited}, 0},
-		{"no cgroup files", "", []string{filepath.Join(dir, "absent")}, 0},
-	}
-	for _, tt := range tests {
-		debug.SetMemoryLimit(math.MaxInt64)
-		if got := setMemoryLimit(tt.env, tt.files); got != tt.want {
-			t.Errorf("%s: limit %d, want %d", tt.name, got, tt.want)
-		}
-		if tt.want > 0 && debug.SetMemoryLimit(-1) != tt.want {
-			t.Errorf("%s: the runtime's limit is %d", tt.name, debug.SetMemoryLimit(-1))
-		}
-	}
-	debug.SetMemoryLimit(512 << 20)
-	if got := setMemoryLimit("512MiB", []string{limited}); got != 512<<20 {
-		t.Errorf("GOMEMLIMIT from the environment: %d, want it kept", got)
 	}
 }

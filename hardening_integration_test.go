@@ -292,6 +292,7 @@ var smugglingVectors = []smugglingVector{
 // 431) with X-Tailguard-Error and a closed connection, and the upstream
 // sees nothing; an accepted one reaches it with exactly normalised framing.
 func TestRequestSmuggling(t *testing.T) {
+	skipShort(t)
 	up := startByteRecorder(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr()))
 	for _, v := range smugglingVectors {
@@ -348,6 +349,7 @@ func TestRequestSmuggling(t *testing.T) {
 // X-Tailguard-Error, closes the connection, and nothing reaches the
 // upstream.
 func TestLimits(t *testing.T) {
+	skipShort(t)
 	up := startByteRecorder(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr())+`limits:
   max_connections: 4
@@ -451,6 +453,7 @@ func exchangeOn(t *testing.T, c net.Conn, raw string) *http.Response {
 // upstream or nothing; the named destination, listening on loopback, is
 // never contacted.
 func TestNeverProxiesElsewhere(t *testing.T) {
+	skipShort(t)
 	up := startByteRecorder(t)
 	canary := startByteRecorder(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr()))
@@ -480,6 +483,7 @@ func TestNeverProxiesElsewhere(t *testing.T) {
 // TestAdminLoopbackByDefault: without an admin key, the admin port
 // listens on loopback only.
 func TestAdminLoopbackByDefault(t *testing.T) {
+	skipShort(t)
 	if c, err := net.Dial("tcp", "127.0.0.1:9901"); err == nil {
 		c.Close()
 		t.Skip("127.0.0.1:9901, the default admin address, is taken")
@@ -501,6 +505,7 @@ func TestAdminLoopbackByDefault(t *testing.T) {
 // TestAdminToken: with admin_token set, every admin path but the probes
 // refuses a request without the right token, the profiler included.
 func TestAdminToken(t *testing.T) {
+	skipShort(t)
 	up := startByteRecorder(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr())+"admin_token: s3cret-Token\n")
 	client := newClient(t, ioTimeout)
@@ -544,6 +549,7 @@ func TestAdminToken(t *testing.T) {
 // figure is reported, not asserted. Skipped without slowhttptest, and
 // under the race detector (the figures would be the detector's).
 func TestSlowloris(t *testing.T) {
+	skipShort(t)
 	if raceEnabled {
 		t.Skip("figures under the race detector are the detector's: .ci/run runs this without it")
 	}

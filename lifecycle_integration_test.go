@@ -24,6 +24,7 @@ import (
 // Tests: graceful drain
 
 func TestDrainFinishesInFlightRequests(t *testing.T) {
+	skipShort(t)
 	const inFlight = 10
 	up := startGoUpstream(t)
 	arrived := make(chan struct{}, inFlight)

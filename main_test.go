@@ -3,7 +3,8 @@ package main
 // Integration tests: they build the real tailguard binary once and run it
 // as a process on loopback, in front of real upstreams (a Go net/http
 // server in this process, Python's http.server as a legacy app), driven by
-// real clients (Go net/http, raw TCP, curl).
+// real clients (Go net/http, raw TCP, curl). With -short, the fast inner
+// loop, no binary is built and they are skipped.
 
 import (
 	"bufio"
@@ -11,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,11 +26,24 @@ import (
 	"time"
 )
 
-// tailguardBin is the binary built by TestMain.
+// tailguardBin is the binary built by TestMain; empty with -short.
 var tailguardBin string
 
 func TestMain(m *testing.M) {
+	flag.Parse() // testing.Short needs the flags parsed
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
 	os.Exit(buildAndRun(m))
+}
+
+// skipShort skips a process-level test (one that runs the tailguard
+// binary) under -short, which builds no binary.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the tailguard binary: -short")
+	}
 }
 
 // buildAndRun builds the binary into a temporary directory, runs the
@@ -86,6 +101,7 @@ type startLine struct {
 // test ends, and must then exit 0.
 func startTailguard(t *testing.T, env []string, args ...string) *tailguardProc {
 	t.Helper()
+	skipShort(t)
 	p := &tailguardProc{exited: make(chan struct{})}
 	p.cmd = exec.Command(tailguardBin, args...)
 	p.cmd.Env = append(environWithoutTailguard(), env...)
@@ -222,6 +238,7 @@ func environWithoutTailguard() []string {
 // returns its stdout, stderr and exit code.
 func runTailguard(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tailguardBin, args...)

@@ -17,6 +17,7 @@ import (
 )
 
 func TestProxyToGoUpstream(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr))
 	client := newClient(t, ioTimeout)
@@ -229,6 +230,7 @@ func decodeSeen(t *testing.T, r rawResponse) seenRequest {
 }
 
 func TestKeepAliveReusesConnections(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr))
 	client := newClient(t, ioTimeout)
@@ -268,6 +270,7 @@ var legacyFiles = map[string][]byte{
 }
 
 func TestLegacyPythonUpstream(t *testing.T) {
+	skipShort(t)
 	dir := t.TempDir()
 	for name, data := range legacyFiles {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -369,6 +372,7 @@ func TestLegacyPythonUpstream(t *testing.T) {
 // Tests: curl against the Go upstream
 
 func TestCurlThroughTailguard(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	tg := startWithConfig(t, oneRouteConfig(up.addr))
 
@@ -412,6 +416,7 @@ func TestCurlThroughTailguard(t *testing.T) {
 // Tests: tailguard's own errors
 
 func TestTailguardErrors(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	tg := startWithConfig(t, configHead+fmt.Sprintf(`upstreams:
   app:

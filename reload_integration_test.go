@@ -73,6 +73,7 @@ func steadyLoad(url string, rate int, stop <-chan struct{}) (sent, failed *atomi
 // /reload) during a steady 2,000 req/s fail no request; a bad file is
 // refused, counted, and the running config keeps serving.
 func TestReloadUnderLoad(t *testing.T) {
+	skipShort(t)
 	up := startGoUpstream(t)
 	path := writeConfig(t, reloadYAML(up.addr, 2*time.Second))
 	p := startTailguard(t, nil, "-config", path)

@@ -17,6 +17,7 @@ import (
 // test fails if it does not exit 0 within a minute.
 func tailguard(t *testing.T, args ...string) string {
 	t.Helper()
+	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tailguardBin, args...)
@@ -30,6 +31,7 @@ func tailguard(t *testing.T, args ...string) string {
 }
 
 func TestBenchCLIWritesJSON(t *testing.T) {
+	skipShort(t)
 	up := startTestUpstream(t, UpstreamOptions{})
 	var r Report
 	out := tailguard(t, "bench", "-url", "http://"+up.Addr()+"/", "-rate", "500", "-count", "50", "-json", "-", "-quiet",
@@ -45,6 +47,7 @@ func TestBenchCLIWritesJSON(t *testing.T) {
 // TestBenchCLIPlotsSavedRuns: two runs saved as JSON become one SVG with
 // a line each.
 func TestBenchCLIPlotsSavedRuns(t *testing.T) {
+	skipShort(t)
 	up := startTestUpstream(t, UpstreamOptions{})
 	dir := t.TempDir()
 	var files []string
@@ -73,6 +76,7 @@ func TestBenchCLIPlotsSavedRuns(t *testing.T) {
 // TestUpstreamCLI: the subcommand serves its faults and takes new ones
 // on its admin port.
 func TestUpstreamCLI(t *testing.T) {
+	skipShort(t)
 	addr, err1 := freeAddr()
 	admin, err2 := freeAddr()
 	if err := firstErr(err1, err2); err != nil {
@@ -104,6 +108,7 @@ func TestUpstreamCLI(t *testing.T) {
 // TestDemoCLI: the demo runs tailguard in-process through main's starter,
 // prints the dashboard URL and a summary, and stops by itself.
 func TestDemoCLI(t *testing.T) {
+	skipShort(t)
 	out := tailguard(t, "demo", "-duration", "3s")
 	for _, want := range []string{"dashboard  http://127.0.0.1:", "| 150% of capacity |", "client p99"} {
 		if !strings.Contains(out, want) {
@@ -115,6 +120,7 @@ func TestDemoCLI(t *testing.T) {
 // TestScenarioCLI: a scenario through main's in-process tailguard, its
 // tables printed and saved as JSON.
 func TestScenarioCLI(t *testing.T) {
+	skipShort(t)
 	f := filepath.Join(t.TempDir(), "breaker.json")
 	out := tailguard(t, "bench", "scenario", "breaker", "-smoke", "-json", f)
 	if !strings.Contains(out, "| breaker | 100 |") || !strings.Contains(out, "`tailguard bench scenario breaker -smoke -json") {
@@ -133,6 +139,7 @@ func TestScenarioCLI(t *testing.T) {
 // TestBenchCLIRelay: the relay passes requests through to its upstream,
 // and an unknown upstream gets a 502.
 func TestBenchCLIRelay(t *testing.T) {
+	skipShort(t)
 	up := startTestUpstream(t, UpstreamOptions{})
 	direct, want, err := get(t, "http://"+up.Addr()+"/", 5*time.Second)
 	if err != nil || direct != 200 {

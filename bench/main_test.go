@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,26 +17,28 @@ import (
 
 // tailguardBin is the tailguard binary TestMain builds: the scenarios'
 // tailguard in these tests (as a process, through binaryProxy) and the
-// Self that overhead runs.
+// Self that overhead runs. Empty with -short.
 var tailguardBin string
 
-// TestMain builds tailguard, runs the tests, and fails the package if a
-// goroutine outlives them.
+// TestMain builds tailguard (unless -short, which skips every test that
+// runs it), runs the tests, and fails the package if a goroutine outlives
+// them.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "tailguard-bench-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	tailguardBin = filepath.Join(dir, "tailguard")
-	cmd := exec.Command("go", "build", "-o", tailguardBin, "tailguard")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build tailguard: %v\n%s", err, out)
-		os.Exit(1)
+	flag.Parse() // testing.Short needs the flags parsed
+	var dir string
+	if !testing.Short() {
+		var err error
+		dir, err = os.MkdirTemp("", "tailguard-bench-test-")
+		if err == nil {
+			tailguardBin, err = buildTailguard(dir)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
-	_ = os.RemoveAll(dir)
+	_ = os.RemoveAll(dir) // "" with -short: nothing to remove
 	if code == 0 {
 		if err := goleak.Find(leakOptions...); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -43,6 +46,26 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// buildTailguard builds the tailguard binary into dir.
+func buildTailguard(dir string) (string, error) {
+	bin := filepath.Join(dir, "tailguard")
+	cmd := exec.Command("go", "build", "-o", bin, "tailguard")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build tailguard: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// skipShort skips a test that runs the tailguard binary under -short,
+// which builds no binary.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the tailguard binary: -short")
+	}
 }
 
 // leakOptions ignore the sweepers of fasthttp and net/http that notice
@@ -59,6 +82,7 @@ var leakOptions = []goleak.Option{
 // binaryProxy is a Proxy that runs the built tailguard as a process:
 // `tailguard run -config FILE` on free loopback ports.
 func binaryProxy(t *testing.T) Proxy {
+	skipShort(t)
 	return func(ctx context.Context, yaml string) (string, string, func() error, error) {
 		file := filepath.Join(t.TempDir(), "tailguard.yaml")
 		listen, err1 := freeAddr()

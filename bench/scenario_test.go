@@ -14,6 +14,7 @@ import (
 
 func runSmoke(t *testing.T, name string) *Outcome {
 	t.Helper()
+	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder
@@ -73,6 +74,7 @@ func wantRows(t *testing.T, tb *Table, want ...string) {
 }
 
 func TestScenarioHedgingSmoke(t *testing.T) {
+	skipShort(t)
 	out := runSmoke(t, "hedging")
 	if len(out.Tables) != 2 || len(out.Series) != 2 {
 		t.Fatalf("%d tables, %d series; want 2 and 2", len(out.Tables), len(out.Series))
@@ -93,6 +95,7 @@ func TestScenarioHedgingSmoke(t *testing.T) {
 }
 
 func TestScenarioOverloadSmoke(t *testing.T) {
+	skipShort(t)
 	out := runSmoke(t, "overload")
 	tb := out.Tables[0]
 	arms := []string{"tailguard, adaptive shedding", "tailguard, no shedding"}
@@ -115,6 +118,7 @@ func TestScenarioOverloadSmoke(t *testing.T) {
 }
 
 func TestScenarioBreakerSmoke(t *testing.T) {
+	skipShort(t)
 	tb := runSmoke(t, "breaker").Tables[0]
 	wantRows(t, tb, "breaker", "no breaker")
 	for _, arm := range []string{"breaker", "no breaker"} {
@@ -133,6 +137,7 @@ func TestScenarioBreakerSmoke(t *testing.T) {
 }
 
 func TestScenarioTimeoutSmoke(t *testing.T) {
+	skipShort(t)
 	tb := runSmoke(t, "timeout").Tables[0]
 	wantRows(t, tb, "timeout 250ms", "no timeout")
 	for _, arm := range []string{"timeout 250ms", "no timeout"} {
@@ -147,6 +152,7 @@ func TestScenarioTimeoutSmoke(t *testing.T) {
 }
 
 func TestScenarioFanoutSmoke(t *testing.T) {
+	skipShort(t)
 	out := runSmoke(t, "fanout")
 	tb := out.Tables[0]
 	wantRows(t, tb, "1", "10")
@@ -162,6 +168,7 @@ func TestScenarioFanoutSmoke(t *testing.T) {
 }
 
 func TestScenarioOverheadSmoke(t *testing.T) {
+	skipShort(t)
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
 	names := rowNames(tb)

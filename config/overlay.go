@@ -26,6 +26,11 @@ type Overrides struct {
 	AdminToken string
 	// LogLevel replaces log.level (-log-level, TAILGUARD_LOG_LEVEL).
 	LogLevel string
+	// DrainDelay, if not nil, replaces drain.delay. No flag or variable
+	// sets it: it is for configs built in code, such as the demo and bench
+	// scenarios' in-process tailguard, which must stop at once and must
+	// not edit a config after it was validated.
+	DrainDelay *Duration
 }
 
 // EnvOverrides reads the TAILGUARD_* variables through getenv (os.Getenv,
@@ -49,6 +54,7 @@ func (o Overrides) Over(base Overrides) Overrides {
 		Admin:      cmp.Or(o.Admin, base.Admin),
 		AdminToken: cmp.Or(o.AdminToken, base.AdminToken),
 		LogLevel:   cmp.Or(o.LogLevel, base.LogLevel),
+		DrainDelay: cmp.Or(o.DrainDelay, base.DrainDelay),
 	}
 }
 
@@ -77,6 +83,9 @@ func (c *Config) Apply(o Overrides) error {
 		if f.v != "" {
 			*f.field, paths = f.v, append(paths, f.path)
 		}
+	}
+	if o.DrainDelay != nil {
+		next.Drain.Delay, paths = *o.DrainDelay, append(paths, "drain.delay")
 	}
 	next.src = next.src.override(paths)
 	if err := next.Validate(); err != nil {

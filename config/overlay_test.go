@@ -66,6 +66,8 @@ func TestApplyErrors(t *testing.T) {
 			`admin_token: must be a Bearer token: letters, digits and -._~+/, optionally ending in = (set by flag or environment)`},
 		{"listen equals admin", Overrides{Listen: "127.0.0.1:9902"},
 			`testdata/full.yaml:5:8: admin: must differ from listen`},
+		{"negative drain delay", Overrides{DrainDelay: new(Duration(-time.Second))},
+			`drain.delay: must be >= 0 (set by flag or environment)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,6 +82,24 @@ func TestApplyErrors(t *testing.T) {
 			}
 			sameConfig(t, c, before)
 		})
+	}
+}
+
+// TestApplyDrainDelay: a drain delay set in code replaces the file's, zero
+// included (zero is a setting, not "unset"), and flags.Over keeps it.
+func TestApplyDrainDelay(t *testing.T) {
+	for _, give := range []time.Duration{0, 250 * time.Millisecond} {
+		c, err := Parse("t.yaml", []byte(okUpstream+okRoute+"drain: {delay: 3s, timeout: 7s}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := Overrides{Listen: "127.0.0.1:0"}.Over(Overrides{DrainDelay: new(Duration(give))})
+		if err := c.Apply(o); err != nil {
+			t.Fatalf("Apply(drain delay %v): %v", give, err)
+		}
+		if c.Drain.Delay.D() != give || c.Drain.Timeout.D() != 7*time.Second || c.Listen != "127.0.0.1:0" {
+			t.Errorf("after Apply(drain delay %v): drain %+v, listen %q; want the delay replaced, the timeout and the other override kept", give, c.Drain, c.Listen)
+		}
 	}
 }
 

@@ -28,14 +28,17 @@ func TestWatch(t *testing.T) {
 	var calls atomic.Int32
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, path, 20*time.Millisecond, func() { calls.Add(1) }) }()
+	w, err := NewWatch(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- w.Run(ctx, 20*time.Millisecond, func() { calls.Add(1) }) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // the watch is in place
 
 	steps := []struct {
 		name string

@@ -24,15 +24,6 @@ import (
 	"time"
 )
 
-// skipShort skips a corner test under -short: each starts processes and
-// waits out timeouts.
-func skipShort(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("integration corner: starts the binary and waits out timeouts; skipped with -short")
-	}
-}
-
 // ---------------------------------------------------------------------------
 // Fixtures
 

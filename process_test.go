@@ -295,23 +295,6 @@ func holdingUpstream(t *testing.T, up *goUpstream) (arrived <-chan struct{}, rel
 	return arrivals, release
 }
 
-// result is a response's status and body, or the error.
-type result struct {
-	status int
-	body   string
-	err    error
-}
-
-// getAsync fetches url in the background.
-func getAsync(client *http.Client, url string) <-chan result {
-	c := make(chan result, 1)
-	go func() {
-		status, body, err := get(client, url)
-		c <- result{status, body, err}
-	}()
-	return c
-}
-
 // receive waits for one value from c, failing the test after ioTimeout.
 func receive[T any](t *testing.T, what string, c <-chan T) T {
 	t.Helper()
@@ -332,7 +315,7 @@ func TestProcessDrainOrder(t *testing.T) {
 	up := startGoUpstream(t)
 	arrived, release := holdingUpstream(t, up)
 	p := startProcess(t, drainYAML(up.addr, time.Hour, time.Minute))
-	client := newClient(t, ioTimeout).Client
+	client := newClient(t, ioTimeout)
 	inFlight := getAsync(client, "http://"+p.proxyAddr+"/hold")
 	receive(t, "arrival upstream", arrived)
 
@@ -341,7 +324,7 @@ func TestProcessDrainOrder(t *testing.T) {
 	drained := make(chan error, 1)
 	go func() { drained <- p.Drain(delayCtx) }()
 	if !pollUntil(400, 25*time.Millisecond, func() bool {
-		status, _, err := get(client, "http://"+p.adminAddr+"/readyz")
+		status, _, err := get(client.Client, "http://"+p.adminAddr+"/readyz")
 		return err == nil && status == http.StatusServiceUnavailable
 	}) {
 		t.Fatal("/readyz never failed after Drain began")
@@ -360,7 +343,7 @@ func TestProcessDrainOrder(t *testing.T) {
 	default:
 	}
 	release()
-	if r := receive(t, "in-flight response", inFlight); r.err != nil || r.status != 200 || r.body != "released\n" {
+	if r := receive(t, "in-flight response", inFlight); r.err != nil || r.status != 200 || string(r.body) != "released\n" {
 		t.Errorf("in-flight request: %d %q, %v; want 200 released", r.status, r.body, r.err)
 	}
 	if err := receive(t, "Drain result", drained); err != nil {
@@ -374,7 +357,7 @@ func TestProcessDrainTimeout(t *testing.T) {
 	up := startGoUpstream(t)
 	arrived, release := holdingUpstream(t, up)
 	p := startProcess(t, drainYAML(up.addr, 0, 50*time.Millisecond))
-	client := newClient(t, ioTimeout).Client
+	client := newClient(t, ioTimeout)
 	inFlight := getAsync(client, "http://"+p.proxyAddr+"/hold")
 	receive(t, "arrival upstream", arrived)
 	if err := p.Drain(context.Background()); !errors.Is(err, context.DeadlineExceeded) {

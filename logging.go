@@ -37,7 +37,11 @@ func logStart(log *zap.Logger, cfg *config.Config, proxyAddr, adminAddr net.Addr
 		zap.Strings("routes", routeNames(cfg)),
 		zap.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 		zap.Int64("gomemlimit", memLimit),
-		zap.Int("upstreams", len(cfg.Upstreams)))
+		zap.Int("upstreams", len(cfg.Upstreams)),
+		zap.Bool("tls", cfg.TLS != nil))
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning", zap.String("warning", w))
+	}
 }
 
 func routeNames(cfg *config.Config) []string {

@@ -2,7 +2,7 @@
 // tail latency in check and shows, per route, where the time goes.
 //
 //	tailguard [run] -config FILE
-//	tailguard -upstream http://127.0.0.1:8080 [-listen :8000] [-admin 127.0.0.1:9901]
+//	tailguard -upstream http://127.0.0.1:8080 [-listen :8000] [-admin 127.0.0.1:9901] [-tls-cert F -tls-key F]
 //	tailguard validate -config FILE
 //	tailguard demo
 //	tailguard version
@@ -55,6 +55,9 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d upstreams, %d routes)\n", cfg.File(), len(cfg.Upstreams), len(cfg.Routes))
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 		return nil
 	case "demo":
 		return bench.DemoMain(context.Background(), args, stdout, demoProxy)
@@ -77,10 +80,12 @@ func configFlags(name string, args []string) (configSource, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	file := fs.String("config", os.Getenv("TAILGUARD_CONFIG"), "config file (YAML)")
 	var o config.Overrides
-	fs.StringVar(&o.Upstream, "upstream", "", "quick form: the one upstream, as http://host:port")
+	fs.StringVar(&o.Upstream, "upstream", "", "quick form: the one upstream, as http://host:port or https://host:port")
 	fs.StringVar(&o.Listen, "listen", "", "proxy listen address (default :8000)")
 	fs.StringVar(&o.Admin, "admin", "", "admin listen address (default 127.0.0.1:9901)")
 	fs.StringVar(&o.LogLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "terminate TLS with this PEM certificate chain (with -tls-key)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "the PEM private key of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return configSource{}, err
 	}

@@ -29,11 +29,13 @@ import (
 // for concurrent use (the first to end it decides how). Every goroutine it
 // starts is stopped and waited for before they return.
 type Process struct {
-	src     configSource
-	cfg     *config.Config // the config it started with; listen, admin and drain never change on reload
-	log     *zap.Logger
-	reg     *metrics.Registry
-	reloads metrics.Reloads
+	src configSource
+	cfg *config.Config // the config it started with; listen, admin and drain never change on reload
+	log *zap.Logger
+	reg *metrics.Registry
+	// reloads count config reloads, certReloads the listener's
+	// certificate's.
+	reloads, certReloads *metrics.Reloads
 
 	srv   *proxy.Server
 	admin *http.Server
@@ -69,6 +71,9 @@ func NewProcess(src configSource) (*Process, error) {
 		log:    log,
 		reg:    metrics.NewRegistry(metrics.RegistryOptions{}),
 		failed: make(chan error, 2),
+
+		reloads:     metrics.NewConfigReloads(),
+		certReloads: metrics.NewCertificateReloads(),
 	}, nil
 }
 
@@ -125,7 +130,7 @@ func (p *Process) newAdmin() *http.Server {
 			Config:  func() any { return p.srv.Config().Redacted() },
 			Stats:   p.reg,
 			Reload:  func() error { return p.Reload("POST /reload") },
-			Reloads: &p.reloads,
+			Reloads: []*metrics.Reloads{p.reloads, p.certReloads},
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}

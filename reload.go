@@ -61,12 +61,52 @@ func (p *Process) watch(ctx context.Context) {
 				return
 			case <-hup:
 				_ = p.Reload("SIGHUP")
+				p.reloadCertificate("SIGHUP")
 			}
 		}
 	})
 	if p.src.file != "" {
 		p.watchFile(ctx)
 	}
+	if cert, key := p.srv.TLSFiles(); cert != "" {
+		p.watchCertificate(ctx, cert)
+		p.watchCertificate(ctx, key)
+	}
+}
+
+// watchCertificate reloads the listener's certificate when file (its
+// certificate or its key) changes. The directory is watched, so a
+// Kubernetes Secret's symlink swap, or cert-manager's rename, is seen.
+func (p *Process) watchCertificate(ctx context.Context, file string) {
+	w, err := config.NewWatch(file)
+	if err != nil {
+		p.log.Error("tls certificate watch stopped; reload it with SIGHUP", zap.Error(err))
+		return
+	}
+	p.wg.Go(func() {
+		if err := w.Run(ctx, 250*time.Millisecond, func() { p.reloadCertificate("file change") }); err != nil {
+			p.log.Error("tls certificate watch stopped; reload it with SIGHUP", zap.Error(err))
+		}
+	})
+}
+
+// reloadCertificate reads the listener's certificate and key again. A pair
+// that does not load, match or is not valid now is refused, logged and
+// counted (tailguard_tls_certificate_reload_failures_total), and the old
+// one keeps serving; connections open keep theirs either way.
+func (p *Process) reloadCertificate(trigger string) {
+	if cert, _ := p.srv.TLSFiles(); cert == "" {
+		return
+	}
+	err := p.srv.ReloadCertificate()
+	p.certReloads.Count(err)
+	if err != nil {
+		p.log.Error("tls certificate reload refused; the old certificate keeps serving", zap.String("trigger", trigger), zap.Error(err))
+		return
+	}
+	leaf := p.srv.Certificate()
+	p.log.Info("tls certificate reloaded", zap.String("trigger", trigger),
+		zap.String("serial", leaf.SerialNumber.String()), zap.Time("not_after", leaf.NotAfter))
 }
 
 // watchFile reloads when the config file changes. Without the watch,

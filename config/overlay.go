@@ -2,6 +2,7 @@ package config
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -26,6 +27,10 @@ type Overrides struct {
 	AdminToken string
 	// LogLevel replaces log.level (-log-level, TAILGUARD_LOG_LEVEL).
 	LogLevel string
+	// TLSCert and TLSKey replace tls.cert_file and tls.key_file (-tls-cert
+	// and -tls-key, TAILGUARD_TLS_CERT and TAILGUARD_TLS_KEY), turning
+	// TLS on for the listener; both or neither.
+	TLSCert, TLSKey string
 	// DrainDelay, if not nil, replaces drain.delay. No flag or variable
 	// sets it: it is for configs built in code, such as the demo and bench
 	// scenarios' in-process tailguard, which must stop at once and must
@@ -42,6 +47,8 @@ func EnvOverrides(getenv func(string) string) Overrides {
 		Admin:      getenv("TAILGUARD_ADMIN"),
 		AdminToken: getenv("TAILGUARD_ADMIN_TOKEN"),
 		LogLevel:   getenv("TAILGUARD_LOG_LEVEL"),
+		TLSCert:    getenv("TAILGUARD_TLS_CERT"),
+		TLSKey:     getenv("TAILGUARD_TLS_KEY"),
 	}
 }
 
@@ -54,6 +61,8 @@ func (o Overrides) Over(base Overrides) Overrides {
 		Admin:      cmp.Or(o.Admin, base.Admin),
 		AdminToken: cmp.Or(o.AdminToken, base.AdminToken),
 		LogLevel:   cmp.Or(o.LogLevel, base.LogLevel),
+		TLSCert:    cmp.Or(o.TLSCert, base.TLSCert),
+		TLSKey:     cmp.Or(o.TLSKey, base.TLSKey),
 		DrainDelay: cmp.Or(o.DrainDelay, base.DrainDelay),
 	}
 }
@@ -86,6 +95,13 @@ func (c *Config) Apply(o Overrides) error {
 	}
 	if o.DrainDelay != nil {
 		next.Drain.Delay, paths = *o.DrainDelay, append(paths, "drain.delay")
+	}
+	if o.TLSCert != "" || o.TLSKey != "" {
+		if next.TLS == nil {
+			next.TLS = &TLS{MinVersion: tls.VersionTLS12}
+		}
+		next.TLS.CertFile, next.TLS.KeyFile = o.TLSCert, o.TLSKey
+		paths = append(paths, "tls.cert_file", "tls.key_file")
 	}
 	next.src = next.src.override(paths)
 	if err := next.Validate(); err != nil {

@@ -28,7 +28,7 @@ type Admin struct {
 	reg   *Registry
 	// reloadFn serves POST /reload; nil: no such path.
 	reloadFn func() error
-	reloads  *Reloads
+	reloads  []*Reloads
 }
 
 // AdminOptions wires the admin server to the process's state.
@@ -48,8 +48,9 @@ type AdminOptions struct {
 	// Reload, if not nil, serves POST /reload: re-read the config file and
 	// apply it, or report why not.
 	Reload func() error
-	// Reloads counts reloads for /metrics; nil: not exposed.
-	Reloads *Reloads
+	// Reloads are the reload counters exposed in /metrics (the config's,
+	// the certificate's).
+	Reloads []*Reloads
 }
 
 // NewAdmin builds the admin handler.
@@ -79,15 +80,15 @@ func NewAdmin(o AdminOptions) *Admin {
 // metricsHandler serves reg's routes, and the Go runtime's and process's
 // metrics, in Prometheus exposition from a registry of its own (never the
 // global one, which other code may fill).
-func metricsHandler(reg *Registry, reloads *Reloads) http.Handler {
+func metricsHandler(reg *Registry, reloads []*Reloads) http.Handler {
 	p := prometheus.NewRegistry()
 	p.MustRegister(
 		NewCollector(reg),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	if reloads != nil {
-		p.MustRegister(reloads)
+	for _, r := range reloads {
+		p.MustRegister(r)
 	}
 	return promhttp.HandlerFor(p, promhttp.HandlerOpts{})
 }

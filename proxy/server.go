@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -148,6 +149,15 @@ func (s *Server) TLSFiles() (certFile, keyFile string) {
 		return c.CertFile, c.KeyFile
 	}
 	return "", ""
+}
+
+// Certificate is the leaf certificate the listener serves now; nil
+// without TLS.
+func (s *Server) Certificate() *x509.Certificate {
+	if s.cert == nil {
+		return nil
+	}
+	return s.cert.Current().Leaf
 }
 
 // ReloadCertificate reads the listener's certificate and key again and

@@ -37,8 +37,8 @@ func (c *Certificate) Reload() error {
 	return nil
 }
 
-// Leaf is the certificate serving now.
-func (c *Certificate) Leaf() *tls.Certificate { return c.cur.Load() }
+// Current is the certificate and key serving now.
+func (c *Certificate) Current() *tls.Certificate { return c.cur.Load() }
 
 func (c *Certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 

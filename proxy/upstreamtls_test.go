@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -121,5 +122,92 @@ routes: [{name: default, match: {path_prefix: /}, upstream: app}]
 	waitFor(t, "health checks against an untrusted CA to fail", func() bool { return !bad.Ready() })
 	if !good.Ready() {
 		t.Error("health checks with the upstream's own CA failed")
+	}
+}
+
+// batchConn is a server-side socket under TLS whose writes can be held
+// and then sent split where the test chooses, so that a TLS record can be
+// made to arrive in part.
+type batchConn struct {
+	net.Conn
+	holding bool
+	chunks  [][]byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	if c.holding {
+		c.chunks = append(c.chunks, append([]byte(nil), p...))
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+type batchListener struct{ net.Listener }
+
+func (l batchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &batchConn{Conn: c}, nil
+}
+
+// TestTLSPartialStrayRecord: an upstream sends a stray TLS record right
+// behind its response; its first bytes arrive in the same segment as the
+// response, the rest only after the next request was sent. The TLS layer
+// must not read those first bytes ahead, where neither the socket peek
+// nor a read of its own buffers would show them: the connection must be
+// retired, not reused.
+func TestTLSPartialStrayRecord(t *testing.T) {
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := pki.IssueServer("upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := startRawOn(t, tls.NewListener(batchListener{ln}, &tls.Config{Certificates: []tls.Certificate{pair}}), func(c net.Conn, n int, _ string) {
+		if n > 1 {
+			body := fmt.Sprintf("B%d", n)
+			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			return
+		}
+		bc := c.(*tls.Conn).NetConn().(*batchConn)
+		bc.holding = true
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nA")
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL")
+		bc.holding = false
+		response, stray := bc.chunks[0], bc.chunks[1]
+		_, _ = bc.Conn.Write(append(response, stray[:7]...)) // one segment: the response and 7 bytes more
+		time.Sleep(300 * time.Millisecond)                   // the rest after the next request was sent
+		_, _ = bc.Conn.Write(stray[7:])
+	})
+	addr := startProxy(t, `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"], tls: {ca_file: "%s"}}}
+routes: [{name: default, match: {path_prefix: /}, upstream: app}]
+`, up.addr(), pki.CAFile)
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	if status, body := get(t, client, addr, "GET", "/first"); status != 200 || body != "A" {
+		t.Fatalf("first request: %d %q", status, body)
+	}
+	time.Sleep(50 * time.Millisecond) // the first 7 bytes are there; the rest is not
+	for i := 2; i <= 4; i++ {
+		if status, body := get(t, client, addr, "GET", "/next"); status != 200 || body != fmt.Sprintf("B%d", i) {
+			t.Fatalf("request %d got %d %q: a response out of step", i, status, body)
+		}
+	}
+	if n := up.connCount(); n != 2 {
+		t.Errorf("upstream connections = %d, want 2", n)
 	}
 }

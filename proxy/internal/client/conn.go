@@ -59,7 +59,7 @@ func (d dialer) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	uc := &upstreamConn{Conn: tc, raw: raw}
 	uc.peekFn = uc.peekFD
 	if d.tls != nil {
-		uc.tls = tls.Client(tc, d.tls)
+		uc.tls = tls.Client(&recordConn{TCPConn: tc}, d.tls)
 		uc.Conn = uc.tls
 		if err := handshake(uc.tls, start.Add(t)); err != nil {
 			_ = tc.Close()
@@ -117,5 +117,36 @@ func tlsIdle(c *tls.Conn) bool {
 
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// recordConn is the socket under an upstream TLS connection. It hands the
+// TLS layer no byte past the end of the record it is reading: left to
+// itself, the TLS layer reads ahead whatever the socket holds, and a stray
+// record read ahead in part would be invisible to both the socket peek and
+// tlsIdle, and read as the next response. Stopping at record boundaries
+// costs a second read per record: the header, then the rest.
+type recordConn struct {
+	*net.TCPConn
+	head  [recordHeaderLen]byte
+	headN int // header bytes read of the next record
+	left  int // bytes left in the current record's body
+}
+
+const recordHeaderLen = 5 // type, version (2), length (2)
+
+// Read implements net.Conn.
+func (c *recordConn) Read(p []byte) (int, error) {
+	if c.left == 0 {
+		p = p[:min(len(p), recordHeaderLen-c.headN)]
+		n, err := c.TCPConn.Read(p)
+		c.headN += copy(c.head[c.headN:], p[:n])
+		if c.headN == recordHeaderLen {
+			c.left, c.headN = int(c.head[3])<<8|int(c.head[4]), 0
+		}
+		return n, err
+	}
+	n, err := c.TCPConn.Read(p[:min(len(p), c.left)])
+	c.left -= n
+	return n, err
+}
 
 func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peek.Socket(fd) }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"tailguard/bench"
 )
 
 // get sends GET path through the proxy with a keep-alive client and
@@ -121,18 +119,7 @@ type upstreamTransport struct {
 }
 
 func upstreamTransports(t *testing.T) []upstreamTransport {
-	pki, err := bench.NewPKI(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := pki.IssueServer("upstream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki, pair := upstreamPKI(t)
 	return []upstreamTransport{
 		{name: "plain", start: startRaw, config: oneRoute},
 		{name: "tls", start: func(t testing.TB, reply func(c net.Conn, n int, head string)) *rawUpstream {

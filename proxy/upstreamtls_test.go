@@ -15,9 +15,19 @@ import (
 	"tailguard/bench"
 )
 
-// startTLSUpstream runs a net/http server over TLS with a certificate its
-// own CA signed for loopback; clientCAs, if set, must sign the client's.
-func startTLSUpstream(t *testing.T, pki *bench.PKI, clientCAs *x509.CertPool) string {
+// upstreamPKI is a CA of the test's own and a loopback server
+// certificate it signed, loaded.
+func upstreamPKI(t *testing.T) (*bench.PKI, tls.Certificate) {
+	t.Helper()
+	pki, err := bench.NewPKI(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki, serverPair(t, pki)
+}
+
+// serverPair issues and loads a loopback server certificate from pki.
+func serverPair(t *testing.T, pki *bench.PKI) tls.Certificate {
 	t.Helper()
 	cert, key, err := pki.IssueServer("upstream")
 	if err != nil {
@@ -27,7 +37,14 @@ func startTLSUpstream(t *testing.T, pki *bench.PKI, clientCAs *x509.CertPool) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{pair}}
+	return pair
+}
+
+// startTLSUpstream runs a net/http server over TLS with a certificate its
+// own CA signed for loopback; clientCAs, if set, must sign the client's.
+func startTLSUpstream(t *testing.T, pki *bench.PKI, clientCAs *x509.CertPool) string {
+	t.Helper()
+	tc := &tls.Config{Certificates: []tls.Certificate{serverPair(t, pki)}}
 	if clientCAs != nil {
 		tc.ClientCAs, tc.ClientAuth = clientCAs, tls.RequireAndVerifyClientCert
 	}
@@ -159,18 +176,7 @@ func (l batchListener) Accept() (net.Conn, error) {
 // nor a read of its own buffers would show them: the connection must be
 // retired, not reused.
 func TestTLSPartialStrayRecord(t *testing.T) {
-	pki, err := bench.NewPKI(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := pki.IssueServer("upstream")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki, pair := upstreamPKI(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

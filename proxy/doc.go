@@ -16,7 +16,8 @@
 //	      each attempt.run: pick endpoint → per-try deadline → Endpoint.RoundTrip → settle
 //	      retry a failed round while retry policy, budget and deadline allow
 //	  permit.Release(service, ok)        feeds the adaptive limit
-//	  x.respond()                        tailguard's own answer for a cause, or the upstream's
+//	  x.respond()                        tailguard's own answer for a cause, a tunnel for a 101 (tunnel.go),
+//	                                     or the upstream's response
 //	  s.record(x)                        one metrics.Sample per request
 //
 // The breaker stands outside the attempt loop, so it counts what the
@@ -27,10 +28,11 @@
 //
 // Why tailguard answered a request itself is a cause (internal/cause):
 // one table gives its status, X-Tailguard-Error, body and metrics flags.
-// The wire is in two rooms of its own: internal/edge guards the client
-// side (connection cap, strict request checks, chunk metering, lingering
-// close) and internal/client is the HTTP/1.1 client to upstream endpoints
-// (pool, exact framing, the reuse check that prevents response desync,
-// health probes). The policies themselves are resilience's pure decision
-// types; proxy does the I/O around them.
+// The wire is in rooms of its own: internal/edge guards the client side
+// (TLS termination, connection cap, strict request checks, chunk metering,
+// lingering close); internal/client is the HTTP/1.1 client to upstream
+// endpoints (pool, TLS, exact framing, the reuse check that prevents
+// response desync, upgrades, health probes); internal/splice joins the
+// two connections of a WebSocket tunnel. The policies themselves are
+// resilience's pure decision types; proxy does the I/O around them.
 package proxy

@@ -31,6 +31,12 @@ type Collector struct {
 	latencyGood, latencySLI, availabilitySLI *prometheus.Desc
 	budget, burnRate                         *prometheus.Desc
 	histograms                               [numMetrics]*prometheus.Desc // Overhead: nil
+
+	// Outside routes: the listener, and each upstream and endpoint.
+	listenerConns, listenerErrors                      *prometheus.Desc
+	upstreamBreaker                                    *prometheus.Desc
+	endpointHealthy, endpointEjected, endpointOutstand *prometheus.Desc
+	endpointLatency, endpointRequests, endpointFails   *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -67,7 +73,25 @@ func NewCollector(reg *Registry) *Collector {
 			Service:  d("service_seconds", "The winning attempt's upstream time."),
 			Response: d("response_seconds", "Time from arrival to response handed back."),
 		},
+		listenerConns:    desc("listener_connections", "Client connections open now."),
+		listenerErrors:   desc("listener_errors_total", "Connections and requests refused before a route was chosen, by cause.", "cause"),
+		upstreamBreaker:  desc("upstream_breaker_state", "Upstream breaker state: 0 closed, 1 half-open, 2 open.", "upstream"),
+		endpointHealthy:  desc("endpoint_healthy", "1 if the endpoint passes its health checks (always 1 without them).", endpoint...),
+		endpointEjected:  desc("endpoint_ejected", "1 while outlier detection keeps the endpoint out.", endpoint...),
+		endpointOutstand: desc("endpoint_outstanding", "Attempts sent to the endpoint and not finished.", endpoint...),
+		endpointLatency:  desc("endpoint_latency_ewma_seconds", "The balancer's peak-EWMA round-trip estimate for the endpoint (0: no sample yet).", endpoint...),
+		endpointRequests: desc("endpoint_requests_total", "Attempts sent to the endpoint.", endpoint...),
+		endpointFails:    desc("endpoint_failures_total", "Attempts sent to the endpoint that failed (5xx, timeout, connection error, malformed response).", endpoint...),
 	}
+}
+
+// endpoint are the labels of the per-endpoint metrics; their cardinality
+// is bounded by the config (at most 64 endpoints an upstream).
+var endpoint = []string{"upstream", "endpoint"}
+
+// desc describes a metric without the route label.
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("tailguard_"+name, help, labels, nil)
 }
 
 // Describe implements prometheus.Collector.
@@ -76,6 +100,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
 		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority, c.tunnelsActive, c.tunnelsTotal,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
+		c.listenerConns, c.listenerErrors, c.upstreamBreaker, c.endpointHealthy, c.endpointEjected,
+		c.endpointOutstand, c.endpointLatency, c.endpointRequests, c.endpointFails,
 	} {
 		ch <- d
 	}
@@ -104,6 +130,40 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			c.collectSLO(ch, rt, cfg.SLO, &all.c)
 		}
 	}
+	c.collectServer(ch, c.reg.serverGauges())
+}
+
+// collectServer exposes the figures outside routes: the listener's, and
+// each upstream's breaker and endpoints.
+func (c *Collector) collectServer(ch chan<- prometheus.Metric, g ServerGauges) {
+	ch <- prometheus.MustNewConstMetric(c.listenerConns, prometheus.GaugeValue, float64(g.Listener.Connections))
+	for _, e := range g.Listener.Errors {
+		ch <- prometheus.MustNewConstMetric(c.listenerErrors, prometheus.CounterValue, float64(e.Count), e.Cause)
+	}
+	for _, u := range g.Upstreams {
+		if v, ok := breakerStates[u.Breaker]; ok {
+			ch <- prometheus.MustNewConstMetric(c.upstreamBreaker, prometheus.GaugeValue, v, u.Name)
+		}
+		for _, e := range u.Endpoints {
+			gauge := func(d *prometheus.Desc, v float64) {
+				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, u.Name, e.Address)
+			}
+			gauge(c.endpointHealthy, boolValue(e.Healthy))
+			gauge(c.endpointEjected, boolValue(e.Ejected))
+			gauge(c.endpointOutstand, float64(e.Outstanding))
+			gauge(c.endpointLatency, e.LatencyEWMA.Seconds())
+			ch <- prometheus.MustNewConstMetric(c.endpointRequests, prometheus.CounterValue, float64(e.Requests), u.Name, e.Address)
+			ch <- prometheus.MustNewConstMetric(c.endpointFails, prometheus.CounterValue, float64(e.Failures), u.Name, e.Address)
+		}
+	}
+}
+
+// boolValue is a gauge's value for b: 1 or 0.
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n *counters) {

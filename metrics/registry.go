@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,6 +78,9 @@ type Registry struct {
 
 	tickMu sync.Mutex // serializes Tick; guards delta
 	delta  part       // one tick's records of one route, reused
+
+	// server gets the figures outside routes; see SetServerGauges.
+	server atomic.Pointer[func() ServerGauges]
 }
 
 // NewRegistry returns a Registry with no routes; call Configure.

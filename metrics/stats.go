@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -13,6 +16,33 @@ type statsDoc struct {
 	UptimeS float64      `json:"uptime_s"`
 	Window  string       `json:"window"`
 	Routes  []routeStats `json:"routes"`
+	// Listener and Upstreams are live state and counts since start, not
+	// over the window.
+	Listener  listenerStats   `json:"listener"`
+	Upstreams []upstreamStats `json:"upstreams"`
+}
+
+// listenerStats are the client listener's figures: connections open now,
+// refusals before routing by cause.
+type listenerStats struct {
+	Connections int64             `json:"connections"`
+	Errors      map[string]uint64 `json:"errors"`
+}
+
+type upstreamStats struct {
+	Name      string          `json:"name"`
+	Breaker   string          `json:"breaker"`
+	Endpoints []endpointStats `json:"endpoints"`
+}
+
+type endpointStats struct {
+	Address       string  `json:"address"`
+	Healthy       bool    `json:"healthy"`
+	Ejected       bool    `json:"ejected"`
+	Outstanding   int64   `json:"outstanding"`
+	LatencyEWMAMS float64 `json:"latency_ewma_ms"`
+	Requests      uint64  `json:"requests"`
+	Failures      uint64  `json:"failures"`
 }
 
 type routeStats struct {
@@ -74,6 +104,22 @@ func (r *Registry) stats(k window) *statsDoc {
 	for _, rt := range r.configured() {
 		doc.Routes = append(doc.Routes, rt.stats(k))
 	}
+	g := r.serverGauges()
+	doc.Listener = listenerStats{Connections: g.Listener.Connections, Errors: make(map[string]uint64, len(g.Listener.Errors))}
+	for _, e := range g.Listener.Errors {
+		doc.Listener.Errors[e.Cause] = e.Count
+	}
+	doc.Upstreams = make([]upstreamStats, 0, len(g.Upstreams))
+	for _, u := range g.Upstreams {
+		us := upstreamStats{Name: u.Name, Breaker: u.Breaker, Endpoints: make([]endpointStats, 0, len(u.Endpoints))}
+		for _, e := range u.Endpoints {
+			us.Endpoints = append(us.Endpoints, endpointStats{
+				Address: e.Address, Healthy: e.Healthy, Ejected: e.Ejected, Outstanding: e.Outstanding,
+				LatencyEWMAMS: ms(e.LatencyEWMA), Requests: e.Requests, Failures: e.Failures,
+			})
+		}
+		doc.Upstreams = append(doc.Upstreams, us)
+	}
 	return doc
 }
 
@@ -125,6 +171,37 @@ func (doc *statsDoc) writeText(w io.Writer) error {
 		l := r.LatencyMS
 		fmt.Fprintf(tw, "%s\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", r.Name, r.RPS,
 			l.Queue.text(), l.Service.text(), l.Response.text(), r.Status["5xx"], r.Shed, breakerText(r.Breaker))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write stats: %w", err)
+	}
+	return doc.writeServerText(w)
+}
+
+// writeServerText writes the listener's line and the endpoints' table;
+// nothing for a registry without server gauges.
+func (doc *statsDoc) writeServerText(w io.Writer) error {
+	if len(doc.Listener.Errors) == 0 && len(doc.Upstreams) == 0 {
+		return nil
+	}
+	errs := make([]string, 0, len(doc.Listener.Errors))
+	for c, n := range doc.Listener.Errors {
+		if n > 0 {
+			errs = append(errs, fmt.Sprintf("%s %d", c, n))
+		}
+	}
+	slices.Sort(errs)
+	if _, err := fmt.Fprintf(w, "\nlistener  connections %d  refused before routing: %s\n\n",
+		doc.Listener.Connections, cmp.Or(strings.Join(errs, ", "), "none")); err != nil {
+		return fmt.Errorf("write stats: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "upstream\tbreaker\tendpoint\thealthy\tejected\toutstanding\tewma ms\trequests\tfailures\t")
+	for _, u := range doc.Upstreams {
+		for _, e := range u.Endpoints {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%t\t%d\t%.3f\t%d\t%d\t\n", u.Name, breakerText(u.Breaker),
+				e.Address, e.Healthy, e.Ejected, e.Outstanding, e.LatencyEWMAMS, e.Requests, e.Failures)
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write stats: %w", err)

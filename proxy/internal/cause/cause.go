@@ -9,6 +9,7 @@ package cause
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 
@@ -118,3 +119,29 @@ func (b *Bodies) Of(c Cause) []byte { return b[c] }
 // Unrouted serves requests that matched no route, or that were refused
 // before one was matched.
 var Unrouted = NewBodies("")
+
+// BeforeRouting are the causes for which tailguard refuses a connection or
+// a request before a route is chosen, in DESIGN.md's order (/stats
+// listener.errors): such a refusal reaches no route's metrics, so the
+// listener counts it.
+var BeforeRouting = [...]Cause{BadRequest, NoRoute, HeaderTimeout, HeadersTooLarge, TooManyHeaders, URITooLong, ConnLimit}
+
+// Counts counts events by cause: one atomic counter per cause, indexed by
+// it, so that counting is one atomic add, with no map and no allocation.
+// Safe for concurrent use; the zero value is ready. Counts must not be
+// copied.
+type Counts [count]atomic.Uint64
+
+// Add counts one event for c.
+func (n *Counts) Add(c Cause) { n[c].Add(1) }
+
+// Get is the number of events counted for c.
+func (n *Counts) Get(c Cause) uint64 { return n[c].Load() }
+
+// Each calls f for every cause but None, in the table's order, with its
+// count.
+func (n *Counts) Each(f func(Cause, uint64)) {
+	for c := BadRequest; c < count; c++ {
+		f(c, n[c].Load())
+	}
+}

@@ -56,3 +56,28 @@ func TestTable(t *testing.T) {
 		t.Errorf("None: %q %v", None, None.Flags())
 	}
 }
+
+// TestCounts: each cause counts on its own counter, and BeforeRouting
+// names the listener's causes as DESIGN.md spells them.
+func TestCounts(t *testing.T) {
+	var n Counts
+	n.Add(NoRoute)
+	n.Add(NoRoute)
+	n.Add(ConnLimit)
+	seen := map[Cause]uint64{}
+	n.Each(func(c Cause, v uint64) { seen[c] = v })
+	if len(seen) != int(count)-1 || seen[NoRoute] != 2 || seen[ConnLimit] != 1 || n.Get(BadRequest) != 0 {
+		t.Errorf("counts %v", seen)
+	}
+	var names []string
+	for _, c := range BeforeRouting {
+		names = append(names, c.String())
+	}
+	want := "bad_request no_route header_timeout headers_too_large too_many_headers uri_too_long connection_limit"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("BeforeRouting %q, want %q", got, want)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { n.Add(Shed) }); allocs != 0 {
+		t.Errorf("Add allocates %v", allocs)
+	}
+}

@@ -21,13 +21,39 @@ import (
 // X-Tailguard-Error; and it meters the bytes a chunked request body costs
 // on the wire, which fasthttp's decoder does not bound (chunk extensions).
 
+// Stats are the client edge's figures for /stats and /metrics: the
+// client connections open now, and the connections and requests refused
+// before a route was chosen, by cause. The listener and the request path
+// write them with single atomic operations; the admin side reads them at
+// scrape time. Safe for concurrent use; the zero value is ready. Stats
+// must not be copied.
+type Stats struct {
+	open    atomic.Int64
+	refused cause.Counts
+}
+
+// Open is the number of client connections open now.
+func (s *Stats) Open() int64 { return s.open.Load() }
+
+// Refuse counts a connection or request refused for c before a route was
+// chosen.
+func (s *Stats) Refuse(c cause.Cause) { s.refused.Add(c) }
+
+// Refused is the number of connections and requests refused for c.
+func (s *Stats) Refused(c cause.Cause) uint64 { return s.refused.Get(c) }
+
+// EachRefused calls f for every cause with its number of refusals.
+func (s *Stats) EachRefused(f func(cause.Cause, uint64)) { s.refused.Each(f) }
+
 // clientListener caps the client connections open at once. A connection
 // over the cap is answered 503 connection_limit, with Retry-After, and
 // closed before any of it is read. Safe for concurrent use.
 type clientListener struct {
 	net.Listener
-	max    int64
-	open   atomic.Int64
+	max int64
+	// stats holds the open count the cap is checked against, and counts
+	// refusals.
+	stats  *Stats
 	refuse []byte // the whole 503 response, built once
 	// lingering bounds the goroutines draining refused connections.
 	lingering chan struct{}
@@ -47,7 +73,9 @@ const (
 // connections open at once, and the chunk meter. The cap and the meter sit
 // above TLS, so that a refusal reaches a TLS client as a response it can
 // read and the meter counts the body's own framing, not TLS records.
-func NewListener(ln net.Listener, maxConns int, tc *tls.Config) net.Listener {
+// stats keeps the open count and counts refusals; listeners sharing it
+// share the cap.
+func NewListener(ln net.Listener, maxConns int, tc *tls.Config, stats *Stats) net.Listener {
 	ln = lingerListener{ln}
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
@@ -57,7 +85,7 @@ func NewListener(ln net.Listener, maxConns int, tc *tls.Config) net.Listener {
 	refuse := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"+
 		"%s: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		c.Status(), fasthttp.StatusMessage(c.Status()), cause.Header, c, len(body), body)
-	return &clientListener{Listener: ln, max: int64(maxConns), refuse: refuse,
+	return &clientListener{Listener: ln, max: int64(maxConns), stats: stats, refuse: refuse,
 		lingering: make(chan struct{}, maxRefuseLingers)}
 }
 
@@ -69,10 +97,11 @@ func (l *clientListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) <= l.max {
+		if l.stats.open.Add(1) <= l.max {
 			return &clientConn{Conn: c, l: l}, nil
 		}
-		l.open.Add(-1)
+		l.stats.open.Add(-1)
+		l.stats.Refuse(cause.ConnLimit)
 		l.refuseConn(c)
 	}
 }
@@ -123,7 +152,7 @@ type clientConn struct {
 // Close implements net.Conn; the connection leaves the count once.
 func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.open.Add(-1)
+		c.l.stats.open.Add(-1)
 	}
 	return c.Conn.Close()
 }

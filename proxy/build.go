@@ -92,7 +92,8 @@ func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Log
 		return nil, err
 	}
 	addrs := strings.Split(s.endpoints, endpointSep)
-	u := &Upstream{settings: s, balancer: resilience.NewBalancer(s.balance, len(addrs), 0)}
+	u := &Upstream{settings: s, balancer: resilience.NewBalancer(s.balance, len(addrs), 0),
+		attempts: make([]endpointAttempts, len(addrs))}
 	for _, addr := range addrs {
 		u.endpoints = append(u.endpoints, client.NewEndpoint(addr, s.maxConns, s.connectTimeout, tc))
 	}

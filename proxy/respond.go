@@ -49,6 +49,13 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, route *Route, c cause.Cause, req
 	}
 }
 
+// refuse answers a request refused before a route was chosen, and counts
+// it for the listener's figures: no route's metrics will.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, c cause.Cause) {
+	s.clients.Refuse(c)
+	s.fail(ctx, nil, c, nil)
+}
+
 // answer replaces whatever response is under way with tailguard's own
 // answer for c on route (nil: no route matched): the cause's status, its
 // X-Tailguard-Error and its fixed body. Refusals that invite a later try

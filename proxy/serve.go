@@ -38,7 +38,7 @@ const (
 // upstream request and response (no copies) and allocates nothing.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	if c := edge.Check(ctx, s.maxURI()); c != cause.None {
-		s.fail(ctx, nil, c, nil)
+		s.refuse(ctx, c)
 		ctx.SetConnectionClose()
 		return
 	}
@@ -47,7 +47,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	route := s.table.Load().Match(ctx.Host(), ctx.Path(), ctx.Method())
 	if route == nil {
-		s.fail(ctx, nil, cause.NoRoute, nil)
+		s.refuse(ctx, cause.NoRoute)
 		return
 	}
 	x := s.acquireExchange(ctx, route)

@@ -40,6 +40,9 @@ type Server struct {
 	// proto is X-Forwarded-Proto: https behind TLS, else http.
 	proto   []byte
 	tunnels tunnels
+	// clients are the client edge's figures: connections open, refusals
+	// before routing (gauges.go).
+	clients edge.Stats
 }
 
 // streamThreshold is the largest request body read whole when a route
@@ -75,6 +78,7 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 		s.proto = strHTTPS
 	}
 	s.swap(t)
+	reg.SetServerGauges(s.gauges)
 	l := cfg.Limits
 	s.maxConns = l.MaxConnections
 	s.srv = fasthttp.Server{
@@ -135,7 +139,7 @@ func (s *Server) Ready() bool {
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig))
+	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig, &s.clients))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -193,7 +197,7 @@ func (s *Server) maxURI() int { return s.srv.ReadBufferSize / 2 }
 // refused is refused before 100 Continue invites its body.
 func (s *Server) expectChecked(ctx *fasthttp.RequestCtx) int {
 	if c := edge.Check(ctx, s.maxURI()); c != cause.None {
-		s.fail(ctx, nil, c, nil)
+		s.refuse(ctx, c)
 		return c.Status()
 	}
 	return s.expect(ctx)
@@ -235,6 +239,7 @@ func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		c = cause.BodyTooLarge
 	}
+	s.clients.Refuse(c)
 	answer(ctx, nil, c, nil)
 	ctx.SetConnectionClose()
 	if s.access.errors {

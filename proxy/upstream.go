@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"tailguard/proxy/internal/client"
@@ -22,6 +23,16 @@ type Upstream struct {
 	// breakerRetryAfter is the Retry-After of a breaker refusal: the
 	// breaker's open time, in seconds.
 	breakerRetryAfter []byte
+	// attempts counts each endpoint's attempts, for /stats and /metrics.
+	attempts []endpointAttempts
+}
+
+// endpointAttempts counts the attempts sent to one endpoint and those that
+// failed. It is padded to a cache line so that attempts on different
+// endpoints do not contend.
+type endpointAttempts struct {
+	sent, failed atomic.Uint64
+	_            [48]byte
 }
 
 // pick chooses the endpoint for an attempt among those neither ejected nor
@@ -35,10 +46,18 @@ func (u *Upstream) pick(now time.Time, avoid int) int {
 }
 
 // done reports how an attempt on endpoint i ended, for the balancer's
-// latency estimate and for outlier detection.
+// latency estimate, for outlier detection, and for the endpoint's counts
+// (an attempt tailguard did not send, Excluded, is not counted).
 func (u *Upstream) done(i int, now time.Time, rtt time.Duration, out resilience.Outcome) {
 	u.balancer.Done(i, now, rtt)
 	u.outlier.Observe(i, now, out)
+	if out != resilience.Excluded {
+		a := &u.attempts[i]
+		a.sent.Add(1)
+		if out == resilience.Failure {
+			a.failed.Add(1)
+		}
+	}
 }
 
 // ready reports whether the upstream can take traffic: without health

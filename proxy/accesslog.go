@@ -11,9 +11,14 @@ import (
 )
 
 // accessLog says which requests are logged (config log.access): errors
-// logs requests that tailguard answered itself; all logs every request.
-// The logger's sampler bounds the volume either way.
+// logs failed requests, those that tailguard answered itself and those
+// that got a 5xx from the upstream; all logs every request. The logger's
+// sampler bounds the volume either way.
 type accessLog struct{ errors, all bool }
+
+// logsUpstream reports whether a request the upstream answered with
+// status is logged.
+func (a accessLog) logsUpstream(status int) bool { return a.all || a.errors && status >= 500 }
 
 func newAccessLog(mode string) accessLog {
 	switch mode {
@@ -26,11 +31,13 @@ func newAccessLog(mode string) accessLog {
 	}
 }
 
-// logRequest writes one access-log line. It runs only for requests that
+// logRequest writes one access-log line: "request failed" at warn level
+// for tailguard's own answers (their cause in "error") and upstream 5xx,
+// "request" at info level for the rest. It runs only for requests that
 // are logged, so its allocations stay off the plain path.
 func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route *Route, c cause.Cause, requestID []byte) {
 	lvl, msg := zapcore.InfoLevel, "request"
-	if c != cause.None {
+	if c != cause.None || ctx.Response.StatusCode() >= 500 {
 		lvl, msg = zapcore.WarnLevel, "request failed"
 	}
 	ce := s.log.Check(lvl, msg)

@@ -225,7 +225,7 @@ func (s *Server) record(x *exchange) {
 	if m := x.route.metrics; m != nil {
 		m.Record(x.ctx.ConnID(), sample)
 	}
-	if s.access.all && x.cause == cause.None {
+	if x.cause == cause.None && s.access.logsUpstream(x.ctx.Response.StatusCode()) {
 		s.logRequest(x.ctx, x.route, cause.None, x.requestID)
 	}
 	x.release()

@@ -35,4 +35,11 @@
 // response desync, upgrades, health probes); internal/splice joins the
 // two connections of a WebSocket tunnel. The policies themselves are
 // resilience's pure decision types; proxy does the I/O around them.
+//
+// What no route's metrics see is counted with atomics where it happens
+// (refusals before routing by cause, open client connections, each
+// endpoint's attempts) and handed to the metrics registry as one getter
+// (gauges.go), which the admin side calls at scrape time with the
+// resilience state it reads: the hot path touches no map and no
+// Prometheus type.
 package proxy

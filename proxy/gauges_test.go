@@ -203,3 +203,31 @@ func upstreamGauges(t *testing.T, s *Server, name string) metrics.UpstreamGauges
 	t.Fatalf("upstream %q not reported", name)
 	return metrics.UpstreamGauges{}
 }
+
+// TestEndpointGaugesAcrossReload: the figures are read from the current
+// table, so an upstream a reload leaves unchanged keeps its counts, and
+// one it changes starts afresh (and one it drops is gone).
+func TestEndpointGaugesAcrossReload(t *testing.T) {
+	up := startCounted(t, func(_ int64, w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "ok") })
+	const yaml = `
+listen: "127.0.0.1:0"
+upstreams:
+  kept: {endpoints: ["%s"]}
+  changed: {endpoints: ["%s"], max_connections: %d}
+routes:
+  - {name: kept, match: {path_prefix: /kept}, upstream: kept}
+  - {name: changed, match: {path_prefix: /changed}, upstream: changed}
+`
+	srv, addr := startServer(t, yaml, up.addr, up.addr, 10)
+	do(t, addr, "GET", "/kept", "")
+	do(t, addr, "GET", "/changed", "")
+	if err := srv.Reload(mustParse(t, yaml, up.addr, up.addr, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if n := upstreamGauges(t, srv, "kept").Endpoints[0].Requests; n != 1 {
+		t.Errorf("unchanged upstream: %d requests after the reload, want 1", n)
+	}
+	if n := upstreamGauges(t, srv, "changed").Endpoints[0].Requests; n != 0 {
+		t.Errorf("changed upstream: %d requests after the reload, want 0", n)
+	}
+}

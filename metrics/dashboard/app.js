@@ -1,6 +1,7 @@
 // tailguard dashboard: polls stats?window=10s every second, keeps the last
 // five minutes per route in a ring buffer, and draws the selected route's
-// charts (uPlot) plus a table of every route's current numbers.
+// charts (uPlot) plus a table of every route's current numbers, the
+// listener's refusals before routing and a table of upstream endpoints.
 // No framework, no build step; served as is from the binary.
 (function () {
   "use strict";
@@ -42,6 +43,8 @@
   const state = {
     history: new Map(), // route name -> Ring
     routes: [], // the last poll's routes, in the server's order
+    listener: null, // the last poll's listener figures
+    upstreams: [], // the last poll's upstreams, endpoints and all
     selected: routeFromHash(), // "" until the first poll picks the first route
     lastOK: 0, // Date.now() of the last good poll
   };
@@ -381,6 +384,62 @@
     );
   }
 
+  // renderListener shows the open client connections and the requests
+  // refused before a route was chosen (since start), by cause.
+  function renderListener() {
+    const l = state.listener;
+    const box = $("listener");
+    if (!l || typeof l !== "object") {
+      box.replaceChildren();
+      return;
+    }
+    const errs = l.errors && typeof l.errors === "object" ? l.errors : {};
+    const refused = Object.keys(errs)
+      .filter((c) => num(errs[c]) > 0)
+      .sort()
+      .map((c) => c + " " + errs[c]);
+    box.replaceChildren(
+      "Listener: " + (num(l.connections) != null ? l.connections : "–") + " client connections open · refused before routing: ",
+      refused.length ? h("span", { class: "bad" }, refused.join(" · ")) : "none"
+    );
+  }
+
+  // endpointState is an endpoint's state cell: out by outlier detection,
+  // failing health checks, or serving.
+  function endpointState(e) {
+    if (e.ejected) return ["ejected", "bad"];
+    if (e.healthy === false) return ["unhealthy", "bad"];
+    return ["serving", "ok"];
+  }
+
+  // renderEndpoints draws one row an endpoint, upstream by upstream.
+  function renderEndpoints() {
+    const rows = [];
+    for (const u of state.upstreams) {
+      for (const e of Array.isArray(u.endpoints) ? u.endpoints : []) {
+        if (!e || typeof e !== "object") continue;
+        const [st, stCls] = endpointState(e);
+        const req = num(e.requests) || 0, fail = num(e.failures) || 0;
+        const failPct = req > 0 ? (100 * fail) / req : null;
+        const cells = [
+          [String(u.name), ""],
+          [u.breaker || "–", breakerClass(u.breaker)],
+          [String(e.address), ""],
+          [st, stCls],
+          [String(num(e.outstanding) != null ? e.outstanding : "–"), ""],
+          [fmtMs(num(e.latency_ewma_ms)) + " ms", ""],
+          [String(req), ""],
+          [fail + (failPct != null ? " (" + fmtPct(failPct) + ")" : ""), failPct > 1 ? "bad" : ""],
+        ];
+        const tr = h("tr", { "data-endpoint": u.name + "/" + e.address });
+        for (const [text, cls] of cells) tr.append(h("td", cls ? { class: cls } : {}, text));
+        rows.push(tr);
+      }
+    }
+    $("endpoints").tBodies[0].replaceChildren(...rows);
+    $("endpoints").hidden = rows.length === 0;
+  }
+
   function render() {
     if (!state.routes.some((r) => r.name === state.selected) && state.routes.length > 0) {
       state.selected = state.routes[0].name;
@@ -388,6 +447,8 @@
     renderTabs();
     renderCards(state.routes.find((r) => r.name === state.selected));
     renderTable();
+    renderListener();
+    renderEndpoints();
     sizeCharts();
     drawCharts();
   }
@@ -491,6 +552,8 @@
     if (stats) {
       try {
         state.routes = (Array.isArray(stats.routes) ? stats.routes : []).filter((r) => r && typeof r.name === "string");
+        state.listener = stats.listener;
+        state.upstreams = (Array.isArray(stats.upstreams) ? stats.upstreams : []).filter((u) => u && typeof u.name === "string");
         state.lastOK = Date.now();
         record(stats, t);
         showMeta(stats);

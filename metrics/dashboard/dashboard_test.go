@@ -215,9 +215,21 @@ func (f *fakeStats) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return r
 	}
 	w.Header().Set("Content-Type", "application/json")
+	endpoint := func(addr string, healthy, ejected bool, requests, failures int) map[string]any {
+		return map[string]any{"address": addr, "healthy": healthy, "ejected": ejected, "outstanding": 2,
+			"latency_ewma_ms": 3.5 * wave, "requests": requests + int(n), "failures": failures}
+	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"uptime_s": 12.5 + n, "window": r.URL.Query().Get("window"),
 		"routes": []any{route("api", 200+n*1.7, 3.1, true), route("static", 50+n, 0.8, false)},
+		"listener": map[string]any{"connections": 12, "errors": map[string]int{
+			"bad_request": 3, "no_route": int(n), "header_timeout": 0, "headers_too_large": 0,
+			"too_many_headers": 0, "uri_too_long": 0, "connection_limit": 0}},
+		"upstreams": []any{
+			map[string]any{"name": "app", "breaker": "closed", "endpoints": []any{
+				endpoint("10.0.0.1:8080", true, false, 100, 0), endpoint("10.0.0.2:8080", true, true, 40, 20)}},
+			map[string]any{"name": "files", "breaker": "", "endpoints": []any{endpoint("10.0.0.3:8080", false, false, 5, 0)}},
+		},
 	})
 }
 
@@ -413,6 +425,20 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	if !eval[bool](t, ctx, `document.getElementById("banner").hidden`) {
 		t.Errorf("error banner shown: %q", eval[string](t, ctx, `document.getElementById("banner").textContent`))
+	}
+
+	// The listener's refusals and one row an endpoint, its state named.
+	poll(t, ctx, &errs, "the endpoints table", `document.querySelectorAll("#endpoints tbody tr").length === 3`)
+	for ep, want := range map[string]string{"app/10.0.0.1:8080": "serving", "app/10.0.0.2:8080": "ejected", "files/10.0.0.3:8080": "unhealthy"} {
+		if got := eval[string](t, ctx, `document.querySelector('tr[data-endpoint="`+ep+`"] td:nth-child(4)').textContent`); got != want {
+			t.Errorf("endpoint %s state %q, want %q", ep, got, want)
+		}
+	}
+	if got := eval[string](t, ctx, `document.querySelector('tr[data-endpoint="app/10.0.0.2:8080"] td:nth-child(8)').textContent`); !strings.HasPrefix(got, "20 (") {
+		t.Errorf("ejected endpoint's failures %q, want 20 and a share", got)
+	}
+	if got := eval[string](t, ctx, `document.getElementById("listener").textContent`); !strings.Contains(got, "12 client connections") || !strings.Contains(got, "bad_request 3") || strings.Contains(got, "header_timeout") {
+		t.Errorf("listener line %q: want the connections and the non-zero refusals only", got)
 	}
 
 	// Selecting the other route charts it.

@@ -76,8 +76,12 @@
 // anything else is 400), with latency in milliseconds. It adds window_s,
 // in_flight, queued and latency_ms.overhead. breaker ("" without a
 // breaker), concurrency_limit, in_flight and queued come from the route's
-// Gauges, zero until resilience feeds them. ?format=text gives an aligned
-// table for a terminal.
+// Gauges, zero until resilience feeds them. Outside the routes, listener
+// (client connections open, refusals before routing by cause since start)
+// and upstreams (breaker and endpoints: healthy, ejected, outstanding,
+// latency_ewma_ms, requests, failures) come from the ServerGauges getter
+// the proxy hands SetServerGauges. ?format=text gives an aligned table
+// for a terminal.
 //
 // /stats/hdr gives each route's histograms (default window all) in
 // HdrHistogram's V2 compressed encoding, base64, values in microseconds:
@@ -105,6 +109,12 @@
 //   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
 //     2 open; absent without a breaker), tailguard_concurrency_limit (0:
 //     none), tailguard_in_flight, tailguard_queued;
+//   - outside the routes, from ServerGauges: tailguard_listener_connections,
+//     tailguard_listener_errors_total{cause}, and per upstream
+//     tailguard_upstream_breaker_state{upstream} and
+//     tailguard_endpoint_healthy, _ejected, _outstanding,
+//     _latency_ewma_seconds, _requests_total and _failures_total, labelled
+//     {upstream,endpoint} (at most 64 endpoints an upstream);
 //   - SLO gauges: tailguard_slo_latency_sli, tailguard_slo_availability_sli
 //     and tailguard_slo_error_budget_remaining over the last hour, and
 //     tailguard_slo_burn_rate{window="5m"|"1h"}. Longer SLO periods belong

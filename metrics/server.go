@@ -9,6 +9,7 @@ import "time"
 // it serves /stats or /metrics, so that metrics never imports the proxy
 // and the hot path never touches client_golang.
 type ServerGauges struct {
+	// Listener is the client listener's figures.
 	Listener ListenerGauges
 	// Upstreams are the upstreams of the current routing table, by name.
 	Upstreams []UpstreamGauges
@@ -21,18 +22,21 @@ type ListenerGauges struct {
 	Connections int64
 	// Errors counts the connections and requests refused before a route
 	// was chosen, by cause (the X-Tailguard-Error value), since the
-	// server started; every cause DESIGN.md names is present, zero or not.
+	// server started; every cause DESIGN.md names is present, zero or
+	// not, and any other cause only once counted.
 	Errors []CauseCount
 }
 
-// CauseCount is one cause's count.
+// CauseCount is one cause's count: a label of
+// tailguard_listener_errors_total and a key of /stats listener.errors.
 type CauseCount struct {
-	Cause string
+	Cause string // the X-Tailguard-Error value, as "no_route"
 	Count uint64
 }
 
 // UpstreamGauges are one upstream's live state.
 type UpstreamGauges struct {
+	// Name is the upstream's name in the config.
 	Name string
 	// Breaker is the upstream breaker's state: "closed", "open",
 	// "half_open", or "" when the upstream has no breaker.

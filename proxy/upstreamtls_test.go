@@ -131,7 +131,7 @@ func TestUpstreamTLSHealthChecks(t *testing.T) {
 	up := startTLSUpstream(t, pki, nil)
 	const yaml = `
 listen: "127.0.0.1:0"
-upstreams: {app: {endpoints: ["%s"], tls: {ca_file: "%s"}, health_check: {path: /healthz, interval: 20ms, timeout: 20ms}}}
+upstreams: {app: {endpoints: ["%s"], tls: {ca_file: "%s"}, health_check: {path: /healthz, interval: 250ms, timeout: 250ms}}}
 routes: [{name: default, match: {path_prefix: /}, upstream: app}]
 `
 	good, _ := startServer(t, yaml, up, pki.CAFile)

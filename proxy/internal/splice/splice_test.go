@@ -69,8 +69,8 @@ func TestJoin(t *testing.T) {
 		}
 	})
 	t.Run("traffic one way keeps it open", func(t *testing.T) {
-		client, server, done := joined(t, 100*time.Millisecond, nil)
-		for range 6 { // 300 ms, three idle periods, with the server silent
+		client, server, done := joined(t, 400*time.Millisecond, nil)
+		for range 20 { // 1 s, over two idle periods, with the server silent
 			if _, err := client.Write([]byte("x")); err != nil {
 				t.Fatal(err)
 			}

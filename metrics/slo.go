@@ -15,8 +15,9 @@ type SLO struct {
 	// (tailguard's own 5xx included). 0: no availability objective.
 	Availability float64
 	// Period is the span the objectives hold over, and so the error
-	// budget's; 0: DefaultSLOPeriod. Only SLORules uses it: /stats and
-	// /metrics report over their own windows.
+	// budget's: a whole number of hours, as config validation ensures;
+	// 0: DefaultSLOPeriod. Only SLORules uses it: /stats and /metrics
+	// report over their own windows.
 	Period time.Duration
 }
 

@@ -4,6 +4,7 @@
 //	tailguard [run] -config FILE
 //	tailguard -upstream http://127.0.0.1:8080 [-listen :8000] [-admin 127.0.0.1:9901] [-tls-cert F -tls-key F]
 //	tailguard validate -config FILE
+//	tailguard slo rules -config FILE
 //	tailguard demo
 //	tailguard version
 package main
@@ -20,6 +21,8 @@ import (
 
 	"tailguard/bench"
 	"tailguard/config"
+	"tailguard/metrics"
+	"tailguard/proxy"
 )
 
 func main() {
@@ -59,6 +62,8 @@ func run(args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
 		return nil
+	case "slo":
+		return sloCommand(args, stdout)
 	case "demo":
 		return bench.DemoMain(context.Background(), args, stdout, demoProxy)
 	case "bench":
@@ -69,8 +74,30 @@ func run(args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, version())
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (want run, validate, demo or version): %w", cmd, flag.ErrHelp)
+		return fmt.Errorf("unknown command %q (want run, validate, slo, demo or version): %w", cmd, flag.ErrHelp)
 	}
+}
+
+// sloCommand runs "slo rules -config FILE": it writes the Prometheus
+// recording and alerting rules for the routes' SLOs to stdout.
+func sloCommand(args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "rules" {
+		return fmt.Errorf("slo: want slo rules -config FILE: %w", flag.ErrHelp)
+	}
+	src, err := configFlags("slo rules", args[1:])
+	if err != nil {
+		return err
+	}
+	cfg, err := src.load()
+	if err != nil {
+		return err
+	}
+	routes := make([]metrics.RouteConfig, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = metrics.RouteConfig{Name: r.Name, SLO: proxy.SLO(r.SLO)}
+	}
+	_, err = stdout.Write(metrics.SLORules(routes))
+	return err
 }
 
 // configFlags parses a subcommand's flags into where its config comes

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"tailguard/internal/golden"
 )
 
 func TestRedactedJSON(t *testing.T) {
@@ -22,7 +24,7 @@ func TestRedactedJSON(t *testing.T) {
 	if strings.Contains(string(out), "s3cret") || strings.Contains(string(out), "src") {
 		t.Errorf("JSON leaks the token or source:\n%s", out)
 	}
-	golden(t, "testdata/full.json", string(out)+"\n")
+	golden.Check(t, "testdata/full.json", string(out)+"\n")
 }
 
 func TestRedactedLeavesEmptyTokenEmpty(t *testing.T) {

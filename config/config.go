@@ -307,4 +307,8 @@ type SLO struct {
 	LatencyTarget float64 `yaml:"latency_target" json:"latency_target"`
 	// Availability, in (0, 1), is the share of requests that must not fail.
 	Availability float64 `yaml:"availability" json:"availability"`
+	// Period is the span the objectives promise over, and so the error
+	// budget's: `tailguard slo rules` scales its alert thresholds to it.
+	// A whole number of hours; default 30 days.
+	Period Duration `yaml:"period" json:"period"`
 }

@@ -75,6 +75,9 @@ func applyDefaults(c *Config) {
 		if r.Shed != nil {
 			shedDefaults(s, p+"shed.", r.Shed)
 		}
+		if r.SLO != nil {
+			setDefault(s, &r.SLO.Period, p+"slo.period", Duration(30*day))
+		}
 	}
 }
 

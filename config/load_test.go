@@ -3,17 +3,13 @@ package config
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
 func dur(d time.Duration) *Duration { v := Duration(d); return &v }
 func size(n int64) *ByteSize        { v := ByteSize(n); return &v }
@@ -26,23 +22,6 @@ func sameConfig(t *testing.T, got, want *Config) {
 		g, _ := json.MarshalIndent(got, "", "  ")
 		w, _ := json.MarshalIndent(want, "", "  ")
 		t.Errorf("config mismatch\ngot:  %s\nwant: %s", g, w)
-	}
-}
-
-// golden compares got with the file at path, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (rerun with -update to accept)\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }
 
@@ -185,7 +164,7 @@ func TestDesignExample(t *testing.T) {
 			PriorityHeader: "X-Priority", PriorityDefault: PriorityDefault, Mode: ShedEnforce, Status: 503,
 			CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
 		},
-		SLO:          &SLO{Latency: ms(200), LatencyTarget: 0.99, Availability: 0.999},
+		SLO:          &SLO{Latency: ms(200), LatencyTarget: 0.99, Availability: 0.999, Period: Duration(30 * day)},
 		ServerTiming: true,
 	}
 	if !reflect.DeepEqual(api, wantAPI) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/token"
+	"github.com/prometheus/common/model"
 )
 
 // The unit types below implement goccy/go-yaml's NodeUnmarshaler rather than
@@ -19,15 +20,24 @@ import (
 
 // Duration is a time.Duration written as a Go duration string ("2s",
 // "500ms") in YAML and JSON, so files and the admin /config output stay
-// readable. The plain integer 0 is accepted too. Negative values parse;
+// readable. Days and weeks are accepted as Prometheus writes them ("30d",
+// "1w", "1d12h"), and the plain integer 0. Negative values parse;
 // Validate rejects them where they make no sense.
 type Duration time.Duration
 
 // D returns d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// String returns d as a Go duration string, e.g. "2s".
-func (d Duration) String() string { return time.Duration(d).String() }
+const day = 24 * time.Hour
+
+// String returns d as a Go duration string, e.g. "2s", or in days when it
+// is a whole number of them, e.g. "30d".
+func (d Duration) String() string {
+	if d != 0 && d.D()%day == 0 {
+		return strconv.FormatInt(int64(d.D()/day), 10) + "d"
+	}
+	return time.Duration(d).String()
+}
 
 // MarshalJSON writes d as a duration string, e.g. "2s".
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
@@ -56,11 +66,17 @@ func parseDuration(n ast.Node) (time.Duration, error) {
 	case isInt:
 		return 0, valueErr(n, want+" (a number needs a unit)")
 	}
-	v, err := time.ParseDuration(s)
+	if v, err := time.ParseDuration(s); err == nil {
+		return v, nil
+	}
+	// Prometheus's form adds days, weeks and years ("30d"), which Go's
+	// lacks; it takes no fractions or units below milliseconds, which
+	// Go's form above already covers.
+	v, err := model.ParseDurationAllowNegative(s)
 	if err != nil {
 		return 0, valueErr(n, fmt.Sprintf("invalid duration %q: %s", s, want))
 	}
-	return v, nil
+	return time.Duration(v), nil
 }
 
 func isZero(s string) bool {

@@ -45,6 +45,11 @@ func TestDuration(t *testing.T) {
 		{`"1m30s"`, 90 * time.Second, `"1m30s"`},
 		{"0", 0, `"0s"`},
 		{"-1s", -time.Second, `"-1s"`},
+		{"30d", 30 * 24 * time.Hour, `"30d"`},
+		{"720h", 30 * 24 * time.Hour, `"30d"`},
+		{"1w", 7 * 24 * time.Hour, `"7d"`},
+		{"1d12h", 36 * time.Hour, `"36h0m0s"`},
+		{"-2d", -48 * time.Hour, `"-2d"`},
 	}
 	for _, tt := range tests {
 		got, err := decode[Duration](tt.give)
@@ -145,6 +150,8 @@ func TestUnitErrorsArePlaced(t *testing.T) {
 	}{
 		{"duration", func() error { _, err := decode[Duration]("soon"); return err },
 			`1:4: invalid duration "soon": must be a duration like 2s or 500ms`},
+		{"duration fraction of a day", func() error { _, err := decode[Duration]("1.5d"); return err },
+			`1:4: invalid duration "1.5d": must be a duration like 2s or 500ms`},
 		{"duration without unit", func() error { _, err := decode[Duration]("5"); return err },
 			`1:4: must be a duration like 2s or 500ms (a number needs a unit)`},
 		{"duration list", func() error { _, err := decode[Duration]("[1s]"); return err },

@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // validatePolicies range-checks a route's optional policies.
 func validatePolicies(r *report, p string, rt *Route) {
 	if rt.Retry != nil {
@@ -88,6 +90,7 @@ func validateSLO(r *report, p string, s *SLO) {
 	r.check(s.Availability == 0 || openRatio(s.Availability), p+".availability", "must be between 0 and 1, exclusive")
 	r.check((s.Latency == 0) == (s.LatencyTarget == 0), p, "set latency and latency_target together")
 	r.check(s.Latency != 0 || s.Availability != 0, p, "set latency and latency_target, or availability")
+	r.check(s.Period > 0 && s.Period.D()%time.Hour == 0, p+".period", "must be a whole number of hours (or days), like 720h or 30d")
 }
 
 // ratio reports whether v is in [0, 1]; NaN is not.

@@ -119,7 +119,8 @@
 //     and tailguard_slo_error_budget_remaining over the last hour, and
 //     tailguard_slo_burn_rate{window="5m"|"1h"}. Longer SLO periods belong
 //     in PromQL, over tailguard_requests_total and
-//     tailguard_slo_latency_good_total;
+//     tailguard_slo_latency_good_total: SLORules writes the recording and
+//     alerting rules ("tailguard slo rules");
 //   - Go runtime and process metrics.
 //
 // grafana-dashboard.json charts these; prometheus-scrape.yaml scrapes a

@@ -14,6 +14,11 @@ type SLO struct {
 	// Availability is the share of requests that must not be 5xx
 	// (tailguard's own 5xx included). 0: no availability objective.
 	Availability float64
+	// Period is the span the objectives hold over, and so the error
+	// budget's: a whole number of hours, as config validation ensures;
+	// 0: DefaultSLOPeriod. Only SLORules uses it: /stats and /metrics
+	// report over their own windows.
+	Period time.Duration
 }
 
 // sloReport is a route's SLIs over a window, with the error budget and

@@ -193,14 +193,20 @@ func (r *Route) hedgeWorkers() int {
 // route: its SLO, its live gauges, and the tick that feeds the hedge delay
 // and the admission's service-time estimate and limit.
 func (r *Route) metricsConfig(rc *config.Route) metrics.RouteConfig {
-	mc := metrics.RouteConfig{Name: r.name, Gauges: r.gauges}
-	if s := rc.SLO; s != nil {
-		mc.SLO = &metrics.SLO{Latency: s.Latency.D(), LatencyTarget: s.LatencyTarget, Availability: s.Availability}
-	}
+	mc := metrics.RouteConfig{Name: r.name, Gauges: r.gauges, SLO: SLO(rc.SLO)}
 	if r.hedge != nil || r.admission != nil {
 		mc.OnTick = r.tick
 	}
 	return mc
+}
+
+// SLO returns a route's objectives as package metrics takes them (nil
+// for nil): for the registry, and for the rules of "tailguard slo rules".
+func SLO(s *config.SLO) *metrics.SLO {
+	if s == nil {
+		return nil
+	}
+	return &metrics.SLO{Latency: s.Latency.D(), LatencyTarget: s.LatencyTarget, Availability: s.Availability, Period: s.Period.D()}
 }
 
 // tick runs once a second, off the hot path, with the route's last 10 s.

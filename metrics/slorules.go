@@ -179,19 +179,23 @@ func (s sloAlert) BudgetPercent() int64 { return s.a.budgetPercent }
 func (s sloAlert) Factor() string { return prose(s.a.factor(s.Obj.Period)) }
 
 // Expr returns the alert's PromQL: the error ratio over both windows at
-// or above Factor × the budget, less a billionth (thresholdSlack).
+// or above Factor × the budget for a page, above it for a ticket. A page
+// burns the budget so fast that its very factor is an emergency; a ticket
+// at its factor (1× for the slowest pair) spends the budget exactly by the
+// period's end, which meets the SLO, so only a burn beyond it opens one.
 func (s sloAlert) Expr() string {
-	threshold := " >= " + number(s.a.factor(s.Obj.Period)*s.Obj.Budget()) + " * " + thresholdSlack
+	threshold := " >= " + number(s.a.factor(s.Obj.Period)*s.Obj.Budget()) + " * (1 - 1e-9)"
+	if s.a.severity != "page" {
+		threshold = " > " + number(s.a.factor(s.Obj.Period)*s.Obj.Budget()) + " * (1 + 1e-9)"
+	}
 	return s.Obj.Recorded(s.a.long) + threshold + "\nand\n" + s.Obj.Recorded(s.a.short) + threshold
 }
 
-// thresholdSlack lowers each alert threshold by a billionth of itself:
-// a ratio of rates is rounded, so a burn of exactly the factor may come
-// out a few parts in 10^17 under it, and must still fire.
-const thresholdSlack = "(1 - 1e-9)"
-
 // Summary returns the alert's summary annotation.
 func (s sloAlert) Summary() string {
+	if s.a.severity != "page" {
+		return "Route " + s.Obj.Route + " is spending its " + s.Obj.Name + " error budget more than " + s.Factor() + " times as fast as the SLO allows"
+	}
 	return "Route " + s.Obj.Route + " is spending its " + s.Obj.Name + " error budget " + s.Factor() + " times as fast as the SLO allows, or faster"
 }
 
@@ -210,9 +214,10 @@ const sloRulesHeader = `# Prometheus rules for tailguard's SLOs, written by "tai
 # the windows of the SRE workbook's multi-window, multi-burn-rate alerts and
 # over the SLO period; the share of the period's error budget left; and the
 # alerts, their burn-rate factors scaled to the period (14.4, 6, 3 and 1 at
-# 30d). Fast burns page, slow burns open a ticket. An alert fires at its
-# factor or above; its threshold, factor × budget, is lowered by a billionth
-# of itself so that float rounding cannot hide a burn of exactly the factor.
+# 30d). Fast burns page, at their factor or above; slow burns open a
+# ticket, above their factor only (a burn of 1× spends the budget exactly
+# by the period's end: the SLO is met). Thresholds are moved by a
+# billionth of themselves so that float rounding cannot decide the edge.
 `
 
 var sloRulesTemplate = template.Must(template.New("slo").Funcs(template.FuncMap{

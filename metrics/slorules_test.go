@@ -169,7 +169,11 @@ func TestSLORules(t *testing.T) {
 						t.Errorf("%s alert %d: %s for %s, labels %v; want %+v", o.name, j, r.Alert, r.For, r.Labels, a)
 					}
 					for _, w := range []string{a.long, a.short} {
-						cond := errorRatioRecord + w + `{route="r",slo="` + o.name + `"} >= ` + o.thresholds[j] + " * " + thresholdSlack
+						op := " >= " + o.thresholds[j] + " * (1 - 1e-9)"
+						if a.severity != "page" {
+							op = " > " + o.thresholds[j] + " * (1 + 1e-9)"
+						}
+						cond := errorRatioRecord + w + `{route="r",slo="` + o.name + `"}` + op
 						if !strings.Contains(r.Expr, cond) {
 							t.Errorf("%s alert %s/%s: expr lacks %q:\n%s", o.name, a.long, a.short, cond, r.Expr)
 						}

@@ -74,14 +74,18 @@ func TestPrometheusFleetP99(t *testing.T) {
 		t.Fatalf("load: %d requests, %d failed", requests, failures)
 	}
 
-	// Once a tick has taken the last requests into each instance's
-	// histograms, the merged HdrHistogram is final, and Prometheus has
-	// all of it once its sum of counts says so. histogram_count reads
-	// native histograms only: this wait also proves they were ingested.
-	time.Sleep(1500 * time.Millisecond)
-	merged := mergedResponseHDR(t, ctx, procs)
-	if merged.TotalCount() != requests {
-		t.Fatalf("/stats/hdr: %d responses in the merged histogram, %d requests sent", merged.TotalCount(), requests)
+	// Once a tick (every second) has taken the last requests into each
+	// instance's histograms, the merged HdrHistogram holds every request,
+	// and Prometheus has all of them once its sum of counts says so.
+	// histogram_count reads native histograms only: this wait also
+	// proves that Prometheus ingested them as such.
+	var merged *hdr.Histogram
+	for merged = mergedResponseHDR(t, ctx, procs); merged.TotalCount() != requests; merged = mergedResponseHDR(t, ctx, procs) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("/stats/hdr: %d responses in the merged histogram, %d requests sent", merged.TotalCount(), requests)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	prom.waitFor(t, ctx, `sum(histogram_count(tailguard_response_seconds))`,
 		func(v float64) bool { return v == float64(requests) })
@@ -206,9 +210,10 @@ scrape_configs:
 		}
 	})
 	p := &promProc{base: "http://" + addr}
+	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(startTimeout)
 	for {
-		resp, err := http.Get(p.base + "/-/ready")
+		resp, err := client.Get(p.base + "/-/ready")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -92,7 +92,8 @@
 // Decoded and merged, the histograms of several pods give exact fleet
 // percentiles (within the recording precision).
 //
-// /metrics is Prometheus's text exposition, from a registry of its own:
+// /metrics is Prometheus's exposition (text, or protobuf when the scraper
+// asks for it), from a registry of its own:
 //
 //   - counters since the route was first configured:
 //     tailguard_requests_total{route,code} (code is the class, "2xx"…),
@@ -105,7 +106,10 @@
 //     histogram_quantile aggregates across pods: 100 µs, 250 µs, 500 µs,
 //     1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5, 10, 30 s, +Inf.
 //     Counts come from the cumulative HdrHistogram: a value above a bound
-//     by less than the recording precision may be counted under it;
+//     by less than the recording precision may be counted under it. To a
+//     scraper that negotiates protobuf, each is also a native histogram
+//     (schema 4, zero threshold 2^-20 s; see nativeSchema), so a fleet
+//     quantile is within 5% whatever the distribution;
 //   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
 //     2 open; absent without a breaker), tailguard_concurrency_limit (0:
 //     none), tailguard_in_flight, tailguard_queued;

@@ -1,7 +1,10 @@
 package metrics
 
 import (
+	"math"
+
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // bucketMicros are the upper bounds of the Prometheus histograms, in
@@ -183,38 +186,132 @@ func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string,
 		if d == nil {
 			continue
 		}
-		count, buckets := promBuckets(s, Metric(m))
+		b := histogramBuckets(s, Metric(m), nativeSchema)
 		sum := float64(s.c.sum[m]) / 1e6
-		ch <- prometheus.MustNewConstHistogram(d, count, sum, buckets, route)
+		// Created: the registry's start. A route configured later had
+		// recorded nothing until then, so its histogram was empty since.
+		ch <- nativeAndClassic{
+			native: prometheus.MustNewConstNativeHistogram(d, b.count, sum, b.native, nil, 0,
+				nativeSchema, nativeZeroThreshold, c.reg.start, route),
+			classic: prometheus.MustNewConstHistogram(d, b.count, sum, b.classic, route),
+		}
 	}
 }
 
-// promBuckets returns metric m's count and cumulative bucket counts. An
-// HdrHistogram bucket is counted under the first bound at or above its
-// lowest value: a value at a bound is counted under it, as Prometheus's
-// le says, and one above a bound by less than the histogram's precision
-// (1% at 2 digits) may be counted under it too.
-func promBuckets(s *Snapshot, m Metric) (uint64, map[float64]uint64) {
+// nativeSchema is the resolution of the native histograms: bucket i holds
+// the values in (2^((i-1)/16), 2^(i/16)] seconds, 16 buckets a doubling
+// (53 a decade), each γ = 2^(1/16) ≈ 1.0443 times as wide as the last.
+//
+// Why 4. histogram_quantile finds the bucket where the rank falls and
+// interpolates inside it (linearly, in Prometheus 2.x), so its answer may
+// be anywhere in the bucket that holds the true quantile: the error it
+// can promise is the bucket's width, γ-1. Schema 3 (γ = 2^(1/8)) promises
+// 9.05%; its often-quoted 4.4% (√γ-1) is the error at the bucket's
+// geometric middle, where interpolation lands only when values spread
+// evenly over the bucket, not for a spike (requests that all end at a
+// timeout, a cache's fixed cost). Schema 4 promises 4.43% whatever the
+// distribution; a value within HdrHistogram's resolution of a bucket
+// boundary (half a sub-bucket: 0.4% at 2 digits) may be counted on the
+// boundary's other side, which keeps the total under 5%. Schema 5 (2.2%)
+// would double the buckets again. TestNativeQuantileError measures both
+// on five distributions: schema 4 is at most 3.2% off HdrHistogram's
+// quantiles, schema 3 7.7% (p99.9 of a 1 s timeout spike).
+const nativeSchema = 4
+
+// nativeZeroThreshold bounds the native histograms' zero bucket: values
+// at or under 2^-20 s (0.95 µs). Recorded values are whole microseconds,
+// at least 1 (see lowestMicros), so it stays empty. It is a bucket
+// boundary at every schema, as Prometheus wants of histograms it merges,
+// and it is not 0, which tells Prometheus 2.x that a histogram without
+// observations yet is a native one.
+const nativeZeroThreshold = 0x1p-20
+
+// histBuckets are one histogram's observations in both layouts.
+type histBuckets struct {
+	count   uint64
+	classic map[float64]uint64 // cumulative, by upper bound in seconds (bucketMicros)
+	native  map[int]int64      // by bucket index at the schema asked for
+}
+
+// histogramBuckets returns metric m's count and buckets, in one pass over
+// the HdrHistogram.
+//
+// Classic: an HdrHistogram bucket is counted under the first bound at or
+// above its lowest value: a value at a bound is counted under it, as
+// Prometheus's le says, and one above a bound by less than the
+// histogram's precision (1% at 2 digits) may be counted under it too.
+//
+// Native: an HdrHistogram bucket is counted in the native bucket that
+// holds its middle (HdrHistogram's median equivalent value, which its
+// Mean uses too), so a value is counted at most half an HdrHistogram
+// bucket from where it belongs. Native bucket i at schema s holds
+// (2^((i-1)/2^s), 2^(i/2^s)] seconds.
+func histogramBuckets(s *Snapshot, m Metric, schema int32) histBuckets {
 	per := make([]uint64, len(bucketMicros)+1) // the last one is +Inf
-	var count uint64
+	var b histBuckets
+	perDoubling := math.Exp2(float64(schema))
+	i := 0 // the classic bucket of the last value
+	// Values rise: a native bucket is complete when a value goes past its
+	// upper bound. native are the complete ones, in order.
+	type bucket struct {
+		idx   int
+		count int64
+	}
+	var native []bucket
+	upper := math.Inf(-1)
 	for _, bar := range s.h[m].Distribution() {
 		if bar.Count == 0 {
 			continue
 		}
-		i := 0
 		for i < len(bucketMicros) && bar.From > bucketMicros[i] {
 			i++
 		}
 		per[i] += uint64(bar.Count)
-		count += uint64(bar.Count)
+		b.count += uint64(bar.Count)
+		if v := float64(bar.From+bar.To) / 2 / 1e6; v > upper {
+			idx := int(math.Ceil(math.Log2(v) * perDoubling))
+			upper = math.Exp2(float64(idx) / perDoubling)
+			native = append(native, bucket{idx: idx})
+		}
+		native[len(native)-1].count += bar.Count
 	}
-	buckets := make(map[float64]uint64, len(bucketMicros))
+	b.native = make(map[int]int64, len(native))
+	for _, n := range native {
+		b.native[n.idx] += n.count // += : Log2 and Exp2 may disagree by an ulp at a bound
+	}
+	b.classic = make(map[float64]uint64, len(bucketMicros))
 	var cum uint64
 	for i, le := range bucketMicros {
 		cum += per[i]
-		buckets[float64(le)/1e6] = cum
+		b.classic[float64(le)/1e6] = cum
 	}
-	return count, buckets
+	return b
+}
+
+// nativeAndClassic is one histogram in both layouts, as client_golang's
+// own histograms expose it when given both: a scraper that negotiates
+// protobuf (Prometheus with native histograms on) reads the native
+// buckets, the text format carries the classic ones.
+type nativeAndClassic struct {
+	native  prometheus.Metric // a const native histogram: the Desc, labels, count, sum and native buckets
+	classic prometheus.Metric // a const histogram of the same observations: its buckets
+}
+
+// Desc implements prometheus.Metric.
+func (h nativeAndClassic) Desc() *prometheus.Desc { return h.native.Desc() }
+
+// Write implements prometheus.Metric: the native histogram, with the
+// classic one's buckets added.
+func (h nativeAndClassic) Write(out *dto.Metric) error {
+	var classic dto.Metric
+	if err := h.classic.Write(&classic); err != nil {
+		return err
+	}
+	if err := h.native.Write(out); err != nil {
+		return err
+	}
+	out.Histogram.Bucket = classic.Histogram.Bucket
+	return nil
 }
 
 func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g Gauges) {

@@ -930,3 +930,67 @@ func TestFrontlineWebSocket(t *testing.T) {
 		t.Logf("drain: both tunnels closed %.2fs after SIGTERM (drain.timeout %v): %v", ev["after_s"], drainTimeout, ev)
 	})
 }
+
+// ---------------------------------------------------------------------------
+// 5. Byte-exact request targets
+
+// startTargetEcho runs an upstream that answers every request with its
+// request target (r.RequestURI) as the body and name in X-Upstream. It
+// has no ServeMux, which would clean paths and redirect.
+func startTargetEcho(t *testing.T, name string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Upstream", name)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, r.RequestURI)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String()
+}
+
+// TestFrontlineRequestTargets: request targets curl sends as given
+// (--path-as-is, no globbing) reach the upstream byte-exact through the
+// binary, while routing uses the normalised path: /api/../admin/x goes
+// to the admin route, still as /api/../admin/x.
+func TestFrontlineRequestTargets(t *testing.T) {
+	skipShort(t)
+	tg := startWithConfig(t, configHead+fmt.Sprintf(`upstreams:
+  app: {endpoints: [%q]}
+  admin: {endpoints: [%q]}
+routes:
+  - {name: admin, match: {path_prefix: /admin/}, upstream: admin}
+  - {name: default, upstream: app}
+`, startTargetEcho(t, "app"), startTargetEcho(t, "admin")))
+	tests := []struct {
+		name, target, upstream string
+	}{
+		{"encoded slash", "/projects/group%2Fproject", "app"},
+		{"encoded slash, lower case", "/a%2fb/c", "app"},
+		{"dot segments", "/a/../b", "app"},
+		{"encoded dot segments", "/%2e%2e/x", "app"},
+		{"single dot segments", "/a/./b/", "app"},
+		{"double slashes", "//double//slash", "app"},
+		{"matrix parameters", "/cars;color=red/2024;x=1", "app"},
+		{"percent-encoded unreserved", "/%7Euser/%41%2D%5F%2E", "app"},
+		{"+ and %20 in the query", "/search?q=a+b%20c&x=1+1", "app"},
+		{"empty query values", "/s?a=&b&=c", "app"},
+		{"non-ASCII percent-encodings", "/caf%C3%A9/%E2%82%AC?n=%F0%9F%98%80", "app"},
+		{"signed URL", "/obj?X-Amz-Signature=ab%2Fcd%3D&X-Amz-Expires=60", "app"},
+		{"dot segments into another route", "/api/../admin/x", "admin"},
+		{"encoded slash in another route", "/admin/a%2Fb?x=%2F", "admin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, header, body := curlGet(t, "--path-as-is", "--globoff", "-i", tg.url(tt.target))
+			if status != 200 {
+				t.Fatalf("status %d: %.200q", status, body)
+			}
+			if string(body) != tt.target {
+				t.Errorf("the upstream got %q, want %q", body, tt.target)
+			}
+			if got := header.Get("X-Upstream"); got != tt.upstream {
+				t.Errorf("routed to %q, want %q", got, tt.upstream)
+			}
+		})
+	}
+}

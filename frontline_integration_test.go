@@ -511,56 +511,91 @@ func startGoTLSUpstream(t *testing.T, pki *bench.PKI) *goUpstream {
 	return u
 }
 
-// TestFrontlineUpstreamTLS: through the binary to an https upstream with
-// a certificate of its own CA: with that CA as ca_file the upstream
-// answers over TLS; with another CA, and in the quick form
-// -upstream https://127.0.0.1:PORT (system roots, which do not know the
-// CA: this is what shows the quick form speaks TLS), verification fails
-// and the answer is 502 tls_failure.
+// pythonTLSServer serves a directory with Python's http.server over TLS
+// (the ssl module): argv is port, certificate, key, directory.
+const pythonTLSServer = `
+import functools, http.server, ssl, sys
+port, cert, key, root = sys.argv[1:5]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+srv = http.server.HTTPServer(("127.0.0.1", int(port)), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+`
+
+// startPythonTLSUpstream serves a directory holding tls.txt ("python over
+// TLS\n") with Python's http.server and ssl, with a certificate from pki.
+func startPythonTLSUpstream(t *testing.T, pki *bench.PKI) string {
+	t.Helper()
+	certFile, keyFile := issueServer(t, pki, "python-upstream")
+	root := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(root, "tls.txt"), []byte("python over TLS\n"), 0o600))
+	return startPythonServer(t, func(port string) []string {
+		return []string{"-c", pythonTLSServer, port, certFile, keyFile, root}
+	})
+}
+
+// TestFrontlineUpstreamTLS: through the binary to https upstreams (Go's
+// net/http and Python's http.server with ssl) with certificates of their
+// own CA: with that CA as ca_file each answers over TLS; with another CA,
+// and in the quick form -upstream https://127.0.0.1:PORT (system roots,
+// which do not know the CA: this is what shows the quick form speaks
+// TLS), verification fails and the answer is 502 tls_failure.
 func TestFrontlineUpstreamTLS(t *testing.T) {
 	skipShort(t)
 	pki := newPKI(t)
 	up := startGoTLSUpstream(t, pki)
+	pyUp := startPythonTLSUpstream(t, pki)
 	other := newPKI(t)
 	withTLS := func(tlsYAML string) func(t *testing.T) *tailguardProc {
-		return func(t *testing.T) *tailguardProc {
-			return startWithConfig(t, configHead+fmt.Sprintf(`upstreams:
+		return withUpstreamTLS(up.addr, tlsYAML)
+	}
+	tests := []struct {
+		name   string
+		start  func(t *testing.T) *tailguardProc
+		path   string
+		status int
+		want   string // the body's start, or the cause
+	}{
+		{"ca_file of its CA", withTLS(fmt.Sprintf("{ca_file: %q}", pki.CAFile)), "/tls", 200, "TLS 1."},
+		{"ca_file and server_name it was issued for", withTLS(fmt.Sprintf("{ca_file: %q, server_name: localhost}", pki.CAFile)), "/tls", 200, "TLS 1."},
+		{"ca_file of another CA", withTLS(fmt.Sprintf("{ca_file: %q}", other.CAFile)), "/tls", 502, "tls_failure"},
+		{"quick form https, system roots", func(t *testing.T) *tailguardProc {
+			return startTailguard(t, nil, "-upstream", "https://"+up.addr, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
+		}, "/tls", 502, "tls_failure"},
+		{"python ssl, ca_file of its CA", withUpstreamTLS(pyUp, fmt.Sprintf("{ca_file: %q}", pki.CAFile)), "/tls.txt", 200, "python over TLS\n"},
+		{"python ssl, ca_file of another CA", withUpstreamTLS(pyUp, fmt.Sprintf("{ca_file: %q}", other.CAFile)), "/tls.txt", 502, "tls_failure"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // the quick form drains for its 5s default delay
+			tg := tt.start(t)
+			resp, body := newClient(t, ioTimeout).get(t, tg.url(tt.path))
+			if tt.status != 200 {
+				assertTailguardError(t, resp, body, tt.status, tt.want, "")
+				return
+			}
+			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), tt.want) {
+				t.Errorf("status %d, body %q: want 200 and %q from the upstream over TLS", resp.StatusCode, body, tt.want)
+			}
+			noTailguardError(t, tt.name, resp.Header)
+		})
+	}
+}
+
+// withUpstreamTLS returns a start of the binary with one upstream at addr
+// whose tls section is tlsYAML.
+func withUpstreamTLS(addr, tlsYAML string) func(t *testing.T) *tailguardProc {
+	return func(t *testing.T) *tailguardProc {
+		return startWithConfig(t, configHead+fmt.Sprintf(`upstreams:
   app:
     endpoints: [%q]
     tls: %s
 routes:
   - name: default
     upstream: app
-`, up.addr, tlsYAML))
-		}
-	}
-	tests := []struct {
-		name   string
-		start  func(t *testing.T) *tailguardProc
-		status int
-		cause  string
-	}{
-		{"ca_file of its CA", withTLS(fmt.Sprintf("{ca_file: %q}", pki.CAFile)), 200, ""},
-		{"ca_file and server_name it was issued for", withTLS(fmt.Sprintf("{ca_file: %q, server_name: localhost}", pki.CAFile)), 200, ""},
-		{"ca_file of another CA", withTLS(fmt.Sprintf("{ca_file: %q}", other.CAFile)), 502, "tls_failure"},
-		{"quick form https, system roots", func(t *testing.T) *tailguardProc {
-			return startTailguard(t, nil, "-upstream", "https://"+up.addr, "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
-		}, 502, "tls_failure"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel() // the quick form drains for its 5s default delay
-			tg := tt.start(t)
-			resp, body := newClient(t, ioTimeout).get(t, tg.url("/tls"))
-			if tt.status != 200 {
-				assertTailguardError(t, resp, body, tt.status, tt.cause, "")
-				return
-			}
-			if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "TLS 1.") {
-				t.Errorf("status %d, body %q: want 200 and the TLS version the upstream was reached over", resp.StatusCode, body)
-			}
-			noTailguardError(t, tt.name, resp.Header)
-		})
+`, addr, tlsYAML))
 	}
 }
 

@@ -249,6 +249,7 @@ type certDir struct {
 	versions int
 }
 
+// certFile and keyFile are the paths tailguard is configured with.
 func (d *certDir) certFile() string { return filepath.Join(d.dir, "tls.crt") }
 func (d *certDir) keyFile() string  { return filepath.Join(d.dir, "tls.key") }
 
@@ -283,6 +284,7 @@ func (d *certDir) renameOver(t *testing.T, certFile, keyFile string) {
 	}
 }
 
+// copyFile copies src to dst (mode 0600), for the rotation's new files.
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
 	b, err := os.ReadFile(src)
@@ -290,6 +292,8 @@ func copyFile(t *testing.T, src, dst string) {
 	must(t, os.WriteFile(dst, b, 0o600))
 }
 
+// must fails the test on a file system error the rotation cannot go on
+// without.
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -319,6 +323,8 @@ type tlsLoad struct {
 // loadInFlight bounds the requests tlsLoad has under way.
 const loadInFlight = 64
 
+// startTLSLoad starts the load on url, trusting roots, at rate per second
+// for max at most; finish stops it.
 func startTLSLoad(t *testing.T, url string, roots *x509.CertPool, rate int, max time.Duration) *tlsLoad {
 	l := &tlsLoad{
 		stop: make(chan struct{}), done: make(chan struct{}),
@@ -359,6 +365,8 @@ func startTLSLoad(t *testing.T, url string, roots *x509.CertPool, rate int, max 
 	return l
 }
 
+// one sends one GET with client and counts it failed, keeping the first
+// few errors, unless it got a whole 200.
 func (l *tlsLoad) one(client *countingClient, url string) {
 	resp, err := client.Get(url)
 	if err == nil {
@@ -612,6 +620,7 @@ type wsUpstream struct {
 	closes chan string // "PATH CODE REASON" of each close frame received
 }
 
+// startWSUpstream starts the service; it stops when the test ends.
 func startWSUpstream(t *testing.T) *wsUpstream {
 	t.Helper()
 	u := &wsUpstream{closes: make(chan string, 16)}

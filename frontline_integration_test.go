@@ -672,7 +672,7 @@ func startWSUpstream(t *testing.T) *wsUpstream {
 // it had to. Each close event reports that as tcp_close_waited: the
 // service's TCP close did not come through the tunnel.
 const wsClientScript = `
-import asyncio, json, logging, sys, time
+import asyncio, json, logging, ssl, sys, time
 import websockets
 
 MIB = 1 << 20
@@ -708,7 +708,8 @@ def payload(i):
     return (block * (n // 256 + 1))[:n]
 
 def connect(path):
-    return websockets.connect(BASE + path, max_size=2 * MIB, ping_interval=None, compression=None, open_timeout=10, close_timeout=10)
+    tls = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
+    return websockets.connect(BASE + path, ssl=tls, max_size=2 * MIB, ping_interval=None, compression=None, open_timeout=10, close_timeout=10)
 
 async def full():
     async with connect("/ws/echo") as ws:
@@ -779,7 +780,7 @@ async def drain():
         rb, rs = await asyncio.gather(busy(b), silent(s))
         emit(event="drain", busy=rb, silent=rs, after_s=time.monotonic() - start)
 
-BASE = sys.argv[2]
+BASE, CA_FILE = sys.argv[2], sys.argv[3]
 asyncio.run(full() if sys.argv[1] == "full" else drain())
 `
 
@@ -795,15 +796,15 @@ type wsClient struct {
 }
 
 // startWSClient runs wsClientScript in mode ("full" or "drain") against
-// base (ws://host:port). It skips the test if the websockets library is
+// base (ws://host:port, or wss:// trusting caFile). It skips the test if the websockets library is
 // not installed, and kills the client when the test ends.
-func startWSClient(t *testing.T, mode, base string) *wsClient {
+func startWSClient(t *testing.T, mode, base, caFile string) *wsClient {
 	t.Helper()
 	if out, err := exec.Command(systemPython, "-c", "import websockets").CombinedOutput(); err != nil {
 		t.Skipf("%s cannot import websockets (apt-get install python3-websockets): %v %s", systemPython, err, out)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, systemPython, "-c", wsClientScript, mode, base)
+	cmd := exec.CommandContext(ctx, systemPython, "-c", wsClientScript, mode, base, caFile)
 	c := &wsClient{events: make(chan map[string]any, 16)}
 	cmd.Stderr = &c.stderr
 	var err error
@@ -911,53 +912,23 @@ func TestFrontlineWebSocket(t *testing.T) {
 	skipShort(t)
 	up := startWSUpstream(t)
 
-	t.Run("tunnel", func(t *testing.T) {
-		tg := startWithConfig(t, wsConfig(up.addr, 5*time.Second))
-		c := startWSClient(t, "full", "ws://"+tg.listen)
-
-		msgs := c.next(t, "messages")
-		if m, _ := msgs["mismatches"].([]any); len(m) != 0 {
-			t.Errorf("round trips %v came back changed", m)
-		}
-		largest, _ := msgs["largest"].(map[string]any)
-		if text, _ := largest["text"].(float64); largest["binary"] != float64(1<<20) || text < 1<<20*98/99-8 {
-			t.Errorf("largest messages %v, want 1 MiB binary and 98/99 MiB text", largest)
-		}
-		c.next(t, "pong")
-		c.next(t, "open")
-		if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 1 }); rs.Tunnels.Active != 1 || rs.Tunnels.Total != 1 {
-			t.Errorf("/stats tunnels with one open: %+v, want active 1, total 1", rs.Tunnels)
-		}
-		c.proceed(t)
-
-		if ev := c.next(t, "client_close"); ev["code"] != float64(1000) {
-			t.Errorf("client-initiated close: the client got %v, want the service's answer, code 1000", ev)
-		} else if ev["tcp_close_waited"] != false {
-			t.Errorf("client-initiated close: the service closed its connection, but the client's stayed open until it gave up waiting: %v", ev)
-		}
-		if got := up.nextClose(t); got != "/ws/echo 1000 client done" {
-			t.Errorf("client-initiated close: the service got %q, want \"/ws/echo 1000 client done\"", got)
-		}
-		if ev := c.next(t, "server_close"); ev["clean"] != true || ev["code"] != float64(1000) || ev["reason"] != "server done" {
-			t.Errorf("server-initiated close: the client got %v, want a clean close 1000 \"server done\"", ev)
-		} else if ev["tcp_close_waited"] != false {
-			t.Errorf("server-initiated close: the service closed its connection, but the client's stayed open until it gave up waiting: %v", ev)
-		}
-		if got := up.nextClose(t); got != "/ws/server-close 1000 " && got != "/ws/server-close 1000 server done" {
-			t.Errorf("server-initiated close: the service got %q, want the client's answer, code 1000", got)
-		}
-		if ev := c.next(t, "refused"); ev["status"] != float64(403) {
-			t.Errorf("refused upgrade: the client got %v, want status 403", ev)
-		}
-		if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 0 }); rs.Tunnels.Active != 0 || rs.Tunnels.Total != 2 {
-			t.Errorf("/stats tunnels at the end: %+v, want active 0, total 2 (a refused upgrade is no tunnel)", rs.Tunnels)
-		}
-	})
+	pki := newPKI(t)
+	certFile, keyFile := issueServer(t, pki, "frontline")
+	for _, listener := range []struct{ name, scheme, tls, caFile string }{
+		{"tunnel", "ws", "", ""},
+		{"tunnel over TLS", "wss", fmt.Sprintf("tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile), pki.CAFile},
+	} {
+		t.Run(listener.name, func(t *testing.T) {
+			tg := startWithConfig(t, wsConfig(up.addr, 5*time.Second)+listener.tls)
+			c := startWSClient(t, "full", listener.scheme+"://"+tg.listen, listener.caFile)
+			testTunnel(t, tg, c, up)
+		})
+	}
 
 	t.Run("drain", func(t *testing.T) {
 		const drainTimeout = time.Second
 		tg := startWithConfig(t, wsConfig(up.addr, drainTimeout))
-		c := startWSClient(t, "drain", "ws://"+tg.listen)
+		c := startWSClient(t, "drain", "ws://"+tg.listen, "")
 		c.next(t, "open")
 		if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 2 }); rs.Tunnels.Active != 2 {
 			t.Fatalf("/stats tunnels with two open: %+v, want active 2", rs.Tunnels)
@@ -1036,5 +1007,48 @@ routes:
 				t.Errorf("routed to %q, want %q", got, tt.upstream)
 			}
 		})
+	}
+}
+
+// testTunnel runs the "full" WebSocket client's checks against tg in
+// front of up; the client was started against tg.
+func testTunnel(t *testing.T, tg *tailguardProc, c *wsClient, up *wsUpstream) {
+	t.Helper()
+	msgs := c.next(t, "messages")
+	if m, _ := msgs["mismatches"].([]any); len(m) != 0 {
+		t.Errorf("round trips %v came back changed", m)
+	}
+	largest, _ := msgs["largest"].(map[string]any)
+	if text, _ := largest["text"].(float64); largest["binary"] != float64(1<<20) || text < 1<<20*98/99-8 {
+		t.Errorf("largest messages %v, want 1 MiB binary and 98/99 MiB text", largest)
+	}
+	c.next(t, "pong")
+	c.next(t, "open")
+	if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 1 }); rs.Tunnels.Active != 1 || rs.Tunnels.Total != 1 {
+		t.Errorf("/stats tunnels with one open: %+v, want active 1, total 1", rs.Tunnels)
+	}
+	c.proceed(t)
+
+	if ev := c.next(t, "client_close"); ev["code"] != float64(1000) {
+		t.Errorf("client-initiated close: the client got %v, want the service's answer, code 1000", ev)
+	} else if ev["tcp_close_waited"] != false {
+		t.Errorf("client-initiated close: the service closed its connection, but the client's stayed open until it gave up waiting: %v", ev)
+	}
+	if got := up.nextClose(t); got != "/ws/echo 1000 client done" {
+		t.Errorf("client-initiated close: the service got %q, want \"/ws/echo 1000 client done\"", got)
+	}
+	if ev := c.next(t, "server_close"); ev["clean"] != true || ev["code"] != float64(1000) || ev["reason"] != "server done" {
+		t.Errorf("server-initiated close: the client got %v, want a clean close 1000 \"server done\"", ev)
+	} else if ev["tcp_close_waited"] != false {
+		t.Errorf("server-initiated close: the service closed its connection, but the client's stayed open until it gave up waiting: %v", ev)
+	}
+	if got := up.nextClose(t); got != "/ws/server-close 1000 " && got != "/ws/server-close 1000 server done" {
+		t.Errorf("server-initiated close: the service got %q, want the client's answer, code 1000", got)
+	}
+	if ev := c.next(t, "refused"); ev["status"] != float64(403) {
+		t.Errorf("refused upgrade: the client got %v, want status 403", ev)
+	}
+	if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 0 }); rs.Tunnels.Active != 0 || rs.Tunnels.Total != 2 {
+		t.Errorf("/stats tunnels at the end: %+v, want active 0, total 2 (a refused upgrade is no tunnel)", rs.Tunnels)
 	}
 }

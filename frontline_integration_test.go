@@ -514,6 +514,17 @@ func startGoTLSUpstream(t *testing.T, pki *bench.PKI) *goUpstream {
 	srv := httptest.NewUnstartedServer(u.mux)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	srv.StartTLS()
+	if pki == nil {
+		srv.Start()
+	} else {
+		certFile, keyFile := issueServer(t, pki, "ws-upstream")
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
+		srv.StartTLS()
+	}
 	t.Cleanup(srv.Close)
 	u.addr = srv.Listener.Addr().String()
 	return u
@@ -620,12 +631,13 @@ type wsUpstream struct {
 	closes chan string // "PATH CODE REASON" of each close frame received
 }
 
-// startWSUpstream starts the service; it stops when the test ends.
-func startWSUpstream(t *testing.T) *wsUpstream {
+// startWSUpstream starts the service, over TLS with a certificate from
+// pki if pki is not nil; it stops when the test ends.
+func startWSUpstream(t *testing.T, pki *bench.PKI) *wsUpstream {
 	t.Helper()
 	u := &wsUpstream{closes: make(chan string, 16)}
 	upgrader := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ws/refuse" {
 			http.Error(w, "no websocket here", http.StatusForbidden)
 			return
@@ -654,6 +666,17 @@ func startWSUpstream(t *testing.T) *wsUpstream {
 			}
 		}
 	}))
+	if pki == nil {
+		srv.Start()
+	} else {
+		certFile, keyFile := issueServer(t, pki, "ws-upstream")
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
+		srv.StartTLS()
+	}
 	t.Cleanup(srv.Close)
 	u.addr = srv.Listener.Addr().String()
 	return u
@@ -880,8 +903,9 @@ func (u *wsUpstream) nextClose(t *testing.T) string {
 	}
 }
 
-// wsConfig routes /ws/ to the WebSocket upstream with upgrades on.
-func wsConfig(addr string, drainTimeout time.Duration) string {
+// wsConfig routes /ws/ to the WebSocket upstream at addr with upgrades
+// on; upstreamTLS is the upstream's tls line, if any.
+func wsConfig(addr string, drainTimeout time.Duration, upstreamTLS string) string {
 	return fmt.Sprintf(`listen: "127.0.0.1:0"
 admin: "127.0.0.1:0"
 drain: {delay: 0s, timeout: %s}
@@ -889,16 +913,17 @@ limits: {idle_timeout: 60s}
 upstreams:
   ws:
     endpoints: [%q]
-routes:
+%sroutes:
   - name: ws
     match: {path_prefix: /ws/}
     upstream: ws
     upgrades: [websocket]
-`, drainTimeout, addr)
+`, drainTimeout, addr, upstreamTLS)
 }
 
 // TestFrontlineWebSocket: python3-websockets through the binary to a Go
-// WebSocket service. "tunnel": 100 round trips of text and binary
+// WebSocket service, plain, over the TLS listener (wss://) and to the
+// service over TLS. "tunnel": 100 round trips of text and binary
 // messages up to 1 MiB both ways arrive intact, a ping gets its pong, the
 // tunnel is counted open in /stats while it is, the client's close
 // handshake reaches the service and its answer the client, the
@@ -910,24 +935,29 @@ routes:
 // process exits 0.
 func TestFrontlineWebSocket(t *testing.T) {
 	skipShort(t)
-	up := startWSUpstream(t)
-
+	up := startWSUpstream(t, nil)
 	pki := newPKI(t)
+	tlsUp := startWSUpstream(t, pki)
 	certFile, keyFile := issueServer(t, pki, "frontline")
-	for _, listener := range []struct{ name, scheme, tls, caFile string }{
-		{"tunnel", "ws", "", ""},
-		{"tunnel over TLS", "wss", fmt.Sprintf("tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile), pki.CAFile},
+	for _, tt := range []struct {
+		name, scheme, tls, caFile string
+		up                        *wsUpstream
+		upstreamTLS               string
+	}{
+		{"tunnel", "ws", "", "", up, ""},
+		{"tunnel over TLS", "wss", fmt.Sprintf("tls: {cert_file: %q, key_file: %q}\n", certFile, keyFile), pki.CAFile, up, ""},
+		{"tunnel to a TLS upstream", "ws", "", "", tlsUp, fmt.Sprintf("    tls: {ca_file: %q}\n", pki.CAFile)},
 	} {
-		t.Run(listener.name, func(t *testing.T) {
-			tg := startWithConfig(t, wsConfig(up.addr, 5*time.Second)+listener.tls)
-			c := startWSClient(t, "full", listener.scheme+"://"+tg.listen, listener.caFile)
-			testTunnel(t, tg, c, up)
+		t.Run(tt.name, func(t *testing.T) {
+			tg := startWithConfig(t, wsConfig(tt.up.addr, 5*time.Second, tt.upstreamTLS)+tt.tls)
+			c := startWSClient(t, "full", tt.scheme+"://"+tg.listen, tt.caFile)
+			testTunnel(t, tg, c, tt.up)
 		})
 	}
 
 	t.Run("drain", func(t *testing.T) {
 		const drainTimeout = time.Second
-		tg := startWithConfig(t, wsConfig(up.addr, drainTimeout))
+		tg := startWithConfig(t, wsConfig(up.addr, drainTimeout, ""))
 		c := startWSClient(t, "drain", "ws://"+tg.listen, "")
 		c.next(t, "open")
 		if rs := routeStatsWhen(t, tg, "ws", func(rs cornerRouteStats) bool { return rs.Tunnels.Active == 2 }); rs.Tunnels.Active != 2 {

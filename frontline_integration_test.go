@@ -392,10 +392,48 @@ func (l *tlsLoad) finish() {
 	<-l.done
 }
 
+// keptConn is one TLS connection to the proxy, kept open across
+// certificate rotations: the rotation must not drop it.
+type keptConn struct {
+	*tls.Conn
+	br *bufio.Reader
+}
+
+// dialKept opens a keptConn to addr, trusting roots.
+func dialKept(t *testing.T, addr string, roots *x509.CertPool) *keptConn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &keptConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// get sends GET /status/200 on the connection and requires the
+// upstream's 200.
+func (k *keptConn) get(t *testing.T, when string) {
+	t.Helper()
+	_ = k.SetDeadline(time.Now().Add(ioTimeout))
+	if _, err := io.WriteString(k, rawRequest("GET /status/200 HTTP/1.1", "Host: localhost")); err != nil {
+		t.Fatalf("the kept connection %s: %v", when, err)
+	}
+	resp, err := http.ReadResponse(k.br, nil)
+	if err != nil {
+		t.Fatalf("the kept connection %s: %v", when, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the kept connection %s: status %d, %q, %v", when, resp.StatusCode, body, err)
+	}
+}
+
 // TestFrontlineCertificateRotation: the listener's certificate is rotated
 // five times (once by a Kubernetes ..data symlink swap, four times by
 // renaming new files over the old) while an open-loop load of 500 req/s
-// runs through the binary. No request fails; after each swap a new
+// runs through the binary. No request fails, and a connection opened
+// before the first swap still serves after the last; after each swap a new
 // handshake sees the new certificate (polled, bounded). A pair whose key
 // does not match, written mid-way, is refused, logged and counted in
 // /metrics, and the certificate before it keeps serving.
@@ -435,6 +473,8 @@ func TestFrontlineCertificateRotation(t *testing.T) {
 	}
 	pause := func() { time.Sleep(300 * time.Millisecond) } // traffic on the new certificate, not synchronisation
 
+	kept := dialKept(t, tg.listen, roots)
+	kept.get(t, "before the rotations")
 	pause()
 	for round := 1; round <= 5; round++ {
 		certFile, keyFile := issueServer(t, pki, fmt.Sprintf("round%d", round))
@@ -473,6 +513,10 @@ func TestFrontlineCertificateRotation(t *testing.T) {
 		}
 	}
 	stopLoad()
+	kept.get(t, "after the rotations")
+	if got, want := kept.ConnectionState().PeerCertificates[0].SerialNumber.String(), serialOf(t, initialCert); got != want {
+		t.Errorf("the connection kept across the rotations has certificate serial %s, want the initial %s", got, want)
+	}
 
 	sent, failed := load.sent.Load(), load.failed.Load()
 	t.Logf("rotation: %d requests at %d/s (%d on new connections, %d dials, %d sent late) across 5 rotations and 1 bad pair: %d failed; %v reloads, %v refused",

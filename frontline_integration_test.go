@@ -558,17 +558,6 @@ func startGoTLSUpstream(t *testing.T, pki *bench.PKI) *goUpstream {
 	srv := httptest.NewUnstartedServer(u.mux)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
 	srv.StartTLS()
-	if pki == nil {
-		srv.Start()
-	} else {
-		certFile, keyFile := issueServer(t, pki, "ws-upstream")
-		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}}
-		srv.StartTLS()
-	}
 	t.Cleanup(srv.Close)
 	u.addr = srv.Listener.Addr().String()
 	return u

@@ -122,16 +122,6 @@ func metricOf(t *testing.T, tg *tailguardProc, name string) float64 {
 	return 0
 }
 
-// decodeSeenBody decodes the Go upstream's /headers answer.
-func decodeSeenBody(t *testing.T, body []byte) seenRequest {
-	t.Helper()
-	var s seenRequest
-	if err := json.Unmarshal(body, &s); err != nil {
-		t.Fatalf("/headers answer: %v: %.200q", err, body)
-	}
-	return s
-}
-
 // ---------------------------------------------------------------------------
 // 1. TLS termination
 
@@ -183,7 +173,7 @@ func TestFrontlineTLSTermination(t *testing.T) {
 						t.Fatalf("status %d, want the upstream's 200: %.200q", status, body)
 					}
 					noTailguardError(t, c.name, header)
-					seen := decodeSeenBody(t, body)
+					seen := decodeSeen(t, rawResponse{&http.Response{StatusCode: status}, body})
 					if got := seen.Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != "https" {
 						t.Errorf("the upstream saw X-Forwarded-Proto %q, want [https]", got)
 					}

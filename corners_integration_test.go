@@ -113,6 +113,10 @@ type cornerRouteStats struct {
 	Shed     int64  `json:"shed"`
 	InFlight int    `json:"in_flight"`
 	Queued   int    `json:"queued"`
+	Tunnels  struct {
+		Active int64  `json:"active"`
+		Total  uint64 `json:"total"`
+	} `json:"tunnels"`
 }
 
 // routeStats reads route's entry of /stats?window=all with client.

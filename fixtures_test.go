@@ -237,13 +237,24 @@ func (l *countingListener) Accept() (net.Conn, error) {
 // missing.
 func startPythonUpstream(t *testing.T, dir string) string {
 	t.Helper()
+	return startPythonServer(t, func(port string) []string {
+		return []string{"-m", "http.server", port, "--bind", "127.0.0.1", "--directory", dir}
+	})
+}
+
+// startPythonServer runs python3 with the arguments args gives for a free
+// loopback port, waits until the port accepts connections, and returns
+// its address: a Python http.server, plain or (with a script of the
+// test's) over TLS. It skips the test if python3 is missing.
+func startPythonServer(t *testing.T, args func(port string) []string) string {
+	t.Helper()
 	python, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 is not on PATH: skipping the legacy-app tests that run Python's http.server")
 	}
 	for attempt := 1; attempt <= 3; attempt++ { // the free port may be taken meanwhile
 		_, port, _ := net.SplitHostPort(freeAddrs(t, 1)[0])
-		cmd := exec.Command(python, "-m", "http.server", port, "--bind", "127.0.0.1", "--directory", dir)
+		cmd := exec.Command(python, args(port)...)
 		var out lockedBuffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

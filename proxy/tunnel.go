@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
 
@@ -38,8 +39,39 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, route *Route, up *client.Upgra
 			_ = up.Close()
 			return
 		}
-		splice.Join(c, up, s.srv.IdleTimeout, s.tunnels.stop)
+		splice.Join(clientEnd{c}, up, s.srv.IdleTimeout, s.tunnels.stop)
 	})
+}
+
+// clientEnd is the client side of a tunnel. fasthttp's hijacked
+// connection reads what the client sent after the upgrade request first,
+// so reads go through it; but its Close does nothing until the hijack
+// handler returns (fasthttp closes the connection then), and it hides
+// the connection's CloseWrite. Joined as it is, the tunnel could neither
+// pass on the upstream's close (the client hung on until it gave up
+// itself) nor close a silent client at drain.timeout (the drain waited
+// for limits.idle_timeout). Close and CloseWrite reach the connection
+// under it.
+type clientEnd struct{ net.Conn }
+
+// conn is the connection under fasthttp's hijacked one.
+func (c clientEnd) conn() net.Conn {
+	if u, ok := c.Conn.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return c.Conn
+}
+
+// Close implements net.Conn. fasthttp's own close after the hijack
+// handler comes second and is harmless.
+func (c clientEnd) Close() error { return c.conn().Close() }
+
+// CloseWrite shuts the write side (a TLS close_notify over TLS).
+func (c clientEnd) CloseWrite() error {
+	if cw, ok := c.conn().(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // closeTunnels lets open tunnels end by themselves until ctx ends, then

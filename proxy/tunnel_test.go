@@ -164,3 +164,45 @@ func TestWebSocketIdleAndDrain(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketCloseReachesClient: when the upstream closes its
+// connection after a close handshake (RFC 6455 has the server close
+// first), the client's connection closes too, long before idle_timeout;
+// and a tunnel silent both ways at shutdown is closed at the drain
+// deadline. The client end is fasthttp's hijacked connection, whose own
+// Close does nothing until the hijack handler returns.
+func TestWebSocketCloseReachesClient(t *testing.T) {
+	srv, addr := startServer(t, websocketRoute, "90s", startEcho(t))
+	c, _, err := dialWS(t, "ws://"+addr+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("close handshake: %v, want the upstream's close 1000", err)
+	}
+	if _, err := c.UnderlyingConn().Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the upstream closed its connection the client read %v, want EOF", err)
+	}
+
+	silent, _, err := dialWS(t, "ws://"+addr+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	select {
+	case <-shut:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown still waits for a silent tunnel 10s after its drain deadline")
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := silent.ReadMessage(); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("silent tunnel after the drain: %v, want closed", err)
+	}
+}

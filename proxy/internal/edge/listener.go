@@ -157,6 +157,15 @@ func (c *clientConn) Close() error {
 	return c.Conn.Close()
 }
 
+// CloseWrite shuts the write side of the connection under it (TCP, or a
+// TLS close_notify): a tunnel passes its upstream's half close on.
+func (c *clientConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 // errChunkOverhead fails a chunked request body that spends too many wire
 // bytes on framing (chunk extensions, tiny chunks) for the data it carries.
 var errChunkOverhead = errors.New("chunked request body: too much framing for its data")

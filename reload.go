@@ -99,6 +99,13 @@ func (p *Process) reloadCertificate(trigger string) {
 		return
 	}
 	err := p.srv.ReloadCertificate()
+	for try := 0; err != nil && trigger == "file change" && try < certSettleTries; try++ {
+		// A rotation that renames the certificate and the key one after
+		// the other is read between the two: give it time to finish
+		// before calling the pair bad.
+		time.Sleep(certSettle)
+		err = p.srv.ReloadCertificate()
+	}
 	p.certReloads.Count(err)
 	if err != nil {
 		p.log.Error("tls certificate reload refused; the old certificate keeps serving", zap.String("trigger", trigger), zap.Error(err))
@@ -108,6 +115,13 @@ func (p *Process) reloadCertificate(trigger string) {
 	p.log.Info("tls certificate reloaded", zap.String("trigger", trigger),
 		zap.String("serial", leaf.SerialNumber.String()), zap.Time("not_after", leaf.NotAfter))
 }
+
+// A certificate pair refused after a file change is read again
+// certSettleTries times, certSettle apart, before it is counted as bad.
+const (
+	certSettle      = 250 * time.Millisecond
+	certSettleTries = 4
+)
 
 // watchFile reloads when the config file changes. Without the watch,
 // SIGHUP and POST /reload still work, and the log says so.

@@ -90,7 +90,10 @@ func parseRunFlags(args []string) (Load, runOutputs, error) {
 	var o runOutputs
 	var headers headerFlags
 	var body string
-	fs.StringVar(&l.URL, "url", "", "target, http://host:port/path (required)")
+	fs.StringVar(&l.URL, "url", "", "target, http://host:port/path or https://… (required)")
+	fs.StringVar(&l.CAFile, "tls-ca", "", "https: PEM CA the target's certificate must be signed by (default: the system's roots)")
+	fs.BoolVar(&l.Insecure, "insecure", false, "https: accept any certificate (sessions are never resumed either way)")
+	fs.BoolVar(&l.NoKeepAlive, "no-keepalive", false, "Connection: close on every request: a new connection (over https, a full handshake) each")
 	fs.Float64Var(&l.Rate, "rate", 1000, "open loop: requests a second")
 	fs.BoolVar(&l.Closed, "closed", false, "closed loop: -connections workers as fast as the target answers (for throughput)")
 	fs.DurationVar(&l.Duration, "duration", 10*time.Second, "how long to send (0: until -count)")

@@ -201,3 +201,36 @@ func TestMissingPeerIsSkipped(t *testing.T) {
 		t.Errorf("got %v, want a skip saying the program is not found", err)
 	}
 }
+
+func TestScenarioTLSSmoke(t *testing.T) {
+	skipShort(t)
+	out := runSmoke(t, "tls")
+	tb := out.Tables[0]
+	names := rowNames(tb)
+	if len(names) < 2 || names[0] != "direct (plain HTTP)" || names[1] != "tailguard" {
+		t.Fatalf("rows %q; want direct (plain HTTP) and tailguard first", names)
+	}
+	notes := strings.Join(tb.Notes, "\n")
+	if len(names) < 3 && !strings.Contains(notes, "nginx: skipped") {
+		t.Errorf("rows %q, and nginx not noted as skipped", names)
+	}
+	for _, n := range names {
+		if cell(t, tb, n, "req/s (keep-alive, 64 conns)") <= 0 || cell(t, tb, n, "handshakes/s (new conn each, 64 conns)") <= 0 {
+			t.Errorf("%s: no throughput in an arm", n)
+		}
+		cell(t, tb, n, "CPU per request")
+		cell(t, tb, n, "CPU per handshake")
+		cell(t, tb, n, "load CPU (handshakes)")
+	}
+	if !strings.Contains(notes, "tailguard: TLS 1.3") {
+		t.Errorf("notes do not say what tailguard negotiated:\n%s", notes)
+	}
+	if len(names) == 3 {
+		if !strings.Contains(notes, "goal (issue)") || out.Tables[1].Title != "TLS as a ratio to nginx" {
+			t.Fatalf("no goal note or no ratio table to nginx")
+		}
+		if r := cell(t, out.Tables[1], "nginx", "CPU per handshake"); r != 1 {
+			t.Errorf("nginx ÷ nginx = %v", r)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+)
+
+// tlsRow is what one target measured: keep-alive requests a second and
+// the proxy's CPU per request, full handshakes a second and its CPU per
+// handshake, the load generator's busy share in each arm, and what the
+// handshake negotiated.
+type tlsRow struct {
+	name                 string
+	rps, cpuReq, busyReq float64
+	hps, cpuHS, busyHS   float64
+	negotiated           string
+}
+
+// tlsColumns are the figures of each tls table.
+var tlsColumns = []string{"target", "req/s (keep-alive, 64 conns)", "CPU per request",
+	"handshakes/s (new conn each, 64 conns)", "CPU per handshake", "load CPU (keep-alive)", "load CPU (handshakes)"}
+
+// runTLS measures what terminating TLS costs tailguard, side by side with
+// nginx on the same ECDSA P-256 certificate, and plain HTTP straight to
+// the upstream as the reference. Two closed loops of 64 connections per
+// target: keep-alive (connections handshaken before the clock starts),
+// for requests a second and the proxy's CPU per request; and a new
+// connection per request (Connection: close), each a full handshake since
+// the generator never resumes a session, for handshakes a second and CPU
+// per handshake. As in overhead the proxy and the upstream share CPU 0
+// and the generator has CPU 1 (-pin), the targets take turns for -rounds
+// rounds (3) and each figure is the median; -duration is each
+// measurement (4s).
+func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
+	d := e.span(4*time.Second, 500*time.Millisecond)
+	b, err := e.newBed(ctx, "upstream")
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	pki, err := NewPKI(b.dir)
+	if err != nil {
+		return nil, err
+	}
+	cert, key, err := pki.IssueServer("server")
+	if err != nil {
+		return nil, err
+	}
+	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, tlsPair{cert, key}), medianTLSRow, func(tg overheadTarget) (tlsRow, error) {
+		return e.tlsTarget(ctx, tg, b, pki, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tlsOutcome(rows, d, append(notes, b.notes...)), nil
+}
+
+// tlsTargets are direct (plain HTTP), tailguard (`run -config` with
+// -tls-cert and -tls-key) and nginx, both with pair, on CPU 0.
+func tlsTargets(e *Env, pair tlsPair) []overheadTarget {
+	return []overheadTarget{
+		{name: "direct (plain HTTP)"},
+		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
+			return e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upstream}}, e.self(),
+				"-tls-cert", pair.cert, "-tls-key", pair.key)
+		}},
+		{name: "nginx", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
+			return startPeer(func(listen string) (*process, error) { return e.startNginx(ctx, dir, listen, upstream, "0", &pair) })
+		}},
+	}
+}
+
+// tlsTarget measures one target: keep-alive, then a handshake a request.
+func (e *Env) tlsTarget(ctx context.Context, tg overheadTarget, b *bed, pki *PKI, d time.Duration) (tlsRow, error) {
+	addr, proc, stop, err := tg.reach(ctx, b.dir, b.upAddr, b.up)
+	if err != nil {
+		return tlsRow{}, err
+	}
+	defer stop()
+	url, args, negotiated := "http://"+addr+"/", []string(nil), "plain TCP"
+	if tg.start != nil {
+		url, args = "https://"+addr+"/", []string{"-tls-ca", pki.CAFile}
+		if negotiated, err = probeTLS(addr, pki); err != nil {
+			return tlsRow{}, err
+		}
+	}
+	e.logf("tls: %s at %s (%s)", tg.name, url, negotiated)
+	ka, err := e.closedLoop(ctx, proc, url, d, args...)
+	if err != nil {
+		return tlsRow{}, err
+	}
+	hs, err := e.closedLoop(ctx, proc, url, d, append(args, "-no-keepalive")...)
+	return tlsRow{
+		name: tg.name, negotiated: negotiated,
+		rps: ka.rps, cpuReq: ka.cpuUS, busyReq: 100 * ka.busy,
+		hps: hs.rps, cpuHS: hs.cpuUS, busyHS: 100 * hs.busy,
+	}, err
+}
+
+// probeTLS makes one handshake with addr as the generator makes them (Go's
+// client, default settings, pki's CA) and says what it negotiated.
+func probeTLS(addr string, pki *PKI) (string, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pki.Pool(), ServerName: "127.0.0.1"})
+	if err != nil {
+		return "", fmt.Errorf("TLS probe: %w", err)
+	}
+	defer c.Close()
+	s := c.ConnectionState()
+	return fmt.Sprintf("%s, %s, %s", tls.VersionName(s.Version), tls.CipherSuiteName(s.CipherSuite), s.CurveID), nil
+}
+
+// medianTLSRow is each figure's median over rows of one target.
+func medianTLSRow(rows []tlsRow) tlsRow {
+	return tlsRow{
+		name: rows[0].name, negotiated: rows[0].negotiated,
+		rps:     medianOf(rows, func(r tlsRow) float64 { return r.rps }),
+		cpuReq:  medianOf(rows, func(r tlsRow) float64 { return r.cpuReq }),
+		busyReq: medianOf(rows, func(r tlsRow) float64 { return r.busyReq }),
+		hps:     medianOf(rows, func(r tlsRow) float64 { return r.hps }),
+		cpuHS:   medianOf(rows, func(r tlsRow) float64 { return r.cpuHS }),
+		busyHS:  medianOf(rows, func(r tlsRow) float64 { return r.busyHS }),
+	}
+}
+
+// tlsGoal is the issue's goal: keep-alive requests a second over TLS at
+// least this share of nginx's.
+const tlsGoal = 0.8
+
+// tlsOutcome tabulates the targets, then each figure as a ratio to nginx
+// and to direct.
+func tlsOutcome(rows []tlsRow, d time.Duration, notes []string) *Outcome {
+	t := &Table{
+		Title:   fmt.Sprintf("TLS termination: closed loops of %v, keep-alive and a new connection (full handshake) per request", d),
+		Columns: tlsColumns,
+		Notes:   notes,
+	}
+	for _, r := range rows {
+		t.add(r.name, numCell(r.rps, unitPerSec), numCell(r.cpuReq, unitMicros), numCell(r.hps, unitPerSec),
+			numCell(r.cpuHS, unitMicros), numCell(r.busyReq, unitPercent), numCell(r.busyHS, unitPercent))
+	}
+	for _, r := range rows {
+		t.note("%s: %s", r.name, r.negotiated)
+	}
+	t.note("same ECDSA P-256 certificate (a throwaway CA's, bench.NewPKI) for tailguard and nginx; the generator is Go's TLS client with default settings, verifying the chain, without a session cache: no handshake is a resumption")
+	t.note("nginx: ssl, TLSv1.2 TLSv1.3, HTTP/1.1 only, ssl_session_tickets off, ssl_session_cache off, one worker without master; tailguard: `run -config` with -tls-cert/-tls-key (session tickets on, unused by this client); both keep-alive plain HTTP to the upstream")
+	t.note("CPU per request and per handshake is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; a handshake's figure includes its one proxied request")
+	t.note("load CPU is the generator's user + system time over the run, one CPU = 100%%: near 100%% the generator, not the target, may have set the pace")
+	out := &Outcome{Tables: []*Table{t}}
+	if n, ok := findTLSRow(rows, "nginx"); ok {
+		out.Tables = append(out.Tables, tlsRatioTable(rows, n))
+		if tg, ok := findTLSRow(rows, "tailguard"); ok && n.rps > 0 {
+			verdict := "met"
+			if tg.rps < tlsGoal*n.rps {
+				verdict = "NOT met"
+			}
+			t.note("goal (issue): tailguard's keep-alive req/s ≥ %.1f× nginx's: %.2f× measured, %s", tlsGoal, tg.rps/n.rps, verdict)
+		}
+	}
+	if dr, ok := findTLSRow(rows, "direct (plain HTTP)"); ok {
+		out.Tables = append(out.Tables, tlsRatioTable(rows, dr))
+	}
+	return out
+}
+
+// tlsRatioTable divides every target's figures by base's.
+func tlsRatioTable(rows []tlsRow, base tlsRow) *Table {
+	t := &Table{Title: "TLS as a ratio to " + base.name, Columns: tlsColumns}
+	for _, r := range rows {
+		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuReq, base.cpuReq), ratioCell(r.hps, base.hps),
+			ratioCell(r.cpuHS, base.cpuHS), ratioCell(r.busyReq, base.busyReq), ratioCell(r.busyHS, base.busyHS))
+	}
+	return t
+}
+
+// findTLSRow is the row of the target called name.
+func findTLSRow(rows []tlsRow, name string) (tlsRow, bool) {
+	i := slices.IndexFunc(rows, func(r tlsRow) bool { return r.name == name })
+	if i < 0 {
+		return tlsRow{}, false
+	}
+	return rows[i], true
+}

@@ -20,6 +20,8 @@ import (
 //	tailguard bench scenario NAME [flags]         a reproducible comparison (NAME list: what there is)
 //	tailguard bench plot -svg FILE REPORT.json…   the percentile spectra of saved runs
 //	tailguard bench relay -upstream HOST:PORT     a bare fasthttp relay, overhead's floor arm
+//	tailguard bench wsecho -listen HOST:PORT      a WebSocket echo server, websocket's upstream
+//	tailguard bench ws -url ws://HOST:PORT/       a closed loop of WebSocket echoes (JSON report)
 //
 // start runs tailguard in-process for the scenarios; main supplies it so
 // that bench needs no proxy code. Main stops on SIGINT or SIGTERM.
@@ -35,6 +37,10 @@ func Main(ctx context.Context, args []string, stdout io.Writer, start Proxy) err
 			return c.plot(args[1:])
 		case "relay":
 			return c.relay(ctx, args[1:])
+		case "wsecho":
+			return c.wsecho(ctx, args[1:])
+		case "ws":
+			return c.ws(ctx, args[1:])
 		}
 	}
 	return c.run(ctx, args)

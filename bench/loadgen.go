@@ -145,7 +145,7 @@ func (l Load) Run(ctx context.Context) (*Result, error) {
 	stopProgress := rec.report(l.Progress)
 	start := time.Now()
 	if l.Closed {
-		runClosed(ctx, l, c, rec, start)
+		runClosed(ctx, l, c.do, rec, start)
 	} else {
 		runOpen(ctx, l, c, rec, start)
 	}

@@ -283,18 +283,25 @@ func (e *Env) overheadTarget(ctx context.Context, tg overheadTarget, dir, upAddr
 type loopFigures struct{ rps, cpuUS, busy float64 }
 
 // closedLoop measures proc behind url with the generator in closed loop
-// (args added to its flags): a warm-up of d/4, then d with proc's CPU read
-// around it.
+// (args added to its flags), as measureCPU does.
 func (e *Env) closedLoop(ctx context.Context, proc *process, url string, d time.Duration, args ...string) (loopFigures, error) {
 	args = append(args, "-closed")
-	if _, err := e.generate(ctx, url, append(args, "-duration", (d/4).String())...); err != nil {
+	return measureCPU(proc, d, func(d time.Duration) (*Report, float64, error) {
+		return e.generateBusy(ctx, url, append(args, "-duration", d.String())...)
+	})
+}
+
+// measureCPU runs load for a warm-up of d/4, then for d with proc's CPU
+// read around it; load returns its report and the generator's busy share.
+func measureCPU(proc *process, d time.Duration, load func(time.Duration) (*Report, float64, error)) (loopFigures, error) {
+	if _, _, err := load(d / 4); err != nil {
 		return loopFigures{}, err
 	}
 	t0, err := cpuTicks(proc.pid())
 	if err != nil {
 		return loopFigures{}, err
 	}
-	r, busy, err := e.generateBusy(ctx, url, append(args, "-duration", d.String())...)
+	r, busy, err := load(d)
 	if err != nil {
 		return loopFigures{}, err
 	}
@@ -316,7 +323,13 @@ func (e *Env) generate(ctx context.Context, url string, args ...string) (*Report
 // (user + system) as a share of the run's time: near 1 means that the
 // generator, not the target, may have set the pace.
 func (e *Env) generateBusy(ctx context.Context, url string, args ...string) (*Report, float64, error) {
-	argv := append([]string{"-url", url, "-connections", "64", "-json", "-", "-quiet"}, args...)
+	return e.runLoad(ctx, "200", append([]string{"-url", url, "-connections", "64", "-json", "-", "-quiet"}, args...))
+}
+
+// runLoad runs `bench argv…`, a load generator writing its JSON report to
+// stdout, as a process on CPU 1, and returns the report and the
+// generator's busy share. Every request must have ended as class ok.
+func (e *Env) runLoad(ctx context.Context, ok string, argv []string) (*Report, float64, error) {
 	cmd := e.command(ctx, "1", "bench", argv...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -328,8 +341,8 @@ func (e *Env) generateBusy(ctx context.Context, url string, args ...string) (*Re
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, 0, fmt.Errorf("load generator output: %w", err)
 	}
-	if n := r.Requests - r.Classes["200"].Count; n > 0 {
-		return nil, 0, fmt.Errorf("load generator: %d of %d requests not answered 200 (%v)", n, r.Requests, r.Classes)
+	if n := r.Requests - r.Classes[ok].Count; n > 0 {
+		return nil, 0, fmt.Errorf("load generator: %d of %d requests not %s (%v)", n, r.Requests, ok, r.Classes)
 	}
 	busy := (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds() / max(r.ElapsedS, 1e-9)
 	return &r, busy, nil

@@ -234,3 +234,19 @@ func TestScenarioTLSSmoke(t *testing.T) {
 		}
 	}
 }
+
+func TestScenarioWebSocketSmoke(t *testing.T) {
+	skipShort(t)
+	out := runSmoke(t, "websocket")
+	tb := out.Tables[0]
+	wantRows(t, tb, "direct, 64 B", "tailguard, 64 B", "direct, 16 KiB", "tailguard, 16 KiB")
+	for _, n := range rowNames(tb) {
+		if cell(t, tb, n, "messages/s (64 conns)") <= 0 || cell(t, tb, n, "p50 (1 conn)") <= 0 ||
+			cell(t, tb, n, "p99 (1 conn)") < cell(t, tb, n, "p50 (1 conn)") {
+			t.Errorf("%s: no throughput, no latency, or p99 below p50", n)
+		}
+		cell(t, tb, n, "CPU per message")
+	}
+	cell(t, tb, "tailguard, 16 KiB", "added p99")
+	wantRows(t, out.Tables[1], "tailguard, 64 B", "tailguard, 16 KiB")
+}

@@ -63,7 +63,7 @@ func clientTLS(l Load, u *url.URL) (*tls.Config, error) {
 	if u.Scheme != "https" {
 		return nil, nil
 	}
-	tc := &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: l.Insecure}
+	tc := &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: l.Insecure, CurvePreferences: l.Curves}
 	if l.CAFile != "" {
 		b, err := os.ReadFile(l.CAFile)
 		if err != nil {

@@ -3,12 +3,14 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,6 +101,7 @@ func parseRunFlags(args []string) (Load, runOutputs, error) {
 	fs.StringVar(&l.URL, "url", "", "target, http://host:port/path or https://… (required)")
 	fs.StringVar(&l.CAFile, "tls-ca", "", "https: PEM CA the target's certificate must be signed by (default: the system's roots)")
 	fs.BoolVar(&l.Insecure, "insecure", false, "https: accept any certificate (sessions are never resumed either way)")
+	fs.Var((*curveFlag)(&l.Curves), "tls-curves", "https: key exchanges to offer, comma-separated, e.g. X25519 (default: Go's, X25519MLKEM768 first)")
 	fs.BoolVar(&l.NoKeepAlive, "no-keepalive", false, "Connection: close on every request: a new connection (over https, a full handshake) each")
 	fs.Float64Var(&l.Rate, "rate", 1000, "open loop: requests a second")
 	fs.BoolVar(&l.Closed, "closed", false, "closed loop: -connections workers as fast as the target answers (for throughput)")
@@ -143,6 +146,23 @@ func (h *headerFlags) Set(v string) error {
 		return fmt.Errorf("header %q: want \"Name: value\"", v)
 	}
 	*h = append(*h, Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	return nil
+}
+
+// curveFlag is -tls-curves: key exchanges by Go's names.
+type curveFlag []tls.CurveID
+
+func (c *curveFlag) String() string { return fmt.Sprint(*c) }
+
+func (c *curveFlag) Set(v string) error {
+	known := []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+	for name := range strings.SplitSeq(v, ",") {
+		i := slices.IndexFunc(known, func(k tls.CurveID) bool { return strings.EqualFold(k.String(), strings.TrimSpace(name)) })
+		if i < 0 {
+			return fmt.Errorf("curve %q: want one of %v", name, known)
+		}
+		*c = append(*c, known[i])
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"iter"
@@ -35,6 +36,10 @@ type Load struct {
 	// full handshake, as a benchmark of handshakes needs.
 	CAFile   string
 	Insecure bool
+	// Curves, if set, are the key exchanges offered, in order (Go's
+	// names: X25519MLKEM768, X25519, P256…); default Go's, which put the
+	// post-quantum hybrid first.
+	Curves []tls.CurveID
 	// NoKeepAlive sends every request with Connection: close, so that
 	// each opens a connection of its own (over https, a full handshake):
 	// the cost of connections rather than of requests.

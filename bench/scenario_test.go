@@ -207,11 +207,11 @@ func TestScenarioTLSSmoke(t *testing.T) {
 	out := runSmoke(t, "tls")
 	tb := out.Tables[0]
 	names := rowNames(tb)
-	if len(names) < 2 || names[0] != "direct (plain HTTP)" || names[1] != "tailguard" {
-		t.Fatalf("rows %q; want direct (plain HTTP) and tailguard first", names)
+	if len(names) < 3 || names[0] != "direct (plain HTTP)" || names[1] != "tailguard" || names[2] != tlsX25519 {
+		t.Fatalf("rows %q; want direct (plain HTTP), tailguard and %s first", names, tlsX25519)
 	}
 	notes := strings.Join(tb.Notes, "\n")
-	if len(names) < 3 && !strings.Contains(notes, "nginx: skipped") {
+	if len(names) < 4 && !strings.Contains(notes, "nginx: skipped") {
 		t.Errorf("rows %q, and nginx not noted as skipped", names)
 	}
 	for _, n := range names {
@@ -222,10 +222,10 @@ func TestScenarioTLSSmoke(t *testing.T) {
 		cell(t, tb, n, "CPU per handshake")
 		cell(t, tb, n, "load CPU (handshakes)")
 	}
-	if !strings.Contains(notes, "tailguard: TLS 1.3") {
+	if !strings.Contains(notes, "tailguard: TLS 1.3") || !strings.Contains(notes, tlsX25519+": TLS 1.3, TLS_AES_128_GCM_SHA256, X25519") {
 		t.Errorf("notes do not say what tailguard negotiated:\n%s", notes)
 	}
-	if len(names) == 3 {
+	if len(names) == 4 {
 		if !strings.Contains(notes, "goal (issue)") || out.Tables[1].Title != "TLS as a ratio to nginx" {
 			t.Fatalf("no goal note or no ratio table to nginx")
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -51,7 +52,7 @@ func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
 		return nil, err
 	}
 	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, tlsPair{cert, key}), medianTLSRow, func(tg overheadTarget) (tlsRow, error) {
-		return e.tlsTarget(ctx, tg, b, pki, d)
+		return e.tlsTarget(ctx, tg, b, pki, d, tlsOffers[tg.name])
 	})
 	if err != nil {
 		return nil, err
@@ -59,23 +60,38 @@ func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
 	return tlsOutcome(rows, d, append(notes, b.notes...)), nil
 }
 
+// tlsX25519 is the target tailguard measured with a client that offers
+// only X25519, the key exchange nginx's OpenSSL 3.0 picks, where Go's
+// default client offer makes tailguard's Go server pick the post-quantum
+// hybrid X25519MLKEM768: the two rows tell the key exchange's cost from
+// the rest.
+const tlsX25519 = "tailguard, X25519 offered"
+
+// tlsOffers are the key exchanges the generator offers a target, when not
+// Go's default.
+var tlsOffers = map[string][]tls.CurveID{tlsX25519: {tls.X25519}}
+
 // tlsTargets are direct (plain HTTP), tailguard (`run -config` with
-// -tls-cert and -tls-key) and nginx, both with pair, on CPU 0.
+// -tls-cert and -tls-key; with Go's default client offer, then with
+// X25519 alone) and nginx, with pair, on CPU 0.
 func tlsTargets(e *Env, pair tlsPair) []overheadTarget {
+	tailguard := func(ctx context.Context, dir, upstream string) (string, *process, error) {
+		return e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upstream}}, e.self(),
+			"-tls-cert", pair.cert, "-tls-key", pair.key)
+	}
 	return []overheadTarget{
 		{name: "direct (plain HTTP)"},
-		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
-			return e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upstream}}, e.self(),
-				"-tls-cert", pair.cert, "-tls-key", pair.key)
-		}},
+		{name: "tailguard", start: tailguard},
+		{name: tlsX25519, start: tailguard},
 		{name: "nginx", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return startPeer(func(listen string) (*process, error) { return e.startNginx(ctx, dir, listen, upstream, "0", &pair) })
 		}},
 	}
 }
 
-// tlsTarget measures one target: keep-alive, then a handshake a request.
-func (e *Env) tlsTarget(ctx context.Context, tg overheadTarget, b *bed, pki *PKI, d time.Duration) (tlsRow, error) {
+// tlsTarget measures one target, with a generator offering curves (nil:
+// Go's default): keep-alive, then a handshake a request.
+func (e *Env) tlsTarget(ctx context.Context, tg overheadTarget, b *bed, pki *PKI, d time.Duration, curves []tls.CurveID) (tlsRow, error) {
 	addr, proc, stop, err := tg.reach(ctx, b.dir, b.upAddr, b.up)
 	if err != nil {
 		return tlsRow{}, err
@@ -84,7 +100,10 @@ func (e *Env) tlsTarget(ctx context.Context, tg overheadTarget, b *bed, pki *PKI
 	url, args, negotiated := "http://"+addr+"/", []string(nil), "plain TCP"
 	if tg.start != nil {
 		url, args = "https://"+addr+"/", []string{"-tls-ca", pki.CAFile}
-		if negotiated, err = probeTLS(addr, pki); err != nil {
+		if len(curves) > 0 {
+			args = append(args, "-tls-curves", curveNames(curves))
+		}
+		if negotiated, err = probeTLS(addr, pki, curves); err != nil {
 			return tlsRow{}, err
 		}
 	}
@@ -102,16 +121,25 @@ func (e *Env) tlsTarget(ctx context.Context, tg overheadTarget, b *bed, pki *PKI
 }
 
 // probeTLS makes one handshake with addr as the generator makes them (Go's
-// client, default settings, pki's CA) and says what it negotiated.
-func probeTLS(addr string, pki *PKI) (string, error) {
+// client, pki's CA, offering curves) and says what it negotiated.
+func probeTLS(addr string, pki *PKI, curves []tls.CurveID) (string, error) {
 	d := &net.Dialer{Timeout: 5 * time.Second}
-	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pki.Pool(), ServerName: "127.0.0.1"})
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{RootCAs: pki.Pool(), ServerName: "127.0.0.1", CurvePreferences: curves})
 	if err != nil {
 		return "", fmt.Errorf("TLS probe: %w", err)
 	}
 	defer c.Close()
 	s := c.ConnectionState()
 	return fmt.Sprintf("%s, %s, %s", tls.VersionName(s.Version), tls.CipherSuiteName(s.CipherSuite), s.CurveID), nil
+}
+
+// curveNames is curves as -tls-curves takes them.
+func curveNames(curves []tls.CurveID) string {
+	names := make([]string, len(curves))
+	for i, c := range curves {
+		names[i] = c.String()
+	}
+	return strings.Join(names, ",")
 }
 
 // medianTLSRow is each figure's median over rows of one target.
@@ -146,7 +174,7 @@ func tlsOutcome(rows []tlsRow, d time.Duration, notes []string) *Outcome {
 	for _, r := range rows {
 		t.note("%s: %s", r.name, r.negotiated)
 	}
-	t.note("same ECDSA P-256 certificate (a throwaway CA's, bench.NewPKI) for tailguard and nginx; the generator is Go's TLS client with default settings, verifying the chain, without a session cache: no handshake is a resumption")
+	t.note("same ECDSA P-256 certificate (a throwaway CA's, bench.NewPKI) for tailguard and nginx; the generator is Go's TLS client, default settings but for the row offering X25519 alone, verifying the chain, without a session cache: no handshake is a resumption")
 	t.note("nginx: ssl, TLSv1.2 TLSv1.3, HTTP/1.1 only, ssl_session_tickets off, ssl_session_cache off, one worker without master; tailguard: `run -config` with -tls-cert/-tls-key (session tickets on, unused by this client); both keep-alive plain HTTP to the upstream")
 	t.note("CPU per request and per handshake is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; a handshake's figure includes its one proxied request")
 	t.note("load CPU is the generator's user + system time over the run, one CPU = 100%%: near 100%% the generator, not the target, may have set the pace")

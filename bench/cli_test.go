@@ -78,11 +78,11 @@ func TestBenchCLIPlotsSavedRuns(t *testing.T) {
 // on its admin port.
 func TestUpstreamCLI(t *testing.T) {
 	skipShort(t)
-	addr, err1 := freeAddr()
-	admin, err2 := freeAddr()
-	if err := firstErr(err1, err2); err != nil {
+	addrs, err := freeAddrs(2)
+	if err != nil {
 		t.Fatal(err)
 	}
+	addr, admin := addrs[0], addrs[1]
 	p, err := startProcess("upstream", exec.Command(tailguardBin, "upstream", "-listen", addr, "-admin", admin,
 		"-error-share", "1", "-error-status", "503"))
 	if err != nil {

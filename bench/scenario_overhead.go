@@ -235,11 +235,11 @@ func startPeer(start func(listen string) (*process, error)) (string, *process, e
 // startTailguardProcess runs the tailguard binary self (argv) as
 // `run -config FILE` with cfg, and args after it (-tls-cert …), on CPU 0.
 func (e *Env) startTailguardProcess(ctx context.Context, dir string, cfg proxyConfig, self []string, args ...string) (string, *process, error) {
-	listen, err1 := freeAddr()
-	admin, err2 := freeAddr()
-	if err := firstErr(err1, err2); err != nil {
+	addrs, err := freeAddrs(2)
+	if err != nil {
 		return "", nil, err
 	}
+	listen, admin := addrs[0], addrs[1]
 	file := filepath.Join(dir, "tailguard.yaml")
 	if err := os.WriteFile(file, []byte(cfg.yaml(listen, admin)), 0o600); err != nil {
 		return "", nil, err

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -113,7 +112,7 @@ func (b *bed) close() {
 // overheadRounds measures every target rounds times, in turn, and returns
 // each target's medians, and notes on the targets skipped.
 func (e *Env) overheadRounds(ctx context.Context, rounds int, dir, upAddr string, up *process, rate float64, d time.Duration) ([]overheadRow, []string, error) {
-	return takeTurns(rounds, overheadTargets(e), medianRow, func(tg overheadTarget) (overheadRow, error) {
+	return takeTurns(rounds, overheadTargets(e), medianFigures[overheadRow], func(tg overheadTarget) (overheadRow, error) {
 		return e.overheadTarget(ctx, tg, dir, upAddr, up, rate, d)
 	})
 }
@@ -148,28 +147,15 @@ func takeTurns[R any](rounds int, targets []overheadTarget, median func([]R) R, 
 	return rows, notes, nil
 }
 
-// medianRow is each figure's median over rows of one target.
-func medianRow(rows []overheadRow) overheadRow {
-	return overheadRow{
-		name:  rows[0].name,
-		rps:   medianOf(rows, func(r overheadRow) float64 { return r.rps }),
-		cpuUS: medianOf(rows, func(r overheadRow) float64 { return r.cpuUS }),
-		rss:   medianOf(rows, func(r overheadRow) float64 { return r.rss }),
-		p50:   medianOf(rows, func(r overheadRow) float64 { return r.p50 }),
-		p99:   medianOf(rows, func(r overheadRow) float64 { return r.p99 }),
-		p999:  medianOf(rows, func(r overheadRow) float64 { return r.p999 }),
-	}
+func (r overheadRow) rowName() string { return r.name }
+
+// figures are in overheadColumns' order.
+func (r overheadRow) figures() []float64 {
+	return []float64{r.rps, r.cpuUS, r.p50, r.p99, r.p999, r.rss}
 }
 
-// medianOf is the median of one figure, get, over rows (the upper one of
-// an even count).
-func medianOf[R any](rows []R, get func(R) float64) float64 {
-	v := make([]float64, len(rows))
-	for i, r := range rows {
-		v[i] = get(r)
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
+func (r *overheadRow) setFigures(f []float64) {
+	r.rps, r.cpuUS, r.p50, r.p99, r.p999, r.rss = f[0], f[1], f[2], f[3], f[4], f[5]
 }
 
 // overheadTargets are direct, tailguard, the bare fasthttp relay (the

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,21 @@ func rowNames(tb *Table) []string {
 		n = append(n, r.Name)
 	}
 	return n
+}
+
+// comparedRows returns tb's row names, failing the test unless they start
+// with first and then have the peers (nginx, HAProxy) or a note that some
+// were skipped.
+func comparedRows(t *testing.T, tb *Table, peers int, first ...string) []string {
+	t.Helper()
+	names := rowNames(tb)
+	if len(names) < len(first) || !slices.Equal(names[:len(first)], first) {
+		t.Fatalf("rows %q; want %q first", names, first)
+	}
+	if len(names) < len(first)+peers && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
+		t.Errorf("rows %q, and no peer noted as skipped", names)
+	}
+	return names
 }
 
 // wantRows fails unless tb's rows are exactly want.
@@ -171,13 +187,7 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
-	names := rowNames(tb)
-	if len(names) < 3 || names[0] != "direct" || names[1] != "tailguard" || names[2] != "fasthttp relay" {
-		t.Fatalf("rows %q; want direct, tailguard and fasthttp relay first", names)
-	}
-	if len(names) < 5 && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
-		t.Errorf("rows %q, and no peer noted as skipped", names)
-	}
+	names := comparedRows(t, tb, 2, "direct", "tailguard", "fasthttp relay")
 	for _, n := range names {
 		if cell(t, tb, n, "req/s (closed loop, 64 conns)") <= 0 || cell(t, tb, n, "RSS") <= 0 {
 			t.Errorf("%s: no throughput or no RSS", n)
@@ -206,14 +216,8 @@ func TestScenarioTLSSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "tls")
 	tb := out.Tables[0]
-	names := rowNames(tb)
-	if len(names) < 3 || names[0] != "direct (plain HTTP)" || names[1] != "tailguard" || names[2] != tlsX25519 {
-		t.Fatalf("rows %q; want direct (plain HTTP), tailguard and %s first", names, tlsX25519)
-	}
+	names := comparedRows(t, tb, 1, "direct (plain HTTP)", "tailguard", tlsX25519)
 	notes := strings.Join(tb.Notes, "\n")
-	if len(names) < 4 && !strings.Contains(notes, "nginx: skipped") {
-		t.Errorf("rows %q, and nginx not noted as skipped", names)
-	}
 	for _, n := range names {
 		if cell(t, tb, n, "req/s (keep-alive, 64 conns)") <= 0 || cell(t, tb, n, "handshakes/s (new conn each, 64 conns)") <= 0 {
 			t.Errorf("%s: no throughput in an arm", n)

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"time"
 )
@@ -51,7 +50,7 @@ func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, tlsPair{cert, key}), medianTLSRow, func(tg overheadTarget) (tlsRow, error) {
+	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, tlsPair{cert, key}), medianFigures[tlsRow], func(tg overheadTarget) (tlsRow, error) {
 		return e.tlsTarget(ctx, tg, b, pki, d, tlsOffers[tg.name])
 	})
 	if err != nil {
@@ -142,17 +141,15 @@ func curveNames(curves []tls.CurveID) string {
 	return strings.Join(names, ",")
 }
 
-// medianTLSRow is each figure's median over rows of one target.
-func medianTLSRow(rows []tlsRow) tlsRow {
-	return tlsRow{
-		name: rows[0].name, negotiated: rows[0].negotiated,
-		rps:     medianOf(rows, func(r tlsRow) float64 { return r.rps }),
-		cpuReq:  medianOf(rows, func(r tlsRow) float64 { return r.cpuReq }),
-		busyReq: medianOf(rows, func(r tlsRow) float64 { return r.busyReq }),
-		hps:     medianOf(rows, func(r tlsRow) float64 { return r.hps }),
-		cpuHS:   medianOf(rows, func(r tlsRow) float64 { return r.cpuHS }),
-		busyHS:  medianOf(rows, func(r tlsRow) float64 { return r.busyHS }),
-	}
+func (r tlsRow) rowName() string { return r.name }
+
+// figures are in tlsColumns' order.
+func (r tlsRow) figures() []float64 {
+	return []float64{r.rps, r.cpuReq, r.hps, r.cpuHS, r.busyReq, r.busyHS}
+}
+
+func (r *tlsRow) setFigures(f []float64) {
+	r.rps, r.cpuReq, r.hps, r.cpuHS, r.busyReq, r.busyHS = f[0], f[1], f[2], f[3], f[4], f[5]
 }
 
 // tlsGoal is the issue's goal: keep-alive requests a second over TLS at
@@ -179,21 +176,21 @@ func tlsOutcome(rows []tlsRow, d time.Duration, notes []string) *Outcome {
 	t.note("CPU per request and per handshake is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; a handshake's figure includes its one proxied request")
 	t.note("load CPU is the generator's user + system time over the run, one CPU = 100%%: near 100%% the generator, not the target, may have set the pace")
 	out := &Outcome{Tables: []*Table{t}}
-	if n, ok := findTLSRow(rows, "nginx"); ok {
+	if n, ok := findNamed(rows, "nginx"); ok {
 		out.Tables = append(out.Tables, tlsRatioTable(rows, n))
-		if tg, ok := findTLSRow(rows, "tailguard"); ok && n.rps > 0 {
+		if tg, ok := findNamed(rows, "tailguard"); ok && n.rps > 0 {
 			verdict := "met"
 			if tg.rps < tlsGoal*n.rps {
 				verdict = "NOT met"
 			}
 			same := ""
-			if x, ok := findTLSRow(rows, tlsX25519); ok {
+			if x, ok := findNamed(rows, tlsX25519); ok {
 				same = fmt.Sprintf(" (%s, whose keep-alive path is the same once handshaken: %.2f×, a measure of the noise)", tlsX25519, x.rps/n.rps)
 			}
 			t.note("goal (issue): tailguard's keep-alive req/s ≥ %.1f× nginx's: %.2f× measured, %s%s", tlsGoal, tg.rps/n.rps, verdict, same)
 		}
 	}
-	if dr, ok := findTLSRow(rows, "direct (plain HTTP)"); ok {
+	if dr, ok := findNamed(rows, "direct (plain HTTP)"); ok {
 		out.Tables = append(out.Tables, tlsRatioTable(rows, dr))
 	}
 	return out
@@ -201,19 +198,5 @@ func tlsOutcome(rows []tlsRow, d time.Duration, notes []string) *Outcome {
 
 // tlsRatioTable divides every target's figures by base's.
 func tlsRatioTable(rows []tlsRow, base tlsRow) *Table {
-	t := &Table{Title: "TLS as a ratio to " + base.name, Columns: tlsColumns}
-	for _, r := range rows {
-		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuReq, base.cpuReq), ratioCell(r.hps, base.hps),
-			ratioCell(r.cpuHS, base.cpuHS), ratioCell(r.busyReq, base.busyReq), ratioCell(r.busyHS, base.busyHS))
-	}
-	return t
-}
-
-// findTLSRow is the row of the target called name.
-func findTLSRow(rows []tlsRow, name string) (tlsRow, bool) {
-	i := slices.IndexFunc(rows, func(r tlsRow) bool { return r.name == name })
-	if i < 0 {
-		return tlsRow{}, false
-	}
-	return rows[i], true
+	return ratioRows(&Table{Title: "TLS as a ratio to " + base.name, Columns: tlsColumns}, rows, base)
 }

@@ -94,19 +94,23 @@ func (e *Env) wsTarget(ctx context.Context, tg overheadTarget, b *bed, d time.Du
 func medianWSRows(rounds [][]wsRow) []wsRow {
 	med := make([]wsRow, len(rounds[0]))
 	for i := range med {
-		at := func(get func(wsRow) float64) float64 {
-			return medianOf(rounds, func(r []wsRow) float64 { return get(r[i]) })
+		at := make([]wsRow, len(rounds))
+		for r, rows := range rounds {
+			at[r] = rows[i]
 		}
-		med[i] = wsRow{
-			name: rounds[0][i].name, size: rounds[0][i].size,
-			mps:   at(func(r wsRow) float64 { return r.mps }),
-			cpuUS: at(func(r wsRow) float64 { return r.cpuUS }),
-			busy:  at(func(r wsRow) float64 { return r.busy }),
-			p50:   at(func(r wsRow) float64 { return r.p50 }),
-			p99:   at(func(r wsRow) float64 { return r.p99 }),
-		}
+		med[i] = medianFigures(at)
 	}
 	return med
+}
+
+func (r wsRow) rowName() string { return r.name }
+
+// figures are messages/s, CPU per message, p50, p99 and the load's busy
+// share.
+func (r wsRow) figures() []float64 { return []float64{r.mps, r.cpuUS, r.p50, r.p99, r.busy} }
+
+func (r *wsRow) setFigures(f []float64) {
+	r.mps, r.cpuUS, r.p50, r.p99, r.busy = f[0], f[1], f[2], f[3], f[4]
 }
 
 // wsColumns are the figures of the websocket table.

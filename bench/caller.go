@@ -2,10 +2,14 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"syscall"
 
@@ -23,13 +27,19 @@ type caller struct {
 }
 
 // newCaller builds the client for l, whose URL defaults has checked.
-func newCaller(l Load) *caller {
+func newCaller(l Load) (*caller, error) {
 	u, _ := url.Parse(l.URL)
 	c := &caller{l: l, warm: make(chan net.Conn, l.Connections*l.Fanout)}
+	tc, err := clientTLS(l, u)
+	if err != nil {
+		return nil, err
+	}
 	c.client = &fasthttp.HostClient{
-		Addr:     u.Host,
-		MaxConns: cap(c.warm),
-		Dial:     c.dial,
+		IsTLS:     tc != nil,
+		TLSConfig: tc,
+		Addr:      u.Host,
+		MaxConns:  cap(c.warm),
+		Dial:      c.dial,
 		// The most recently used idle connection first, as Go's
 		// net/http does: the connections in use stay as few as the load
 		// needs, and the warm ones beyond that wait untouched instead of
@@ -42,7 +52,29 @@ func newCaller(l Load) *caller {
 		MaxConnWaitTimeout:        l.Timeout,
 		NoDefaultUserAgentHeader:  true,
 	}
-	return c
+	return c, nil
+}
+
+// clientTLS is the TLS configuration for an https target (nil for http):
+// the target's host as the name to verify, l.CAFile's CAs or none
+// verified (l.Insecure), and no session cache, so that no handshake is
+// ever a resumption.
+func clientTLS(l Load, u *url.URL) (*tls.Config, error) {
+	if u.Scheme != "https" {
+		return nil, nil
+	}
+	tc := &tls.Config{ServerName: u.Hostname(), InsecureSkipVerify: l.Insecure, CurvePreferences: l.Curves}
+	if l.CAFile != "" {
+		b, err := os.ReadFile(l.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("%s: no PEM certificate", l.CAFile)
+		}
+	}
+	return tc, nil
 }
 
 // connect opens the run's connections before its clock starts, as wrk
@@ -52,25 +84,40 @@ func newCaller(l Load) *caller {
 // target alike on a small machine, and the stall, which a client with a
 // warm pool never sees, would be charged to the first requests. It stops
 // at the first failure: the client then dials on demand, and a target
-// that refuses connections is measured by the run itself.
+// that refuses connections is measured by the run itself. Over TLS each
+// is handshaken too, as wrk does; with NoKeepAlive there is nothing to
+// open ahead, every request opening its own.
 func (c *caller) connect(ctx context.Context) {
+	if c.l.NoKeepAlive {
+		return
+	}
 	var d net.Dialer
 	for range cap(c.warm) {
 		conn, err := d.DialContext(ctx, "tcp", c.client.Addr)
 		if err != nil {
 			return
 		}
+		if c.client.IsTLS {
+			tc := tls.Client(conn, c.client.TLSConfig)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+				return
+			}
+			conn = tc
+		}
 		c.warm <- conn
 	}
 }
 
 // dial hands out a warm connection still fit for a request, or dials one
-// if none is left.
+// if none is left. A TLS connection is handed out unchecked: its socket
+// may hold the server's post-handshake messages (session tickets), which
+// a peek cannot tell from a 408 or a close.
 func (c *caller) dial(addr string) (net.Conn, error) {
 	for {
 		select {
 		case conn := <-c.warm:
-			if quiet(conn) {
+			if _, isTLS := conn.(*tls.Conn); isTLS || quiet(conn) {
 				return conn, nil
 			}
 			_ = conn.Close()
@@ -163,6 +210,9 @@ func (c *caller) call() string {
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(c.l.URL)
 	req.Header.SetMethod(c.l.Method)
+	if c.l.NoKeepAlive {
+		req.SetConnectionClose()
+	}
 	for _, h := range c.l.Headers {
 		req.Header.Set(h.Name, h.Value)
 	}

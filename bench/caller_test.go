@@ -36,7 +36,10 @@ func TestWarmConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newCaller(l)
+	c, err := newCaller(l)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.close()
 	c.connect(context.Background())
 	if len(c.warm) != 3 {

@@ -3,12 +3,14 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +22,8 @@ import (
 //	tailguard bench scenario NAME [flags]         a reproducible comparison (NAME list: what there is)
 //	tailguard bench plot -svg FILE REPORT.json…   the percentile spectra of saved runs
 //	tailguard bench relay -upstream HOST:PORT     a bare fasthttp relay, overhead's floor arm
+//	tailguard bench wsecho -listen HOST:PORT      a WebSocket echo server, websocket's upstream
+//	tailguard bench ws -url ws://HOST:PORT/       a closed loop of WebSocket echoes (JSON report)
 //
 // start runs tailguard in-process for the scenarios; main supplies it so
 // that bench needs no proxy code. Main stops on SIGINT or SIGTERM.
@@ -35,6 +39,10 @@ func Main(ctx context.Context, args []string, stdout io.Writer, start Proxy) err
 			return c.plot(args[1:])
 		case "relay":
 			return c.relay(ctx, args[1:])
+		case "wsecho":
+			return c.wsecho(ctx, args[1:])
+		case "ws":
+			return c.ws(ctx, args[1:])
 		}
 	}
 	return c.run(ctx, args)
@@ -90,7 +98,11 @@ func parseRunFlags(args []string) (Load, runOutputs, error) {
 	var o runOutputs
 	var headers headerFlags
 	var body string
-	fs.StringVar(&l.URL, "url", "", "target, http://host:port/path (required)")
+	fs.StringVar(&l.URL, "url", "", "target, http://host:port/path or https://… (required)")
+	fs.StringVar(&l.CAFile, "tls-ca", "", "https: PEM CA the target's certificate must be signed by (default: the system's roots)")
+	fs.BoolVar(&l.Insecure, "insecure", false, "https: accept any certificate (sessions are never resumed either way)")
+	fs.Var((*curveFlag)(&l.Curves), "tls-curves", "https: key exchanges to offer, comma-separated, e.g. X25519 (default: Go's, X25519MLKEM768 first)")
+	fs.BoolVar(&l.NoKeepAlive, "no-keepalive", false, "Connection: close on every request: a new connection (over https, a full handshake) each")
 	fs.Float64Var(&l.Rate, "rate", 1000, "open loop: requests a second")
 	fs.BoolVar(&l.Closed, "closed", false, "closed loop: -connections workers as fast as the target answers (for throughput)")
 	fs.DurationVar(&l.Duration, "duration", 10*time.Second, "how long to send (0: until -count)")
@@ -134,6 +146,23 @@ func (h *headerFlags) Set(v string) error {
 		return fmt.Errorf("header %q: want \"Name: value\"", v)
 	}
 	*h = append(*h, Header{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	return nil
+}
+
+// curveFlag is -tls-curves: key exchanges by Go's names.
+type curveFlag []tls.CurveID
+
+func (c *curveFlag) String() string { return fmt.Sprint(*c) }
+
+func (c *curveFlag) Set(v string) error {
+	known := []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256, tls.CurveP384, tls.CurveP521}
+	for name := range strings.SplitSeq(v, ",") {
+		i := slices.IndexFunc(known, func(k tls.CurveID) bool { return strings.EqualFold(k.String(), strings.TrimSpace(name)) })
+		if i < 0 {
+			return fmt.Errorf("curve %q: want one of %v", name, known)
+		}
+		*c = append(*c, known[i])
+	}
 	return nil
 }
 

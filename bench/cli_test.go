@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"encoding/xml"
 	"net/http"
@@ -77,11 +78,11 @@ func TestBenchCLIPlotsSavedRuns(t *testing.T) {
 // on its admin port.
 func TestUpstreamCLI(t *testing.T) {
 	skipShort(t)
-	addr, err1 := freeAddr()
-	admin, err2 := freeAddr()
-	if err := firstErr(err1, err2); err != nil {
+	addrs, err := freeAddrs(2)
+	if err != nil {
 		t.Fatal(err)
 	}
+	addr, admin := addrs[0], addrs[1]
 	p, err := startProcess("upstream", exec.Command(tailguardBin, "upstream", "-listen", addr, "-admin", admin,
 		"-error-share", "1", "-error-status", "503"))
 	if err != nil {
@@ -172,5 +173,20 @@ func TestBenchCLIRelay(t *testing.T) {
 		if code != tt.status || body != tt.body || err != nil {
 			t.Errorf("relay to %s: %d %q, %v; want %d %q", tt.upstream, code, body, err, tt.status, tt.body)
 		}
+	}
+}
+
+// TestBenchCLITLSFlags: the generator's TLS flags reach the Load, and an
+// unknown key exchange is refused.
+func TestBenchCLITLSFlags(t *testing.T) {
+	l, _, err := parseRunFlags([]string{"-url", "https://127.0.0.1:1/", "-tls-ca", "ca.pem", "-insecure", "-no-keepalive", "-tls-curves", "X25519,CurveP256"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.CAFile != "ca.pem" || !l.Insecure || !l.NoKeepAlive || len(l.Curves) != 2 || l.Curves[0] != tls.X25519 || l.Curves[1] != tls.CurveP256 {
+		t.Errorf("load %+v", l)
+	}
+	if _, _, err := parseRunFlags([]string{"-url", "https://127.0.0.1:1/", "-tls-curves", "X448"}); err == nil {
+		t.Error("an unknown curve was taken")
 	}
 }

@@ -11,8 +11,9 @@ import (
 // their previous one is answered, until Count requests were sent,
 // Duration passed or ctx ended. Latency runs from each actual send: in a
 // closed loop there is no intended start, which is why closed loops
-// measure throughput, not latency.
-func runClosed(ctx context.Context, l Load, c *caller, rec *recorder, start time.Time) {
+// measure throughput, not latency. do makes one request and returns its
+// class and calls (caller.do, or a WebSocket echo).
+func runClosed(ctx context.Context, l Load, do func() (string, int), rec *recorder, start time.Time) {
 	var sent atomic.Int64
 	end := time.Time{}
 	if l.Duration > 0 {
@@ -26,7 +27,7 @@ func runClosed(ctx context.Context, l Load, c *caller, rec *recorder, start time
 					return
 				}
 				t := time.Now()
-				class, calls := c.do()
+				class, calls := do()
 				rec.record(class, time.Since(t), calls)
 			}
 		})

@@ -3,6 +3,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"iter"
@@ -25,9 +26,24 @@ import (
 // whichever comes first (at least one must be set), then waits at most
 // Timeout for the requests in flight.
 type Load struct {
-	// URL is the target, http://host:port/path. Only the URL given is
-	// ever contacted.
+	// URL is the target, http://host:port/path or https://host:port/path.
+	// Only the URL given is ever contacted.
 	URL string
+	// CAFile is the PEM CA that an https:// target's certificate must be
+	// signed by (default: the system's roots); Insecure accepts any
+	// certificate instead. Either way the generator offers no session
+	// cache, so it never resumes a TLS session: every new connection is a
+	// full handshake, as a benchmark of handshakes needs.
+	CAFile   string
+	Insecure bool
+	// Curves, if set, are the key exchanges offered, in order (Go's
+	// names: X25519MLKEM768, X25519, P256…); default Go's, which put the
+	// post-quantum hybrid first.
+	Curves []tls.CurveID
+	// NoKeepAlive sends every request with Connection: close, so that
+	// each opens a connection of its own (over https, a full handshake):
+	// the cost of connections rather than of requests.
+	NoKeepAlive bool
 	// Method defaults to GET; Body is sent with it (nil: none).
 	Method string
 	Body   []byte
@@ -83,8 +99,8 @@ type Progress struct {
 // defaults returns l with its zero fields defaulted, or an error.
 func (l Load) defaults() (Load, error) {
 	u, err := url.Parse(l.URL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return l, fmt.Errorf("load target %q: want http://host:port/path", l.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return l, fmt.Errorf("load target %q: want http(s)://host:port/path", l.URL)
 	}
 	l.Method = cmp.Or(l.Method, "GET")
 	l.Connections = cmpOrInt(l.Connections, 64)
@@ -124,14 +140,17 @@ func (l Load) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newCaller(l)
+	c, err := newCaller(l)
+	if err != nil {
+		return nil, err
+	}
 	defer c.close()
 	c.connect(ctx)
 	rec := newRecorder(l.Progress != nil)
 	stopProgress := rec.report(l.Progress)
 	start := time.Now()
 	if l.Closed {
-		runClosed(ctx, l, c, rec, start)
+		runClosed(ctx, l, c.do, rec, start)
 	} else {
 		runOpen(ctx, l, c, rec, start)
 	}

@@ -2,8 +2,11 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,4 +155,58 @@ func classCounts(r *Result) map[string]int64 {
 		m[c] = h.TotalCount()
 	}
 	return m
+}
+
+// TestTLSLoad: over https, a keep-alive run reuses the connections it
+// opened ahead, and a run without keep-alive makes a new connection, with
+// a full handshake and never a resumption, for every request.
+func TestTLSLoad(t *testing.T) {
+	dir := t.TempDir()
+	pki, err := NewPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := pki.IssueServer("server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns, resumed := map[string]bool{}, 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		conns[r.RemoteAddr] = true
+		if r.TLS.DidResume {
+			resumed++
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+	for _, noKeepAlive := range []bool{false, true} {
+		clear(conns)
+		l := Load{URL: srv.URL + "/", CAFile: pki.CAFile, Closed: true, Count: 40, Duration: time.Minute, Connections: 4, NoKeepAlive: noKeepAlive}
+		res, err := l.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 4
+		if noKeepAlive {
+			want = 40
+		}
+		mu.Lock()
+		if res.CountOf(IsStatus(200)) != 40 || len(conns) != want || resumed != 0 {
+			t.Errorf("no keep-alive %v: classes %v, %d connections (want %d), %d resumed", noKeepAlive, classCounts(res), len(conns), want, resumed)
+		}
+		mu.Unlock()
+	}
+	// A certificate the CA did not sign fails every request.
+	l := Load{URL: srv.URL + "/", Closed: true, Count: 3, Connections: 1}
+	if res, err := l.Run(context.Background()); err != nil || res.CountOf(IsError) != 3 {
+		t.Errorf("unverified target: %v, classes %v; want 3 errors", err, classCounts(res))
+	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -85,9 +84,12 @@ func binaryProxy(t *testing.T) Proxy {
 	skipShort(t)
 	return func(ctx context.Context, yaml string) (string, string, func() error, error) {
 		file := filepath.Join(t.TempDir(), "tailguard.yaml")
-		listen, err1 := freeAddr()
-		admin, err2 := freeAddr()
-		if err := errors.Join(err1, err2, os.WriteFile(file, []byte(yaml), 0o600)); err != nil {
+		addrs, err := freeAddrs(2)
+		if err != nil {
+			return "", "", nil, err
+		}
+		listen, admin := addrs[0], addrs[1]
+		if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 			return "", "", nil, err
 		}
 		p, err := startProcess("tailguard", exec.Command(tailguardBin, "run", "-config", file, "-listen", listen, "-admin", admin))

@@ -29,7 +29,7 @@ http {
   scgi_temp_path %[1]s/scgi;
   upstream backend { server %[3]s; keepalive 128; }
   server {
-    listen %[2]s;
+    listen %[2]s%[4]s;
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -70,14 +70,34 @@ backend be
   server s1 %[2]s %[3]s
 `
 
-// startNginx runs nginx in front of upstream on listen, pinned to cpu.
-func (e *Env) startNginx(ctx context.Context, dir, listen, upstream, cpu string) (*process, error) {
+// tlsPair is a certificate and key, PEM files, that a peer serves TLS
+// with.
+type tlsPair struct{ cert, key string }
+
+// nginxTLS are the server directives that make nginx terminate TLS with
+// a certificate (%[1]s) and key (%[2]s): TLS 1.2 and 1.3, HTTP/1.1 (no
+// http2), no session tickets and no session cache, so that a handshake is
+// never cheaper than a full one.
+const nginxTLS = ` ssl;
+    ssl_certificate %[1]s;
+    ssl_certificate_key %[2]s;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets off;
+    ssl_session_cache off`
+
+// startNginx runs nginx in front of upstream on listen, pinned to cpu,
+// terminating TLS with pair unless it is nil.
+func (e *Env) startNginx(ctx context.Context, dir, listen, upstream, cpu string, pair *tlsPair) (*process, error) {
 	bin, err := findProgram("nginx")
 	if err != nil {
 		return nil, err
 	}
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, listen, upstream), 0o600); err != nil {
+	ssl := ""
+	if pair != nil {
+		ssl = fmt.Sprintf(nginxTLS, pair.cert, pair.key)
+	}
+	if err := os.WriteFile(conf, fmt.Appendf(nil, nginxConf, dir, listen, upstream, ssl), 0o600); err != nil {
 		return nil, err
 	}
 	p, err := startProcess("nginx", pinned(ctx, e.Pin, cpu, []string{bin, "-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", conf}))

@@ -70,12 +70,27 @@ func (p *process) waitListening(addr string) error {
 // freeAddr returns a loopback address with a port that was free a moment
 // ago, for programs that need their port in a config file.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return a[0], nil
+}
+
+// freeAddrs is n distinct such addresses (a program's listen and admin):
+// each port is held until all are chosen, so that the kernel cannot hand
+// out one twice.
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 // findProgram looks for a peer's program on PATH and in /usr/sbin, where

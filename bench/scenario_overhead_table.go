@@ -25,7 +25,7 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 	t.note("fasthttp relay: `tailguard bench relay`, a fasthttp server handing each request to a HostClient and nothing else, the floor of what tailguard is built on")
 	out := &Outcome{Tables: []*Table{t}}
 	for _, base := range []string{"direct", "nginx", "tailguard baseline"} {
-		if b, ok := findRow(rows, base); ok {
+		if b, ok := findNamed(rows, base); ok {
 			out.Tables = append(out.Tables, ratioTable(rows, b))
 		}
 	}
@@ -34,19 +34,5 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 
 // ratioTable divides every target's figures by base's.
 func ratioTable(rows []overheadRow, base overheadRow) *Table {
-	t := &Table{Title: "Overhead as a ratio to " + base.name, Columns: overheadColumns}
-	for _, r := range rows {
-		t.add(r.name, ratioCell(r.rps, base.rps), ratioCell(r.cpuUS, base.cpuUS), ratioCell(r.p50, base.p50),
-			ratioCell(r.p99, base.p99), ratioCell(r.p999, base.p999), ratioCell(r.rss, base.rss))
-	}
-	return t
-}
-
-func findRow(rows []overheadRow, name string) (overheadRow, bool) {
-	for _, r := range rows {
-		if r.name == name {
-			return r, true
-		}
-	}
-	return overheadRow{}, false
+	return ratioRows(&Table{Title: "Overhead as a ratio to " + base.name, Columns: overheadColumns}, rows, base)
 }

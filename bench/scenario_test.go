@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,21 @@ func rowNames(tb *Table) []string {
 		n = append(n, r.Name)
 	}
 	return n
+}
+
+// comparedRows returns tb's row names, failing the test unless they start
+// with first and then have the peers (nginx, HAProxy) or a note that some
+// were skipped.
+func comparedRows(t *testing.T, tb *Table, peers int, first ...string) []string {
+	t.Helper()
+	names := rowNames(tb)
+	if len(names) < len(first) || !slices.Equal(names[:len(first)], first) {
+		t.Fatalf("rows %q; want %q first", names, first)
+	}
+	if len(names) < len(first)+peers && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
+		t.Errorf("rows %q, and no peer noted as skipped", names)
+	}
+	return names
 }
 
 // wantRows fails unless tb's rows are exactly want.
@@ -171,13 +187,7 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
-	names := rowNames(tb)
-	if len(names) < 3 || names[0] != "direct" || names[1] != "tailguard" || names[2] != "fasthttp relay" {
-		t.Fatalf("rows %q; want direct, tailguard and fasthttp relay first", names)
-	}
-	if len(names) < 5 && !strings.Contains(strings.Join(tb.Notes, " "), "skipped") {
-		t.Errorf("rows %q, and no peer noted as skipped", names)
-	}
+	names := comparedRows(t, tb, 2, "direct", "tailguard", "fasthttp relay")
 	for _, n := range names {
 		if cell(t, tb, n, "req/s (closed loop, 64 conns)") <= 0 || cell(t, tb, n, "RSS") <= 0 {
 			t.Errorf("%s: no throughput or no RSS", n)
@@ -200,4 +210,47 @@ func TestMissingPeerIsSkipped(t *testing.T) {
 	if !isSkipped(err) || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("got %v, want a skip saying the program is not found", err)
 	}
+}
+
+func TestScenarioTLSSmoke(t *testing.T) {
+	skipShort(t)
+	out := runSmoke(t, "tls")
+	tb := out.Tables[0]
+	names := comparedRows(t, tb, 1, "direct (plain HTTP)", "tailguard", tlsX25519)
+	notes := strings.Join(tb.Notes, "\n")
+	for _, n := range names {
+		if cell(t, tb, n, "req/s (keep-alive, 64 conns)") <= 0 || cell(t, tb, n, "handshakes/s (new conn each, 64 conns)") <= 0 {
+			t.Errorf("%s: no throughput in an arm", n)
+		}
+		cell(t, tb, n, "CPU per request")
+		cell(t, tb, n, "CPU per handshake")
+		cell(t, tb, n, "load CPU (handshakes)")
+	}
+	if !strings.Contains(notes, "tailguard: TLS 1.3") || !strings.Contains(notes, tlsX25519+": TLS 1.3, TLS_AES_128_GCM_SHA256, X25519") {
+		t.Errorf("notes do not say what tailguard negotiated:\n%s", notes)
+	}
+	if len(names) == 4 {
+		if !strings.Contains(notes, "goal (issue)") || out.Tables[1].Title != "TLS as a ratio to nginx" {
+			t.Fatalf("no goal note or no ratio table to nginx")
+		}
+		if r := cell(t, out.Tables[1], "nginx", "CPU per handshake"); r != 1 {
+			t.Errorf("nginx ÷ nginx = %v", r)
+		}
+	}
+}
+
+func TestScenarioWebSocketSmoke(t *testing.T) {
+	skipShort(t)
+	out := runSmoke(t, "websocket")
+	tb := out.Tables[0]
+	wantRows(t, tb, "direct, 64 B", "tailguard, 64 B", "direct, 16 KiB", "tailguard, 16 KiB")
+	for _, n := range rowNames(tb) {
+		if cell(t, tb, n, "messages/s (64 conns)") <= 0 || cell(t, tb, n, "p50 (1 conn)") <= 0 ||
+			cell(t, tb, n, "p99 (1 conn)") < cell(t, tb, n, "p50 (1 conn)") {
+			t.Errorf("%s: no throughput, no latency, or p99 below p50", n)
+		}
+		cell(t, tb, n, "CPU per message")
+	}
+	cell(t, tb, "tailguard, 16 KiB", "added p99")
+	wantRows(t, out.Tables[1], "tailguard, 64 B", "tailguard, 16 KiB")
 }

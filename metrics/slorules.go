@@ -2,10 +2,10 @@ package metrics
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -149,7 +149,7 @@ func (o sloObjective) Alerts() []sloAlert {
 }
 
 // An sloAlert is a burn-rate alert on one objective. Its methods give
-// the template what it writes.
+// writeSLORoute what it writes.
 type sloAlert struct {
 	a   burnAlert
 	Obj sloObjective
@@ -220,49 +220,31 @@ const sloRulesHeader = `# Prometheus rules for tailguard's SLOs, written by "tai
 # billionth of themselves so that float rounding cannot decide the edge.
 `
 
-var sloRulesTemplate = template.Must(template.New("slo").Funcs(template.FuncMap{
-	"dur":    promDuration,
-	"indent": indent,
-	"quote":  strconv.Quote,
-	"number": number,
-}).Parse(`groups:
-{{- range .}}
-  - name: {{quote (print "tailguard-slo-" .Name)}}
-    rules:
-{{- range .Objectives}}
-{{- $o := .}}
-      # {{$o.Route}}, {{$o.Name}}: {{$o.Summary}} over {{dur $o.Period}}; error budget {{number $o.Budget}}.
-{{- range $o.Windows}}
-      - record: ` + errorRatioRecord + `{{dur .}}
-        expr: |
-{{indent 10 ($o.ErrorRatio .)}}
-        labels:
-          slo: {{$o.Name}}
-{{- end}}
-      - record: ` + budgetLeftRecord + `
-        expr: {{$o.BudgetLeft}}
-        labels:
-          slo: {{$o.Name}}
-{{- range $o.Alerts}}
-      # {{.Severity}}: a burn rate of {{.Factor}} spends {{.BudgetPercent}}% of the {{dur $o.Period}} budget in {{.Long}}.
-      - alert: {{.Name}}
-        expr: |
-{{indent 10 .Expr}}
-        for: {{.For}}
-        labels:
-          slo: {{$o.Name}}
-          severity: {{.Severity}}
-          long_window: {{.Long}}
-          short_window: {{.Short}}
-        annotations:
-          summary: {{quote .Summary}}
-          description: {{quote .Description}}
-{{- end}}
-{{- end}}
-{{- end}}
-`))
+// writeSLORoute writes a route's rule group. It is plain code, not
+// text/template: a template's reflection keeps every exported method of
+// the binary alive and would add megabytes to it.
+func writeSLORoute(b *bytes.Buffer, r sloRoute) {
+	fmt.Fprintf(b, "  - name: %s\n    rules:\n", strconv.Quote("tailguard-slo-"+r.Name))
+	for _, o := range r.Objectives {
+		fmt.Fprintf(b, "      # %s, %s: %s over %s; error budget %s.\n", o.Route, o.Name, o.Summary, promDuration(o.Period), number(o.Budget()))
+		for _, w := range o.Windows() {
+			fmt.Fprintf(b, "      - record: %s%s\n        expr: |\n%s\n        labels:\n          slo: %s\n",
+				errorRatioRecord, promDuration(w), indent(10, o.ErrorRatio(w)), o.Name)
+		}
+		fmt.Fprintf(b, "      - record: %s\n        expr: %s\n        labels:\n          slo: %s\n", budgetLeftRecord, o.BudgetLeft(), o.Name)
+		for _, a := range o.Alerts() {
+			fmt.Fprintf(b, "      # %s: a burn rate of %s spends %d%% of the %s budget in %s.\n",
+				a.Severity(), a.Factor(), a.BudgetPercent(), promDuration(o.Period), a.Long())
+			fmt.Fprintf(b, "      - alert: %s\n        expr: |\n%s\n        for: %s\n", a.Name(), indent(10, a.Expr()), a.For())
+			fmt.Fprintf(b, "        labels:\n          slo: %s\n          severity: %s\n          long_window: %s\n          short_window: %s\n",
+				o.Name, a.Severity(), a.Long(), a.Short())
+			fmt.Fprintf(b, "        annotations:\n          summary: %s\n          description: %s\n",
+				strconv.Quote(a.Summary()), strconv.Quote(a.Description()))
+		}
+	}
+}
 
-// sloRoute is a route with its objectives, as the template takes it.
+// sloRoute is a route with its objectives.
 type sloRoute struct {
 	Name       string
 	Objectives []sloObjective
@@ -292,8 +274,9 @@ func SLORules(routes []RouteConfig) []byte {
 		b.WriteString("# No route has an SLO.\ngroups: []\n")
 		return b.Bytes()
 	}
-	if err := sloRulesTemplate.Execute(&b, rs); err != nil {
-		panic(err) // the template and what it is given are this file's
+	b.WriteString("groups:\n")
+	for _, r := range rs {
+		writeSLORoute(&b, r)
 	}
 	return b.Bytes()
 }

@@ -206,3 +206,29 @@ func TestWebSocketCloseReachesClient(t *testing.T) {
 		t.Errorf("silent tunnel after the drain: %v, want closed", err)
 	}
 }
+
+// TestWebSocketHoldsItsPoolSlot: an open tunnel keeps its place in the
+// upstream's pool (max_connections), so tunnels cannot open more
+// connections to the upstream than its limit; the place is free again
+// once the tunnel closes.
+func TestWebSocketHoldsItsPoolSlot(t *testing.T) {
+	_, addr := startServer(t, `
+listen: "127.0.0.1:0"
+upstreams: {app: {endpoints: ["%s"], max_connections: 1}}
+routes:
+  - {name: ws, match: {path_prefix: /ws}, upstream: app, upgrades: [websocket]}
+  - {name: default, match: {path_prefix: /}, upstream: app}
+`, startEcho(t))
+	c, _, err := dialWS(t, "ws://"+addr+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := rawRequest(t, addr, "GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+	if !strings.HasPrefix(head, "HTTP/1.1 503") || headerOf(head, "X-Tailguard-Error") != "pool_exhausted" {
+		t.Errorf("a request while the tunnel holds the only connection: %.80q", head)
+	}
+	_ = c.Close()
+	waitFor(t, "the pool slot to be free", func() bool {
+		return strings.HasPrefix(rawRequest(t, addr, "GET /plain HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), "HTTP/1.1 200")
+	})
+}

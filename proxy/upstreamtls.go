@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"time"
 
 	"tailguard/config"
 )
@@ -30,11 +31,11 @@ func upstreamTLS(s optional[config.UpstreamTLS]) (*tls.Config, error) {
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
-		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		pair, err := config.LoadKeyPair(t.CertFile, t.KeyFile, time.Now())
 		if err != nil {
 			return nil, err
 		}
-		tc.Certificates = []tls.Certificate{pair}
+		tc.Certificates = []tls.Certificate{*pair}
 	}
 	return tc, nil
 }

@@ -38,9 +38,11 @@ func (u *Upgraded) CloseWrite() error {
 	return nil
 }
 
-// Close closes the connection and frees its place in the pool.
+// Close closes the connection and frees its place in the pool. Its read
+// buffer is not handed back to the pool: a tunnel closes one end while
+// the other direction may still be inside a Read on it, and a buffer
+// reused by another request then would mix two connections' bytes.
 func (u *Upgraded) Close() error {
-	u.e.hc.ReleaseReader(u.br)
 	pooledConns.close(u.e.hc, u.c)
 	return nil
 }

@@ -138,7 +138,10 @@ func readStrictRequest(br *bufio.Reader) (string, error) {
 	if len(parts) != 3 || !oracleToken(parts[0]) || len(parts[1]) == 0 || parts[1][0] != '/' || string(parts[2]) != "HTTP/1.1" {
 		return "", violationf("request line %q", line)
 	}
-	return string(parts[1]), readStrictHead(br)
+	// The target is copied before the head is read: line points into br's
+	// buffer, which reading the head overwrites.
+	target := string(parts[1])
+	return target, readStrictHead(br)
 }
 
 // readStrictHead reads a request's header block and body.

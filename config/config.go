@@ -72,8 +72,19 @@ type Limits struct {
 	// Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout" json:"read_header_timeout"`
 	// IdleTimeout closes a keep-alive client connection idle this long.
-	// Default 90s.
+	// Default 90s. It is also how long a client may take over each piece
+	// of a buffered response before tailguard gives up on it.
 	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// BufferMemory is the memory all buffered bodies share (routes'
+	// buffering); past it, bodies spill to disk. Default 64MiB; 0: none.
+	BufferMemory ByteSize `yaml:"buffer_memory" json:"buffer_memory"`
+	// BufferDisk is the disk space buffered bodies share in BufferDir
+	// once memory is full; past both, a body streams. Default 1GiB; 0:
+	// none.
+	BufferDisk ByteSize `yaml:"buffer_disk" json:"buffer_disk"`
+	// BufferDir holds the temporary files of spilled bodies: an existing
+	// directory; default the OS temp dir.
+	BufferDir string `yaml:"buffer_dir" json:"buffer_dir,omitempty"`
 }
 
 // Drain is the graceful shutdown on SIGTERM or SIGINT: /readyz fails at
@@ -195,6 +206,21 @@ type Route struct {
 	// before they reach the client; tailguard's own answers (its errors)
 	// are left as they are.
 	ResponseHeaders *HeaderRules `yaml:"response_headers" json:"response_headers,omitempty"`
+	// Buffering shields the upstream from slow clients; both directions
+	// are on by default, as in nginx.
+	Buffering Buffering `yaml:"buffering" json:"buffering"`
+}
+
+// Buffering is a route's slow-client shield. With Response on, a response
+// is read from the upstream as fast as it comes, its connection goes back
+// to the pool, and it is written at the client's pace; a response with
+// X-Accel-Buffering: no or Content-Type: text/event-stream streams anyway.
+// With Request on, a request body is collected before an upstream
+// connection is taken. Bodies take room from limits.buffer_memory, then
+// limits.buffer_disk; one that fits neither streams.
+type Buffering struct {
+	Request  Switch `yaml:"request" json:"request"`
+	Response Switch `yaml:"response" json:"response"`
 }
 
 // Match selects requests. Empty fields match everything.

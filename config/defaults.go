@@ -35,6 +35,8 @@ func applyDefaults(c *Config) {
 	setDefault(s, &c.Limits.MaxBodyBytes, "limits.max_body_bytes", 10<<20)
 	setDefault(s, &c.Limits.ReadHeaderTimeout, "limits.read_header_timeout", Duration(10*time.Second))
 	setDefault(s, &c.Limits.IdleTimeout, "limits.idle_timeout", Duration(90*time.Second))
+	setDefault(s, &c.Limits.BufferMemory, "limits.buffer_memory", 64<<20)
+	setDefault(s, &c.Limits.BufferDisk, "limits.buffer_disk", 1<<30)
 	setDefault(s, &c.Drain.Delay, "drain.delay", Duration(5*time.Second))
 	setDefault(s, &c.Drain.Timeout, "drain.timeout", Duration(30*time.Second))
 	if c.TLS != nil {

@@ -42,6 +42,8 @@ func TestLoadFull(t *testing.T) {
 			MaxBodyBytes:      1_000_000,
 			ReadHeaderTimeout: Duration(5 * time.Second),
 			IdleTimeout:       Duration(2 * time.Minute),
+			BufferMemory:      64 << 20,
+			BufferDisk:        1 << 30,
 		},
 		Drain: Drain{Delay: 0, Timeout: Duration(20 * time.Second)},
 		Upstreams: map[string]*Upstream{
@@ -109,6 +111,8 @@ func TestDefault(t *testing.T) {
 			MaxBodyBytes:      10 << 20,
 			ReadHeaderTimeout: Duration(10 * time.Second),
 			IdleTimeout:       Duration(90 * time.Second),
+			BufferMemory:      64 << 20,
+			BufferDisk:        1 << 30,
 		},
 		Drain: Drain{Delay: Duration(5 * time.Second), Timeout: Duration(30 * time.Second)},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -48,6 +49,12 @@ func (c *Config) validateServer(r *report) {
 	r.check(l.MaxBodyBytes > 0, "limits.max_body_bytes", "must be > 0")
 	r.check(l.ReadHeaderTimeout > 0, "limits.read_header_timeout", "must be > 0")
 	r.check(l.IdleTimeout > 0, "limits.idle_timeout", "must be > 0")
+	r.check(l.BufferMemory >= 0, "limits.buffer_memory", "must be >= 0")
+	r.check(l.BufferDisk >= 0, "limits.buffer_disk", "must be >= 0")
+	if l.BufferDir != "" {
+		fi, err := os.Stat(l.BufferDir)
+		r.check(err == nil && fi.IsDir(), "limits.buffer_dir", "must be an existing directory: %q", l.BufferDir)
+	}
 	r.check(c.Drain.Delay >= 0, "drain.delay", "must be >= 0")
 	r.check(c.Drain.Timeout > 0, "drain.timeout", "must be > 0")
 }

@@ -108,6 +108,44 @@ func (m ShedMode) MarshalYAML() (any, error) { return m.String(), nil }
 // UnmarshalYAML reads enforce or shadow.
 func (m *ShedMode) UnmarshalYAML(n ast.Node) error { return parseWord(n, m, shedModeWords) }
 
+// Switch turns a feature on or off. The zero value is SwitchOn: a Switch
+// is used where the feature is on by default.
+type Switch uint8
+
+const (
+	// SwitchOn ("on", or YAML true).
+	SwitchOn Switch = iota
+	// SwitchOff ("off", or YAML false).
+	SwitchOff
+)
+
+var switchWords = []string{SwitchOn: "on", SwitchOff: "off"}
+
+// On reports whether s is on.
+func (s Switch) On() bool { return s == SwitchOn }
+
+// String returns the word s is written as, "on" or "off".
+func (s Switch) String() string { return wordOf(s, switchWords, "Switch") }
+
+// MarshalJSON writes s as its word.
+func (s Switch) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalYAML writes s as its word.
+func (s Switch) MarshalYAML() (any, error) { return s.String(), nil }
+
+// UnmarshalYAML reads on or off, or a YAML boolean: a YAML 1.1 reader
+// takes an unquoted on for true, and either spelling means the same.
+func (s *Switch) UnmarshalYAML(n ast.Node) error {
+	if b, ok := n.(*ast.BoolNode); ok {
+		*s = SwitchOff
+		if b.Value {
+			*s = SwitchOn
+		}
+		return nil
+	}
+	return parseWord(n, s, switchWords)
+}
+
 // Upgrade is a protocol a route lets a request switch to (the Upgrade
 // header). Only WebSocket: h2c is always refused.
 type Upgrade uint8

@@ -1,0 +1,165 @@
+package spool
+
+import (
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+)
+
+// ChunkSize is the piece in which bodies take memory: a body of up to one
+// chunk costs one pooled buffer and no allocation.
+const ChunkSize = 64 << 10
+
+type chunk = [ChunkSize]byte
+
+var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
+
+// A Body is one body held whole, or its first part when the room ran out:
+// its bytes in memory chunks, then in a temporary file, then (only if
+// writing the file failed) a last chunk that never reached it. Once
+// filled, a Body does not change, and any number of Readers may read it at
+// once (hedged attempts send one request body in parallel). It is released
+// when its last reference goes: the one Fill returns, and one per Reader.
+type Body struct {
+	store  *Store
+	chunks []*chunk
+	size   int64 // bytes held in all
+	memory int64 // of which in chunks
+	file   *os.File
+	disk   int64 // disk budget taken, in whole chunks
+	// tail holds tailLen bytes read for the file when writing it failed.
+	tail    *chunk
+	tailLen int
+	refs    atomic.Int32
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(Body) }}
+
+// Len is the number of bytes the body holds.
+func (b *Body) Len() int64 { return b.size }
+
+// Fill reads r into a new Body until r ends, fails or the room runs out.
+// complete reports that r ended (io.EOF): the Body holds all of it. An
+// error is r's, and no Body is returned. A nil error with complete false
+// means the room ran out: the Body holds what was read, the rest is still
+// in r, and the caller streams it after the Body (counted as a fallback).
+//
+// Fill stores the bytes as it reads them: memory while the budget has a
+// chunk to give, then the file while the disk budget has one.
+func (s *Store) Fill(r io.Reader) (b *Body, complete bool, err error) {
+	b = bodyPool.Get().(*Body)
+	b.store = s
+	b.refs.Store(1)
+	var stage *chunk // the file's write buffer, taken when the body spills
+	defer func() {
+		if stage != nil {
+			chunkPool.Put(stage)
+		}
+		if err != nil {
+			b.Release()
+			b = nil
+		}
+	}()
+	for {
+		var n int
+		switch {
+		case b.file == nil && s.room.TakeMemory(ChunkSize):
+			c := chunkPool.Get().(*chunk)
+			b.chunks = append(b.chunks, c)
+			n, err = readFull(r, c[:])
+			b.memory += int64(n)
+			b.size += int64(n)
+		case s.room.TakeDisk(ChunkSize):
+			b.disk += ChunkSize
+			if b.file == nil {
+				if b.file, err = s.createFile(); err != nil {
+					b.file, err = nil, nil
+					b.disk -= ChunkSize
+					s.room.ReturnDisk(ChunkSize)
+					s.fallbacks.Add(1)
+					return b, false, nil
+				}
+				s.spills.Add(1)
+				stage = chunkPool.Get().(*chunk)
+			}
+			n, err = readFull(r, stage[:])
+			if _, werr := b.file.WriteAt(stage[:n], b.size-b.memory); werr != nil {
+				// The bytes are read and must not be lost: they stay in
+				// memory as the tail, and the rest streams.
+				b.tail, b.tailLen, stage = stage, n, nil
+				b.size += int64(n)
+				s.fallbacks.Add(1)
+				return b, false, nil
+			}
+			b.size += int64(n)
+		default:
+			s.fallbacks.Add(1)
+			return b, false, nil
+		}
+		if err == io.EOF {
+			b.giveBackUnused()
+			return b, true, nil
+		}
+		if err != nil {
+			return b, false, err // released by the deferred call
+		}
+	}
+}
+
+// giveBackUnused returns the budget taken for the part of the last chunk
+// that the body's end left empty.
+func (b *Body) giveBackUnused() {
+	if b.file != nil {
+		used := (b.size - b.memory + ChunkSize - 1) / ChunkSize * ChunkSize
+		b.store.room.ReturnDisk(b.disk - used)
+		b.disk = used
+		return
+	}
+	if n := len(b.chunks); n > 0 && b.memory <= int64(n-1)*ChunkSize {
+		// The last chunk holds nothing: r ended on a chunk's boundary.
+		chunkPool.Put(b.chunks[n-1])
+		b.chunks[n-1] = nil
+		b.chunks = b.chunks[:n-1]
+		b.store.room.ReturnMemory(ChunkSize)
+	}
+}
+
+// Release drops the reference Fill returned; the body is let go when its
+// Readers have closed too.
+func (b *Body) Release() {
+	if b.refs.Add(-1) != 0 {
+		return
+	}
+	s := b.store
+	for i, c := range b.chunks {
+		chunkPool.Put(c)
+		b.chunks[i] = nil
+	}
+	s.room.ReturnMemory(int64(len(b.chunks)) * ChunkSize)
+	if b.file != nil {
+		_ = b.file.Close()
+		s.room.ReturnDisk(b.disk)
+	}
+	if b.tail != nil {
+		chunkPool.Put(b.tail)
+	}
+	*b = Body{chunks: b.chunks[:0]}
+	bodyPool.Put(b)
+}
+
+// readAt copies the body's bytes from off into p, as io.ReaderAt.
+func (b *Body) readAt(p []byte, off int64) (int, error) {
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), b.size-off)]
+	switch fileEnd := b.size - int64(b.tailLen); {
+	case off < b.memory:
+		return copy(p, b.chunks[off/ChunkSize][off%ChunkSize:min(b.memory-off+off%ChunkSize, ChunkSize)]), nil
+	case off < fileEnd:
+		return b.file.ReadAt(p[:min(int64(len(p)), fileEnd-off)], off-b.memory)
+	default:
+		return copy(p, b.tail[off-fileEnd:b.tailLen]), nil
+	}
+}

@@ -194,12 +194,14 @@ func TestTLSLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// With keep-alive, at most one connection per worker: a worker
+		// slow to start may find the others have sent every request.
 		want := 4
 		if noKeepAlive {
 			want = 40
 		}
 		mu.Lock()
-		if res.CountOf(IsStatus(200)) != 40 || len(conns) != want || resumed != 0 {
+		if res.CountOf(IsStatus(200)) != 40 || len(conns) > want || !noKeepAlive && len(conns) == 0 || noKeepAlive && len(conns) != want || resumed != 0 {
 			t.Errorf("no keep-alive %v: classes %v, %d connections (want %d), %d resumed", noKeepAlive, classCounts(res), len(conns), want, resumed)
 		}
 		mu.Unlock()

@@ -119,6 +119,8 @@
 //     tailguard_endpoint_healthy, _ejected, _outstanding,
 //     _latency_ewma_seconds, _requests_total and _failures_total, labelled
 //     {upstream,endpoint} (at most 64 endpoints an upstream);
+//     tailguard_buffer_bytes{where="memory"|"disk"},
+//     tailguard_buffer_spills_total and tailguard_buffer_fallbacks_total;
 //   - SLO gauges: tailguard_slo_latency_sli, tailguard_slo_availability_sli
 //     and tailguard_slo_error_budget_remaining over the last hour, and
 //     tailguard_slo_burn_rate{window="5m"|"1h"}. Longer SLO periods belong

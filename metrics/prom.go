@@ -40,6 +40,7 @@ type Collector struct {
 	upstreamBreaker                                    *prometheus.Desc
 	endpointHealthy, endpointEjected, endpointOutstand *prometheus.Desc
 	endpointLatency, endpointRequests, endpointFails   *prometheus.Desc
+	bufferBytes, bufferSpills, bufferFallbacks         *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -85,6 +86,9 @@ func NewCollector(reg *Registry) *Collector {
 		endpointLatency:  desc("endpoint_latency_ewma_seconds", "The balancer's peak-EWMA round-trip estimate for the endpoint (0: no sample yet).", endpoint...),
 		endpointRequests: desc("endpoint_requests_total", "Attempts sent to the endpoint.", endpoint...),
 		endpointFails:    desc("endpoint_failures_total", "Attempts sent to the endpoint that failed (5xx, timeout, connection error, malformed response).", endpoint...),
+		bufferBytes:      desc("buffer_bytes", "Room buffered bodies hold now, in memory or on disk.", "where"),
+		bufferSpills:     desc("buffer_spills_total", "Buffered bodies that outgrew memory and went on to disk."),
+		bufferFallbacks:  desc("buffer_fallbacks_total", "Bodies streamed unbuffered, whole or in part, because memory and disk were full."),
 	}
 }
 
@@ -105,6 +109,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
 		c.listenerConns, c.listenerErrors, c.upstreamBreaker, c.endpointHealthy, c.endpointEjected,
 		c.endpointOutstand, c.endpointLatency, c.endpointRequests, c.endpointFails,
+		c.bufferBytes, c.bufferSpills, c.bufferFallbacks,
 	} {
 		ch <- d
 	}
@@ -136,10 +141,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.collectServer(ch, c.reg.serverGauges())
 }
 
-// collectServer exposes the figures outside routes: the listener's, and
-// each upstream's breaker and endpoints.
+// collectServer exposes the figures outside routes: the listener's, the
+// buffers', and each upstream's breaker and endpoints.
 func (c *Collector) collectServer(ch chan<- prometheus.Metric, g ServerGauges) {
 	ch <- prometheus.MustNewConstMetric(c.listenerConns, prometheus.GaugeValue, float64(g.Listener.Connections))
+	ch <- prometheus.MustNewConstMetric(c.bufferBytes, prometheus.GaugeValue, float64(g.Buffers.MemoryBytes), "memory")
+	ch <- prometheus.MustNewConstMetric(c.bufferBytes, prometheus.GaugeValue, float64(g.Buffers.DiskBytes), "disk")
+	ch <- prometheus.MustNewConstMetric(c.bufferSpills, prometheus.CounterValue, float64(g.Buffers.Spills))
+	ch <- prometheus.MustNewConstMetric(c.bufferFallbacks, prometheus.CounterValue, float64(g.Buffers.Fallbacks))
 	for _, e := range g.Listener.Errors {
 		ch <- prometheus.MustNewConstMetric(c.listenerErrors, prometheus.CounterValue, float64(e.Count), e.Cause)
 	}

@@ -13,6 +13,20 @@ type ServerGauges struct {
 	Listener ListenerGauges
 	// Upstreams are the upstreams of the current routing table, by name.
 	Upstreams []UpstreamGauges
+	// Buffers are the buffered bodies' figures (routes[].buffering).
+	Buffers BufferGauges
+}
+
+// BufferGauges are what buffered bodies hold now and what buffering did
+// since start.
+type BufferGauges struct {
+	// MemoryBytes and DiskBytes are the room buffered bodies hold now,
+	// within limits.buffer_memory and limits.buffer_disk.
+	MemoryBytes, DiskBytes int64
+	// Spills counts bodies that outgrew memory and went on to disk;
+	// Fallbacks, bodies streamed (from the start or after a part) because
+	// memory and disk were both full.
+	Spills, Fallbacks uint64
 }
 
 // ListenerGauges are the client listener's figures: what reaches no

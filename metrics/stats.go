@@ -20,6 +20,15 @@ type statsDoc struct {
 	// over the window.
 	Listener  listenerStats   `json:"listener"`
 	Upstreams []upstreamStats `json:"upstreams"`
+	Buffers   bufferStats     `json:"buffers"`
+}
+
+// bufferStats are the buffered bodies' figures (BufferGauges).
+type bufferStats struct {
+	MemoryBytes int64  `json:"memory_bytes"`
+	DiskBytes   int64  `json:"disk_bytes"`
+	Spills      uint64 `json:"spills"`
+	Fallbacks   uint64 `json:"fallbacks"`
 }
 
 // listenerStats are the client listener's figures: connections open now,
@@ -109,6 +118,8 @@ func (r *Registry) stats(k window) *statsDoc {
 	for _, e := range g.Listener.Errors {
 		doc.Listener.Errors[e.Cause] = e.Count
 	}
+	b := g.Buffers
+	doc.Buffers = bufferStats{MemoryBytes: b.MemoryBytes, DiskBytes: b.DiskBytes, Spills: b.Spills, Fallbacks: b.Fallbacks}
 	doc.Upstreams = make([]upstreamStats, 0, len(g.Upstreams))
 	for _, u := range g.Upstreams {
 		us := upstreamStats{Name: u.Name, Breaker: u.Breaker, Endpoints: make([]endpointStats, 0, len(u.Endpoints))}

@@ -56,8 +56,9 @@ type round struct {
 }
 
 // run makes the one upstream try: pick an endpoint, bound the try by the
-// per-try deadline and tell the upstream so, round trip, and report how
-// it ended to the upstream's balancer and outlier detection.
+// per-try deadline and tell the upstream so, round trip (on a buffering
+// route, to the response's last byte), and report how it ended to the
+// upstream's balancer and outlier detection.
 func (a *attempt) run() {
 	x := a.x
 	u := x.route.upstream
@@ -70,7 +71,11 @@ func (a *attempt) run() {
 	if a.upgrade {
 		a.upgraded, err = u.endpoints[i].Upgrade(a.req, a.resp, start, deadline)
 	} else {
+		x.sendSpooled(a.req)
 		err = u.endpoints[i].RoundTrip(a.req, a.resp, start, deadline)
+		if err == nil && x.route.bufferResponses {
+			err = x.srv.bufferResponse(a.resp)
+		}
 	}
 	end := time.Now()
 	c, why := client.Classify(err)

@@ -137,6 +137,8 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 		serverTiming:    rc.ServerTiming,
 		deadlineHeader:  cfg.DeadlineHeader,
 		websocket:       slices.Contains(rc.Upgrades, config.UpgradeWebSocket),
+		bufferRequests:  rc.Buffering.Request.On(),
+		bufferResponses: rc.Buffering.Response.On(),
 		requestHeaders:  newHeaderRules(rc.RequestHeaders),
 		responseHeaders: newHeaderRules(rc.ResponseHeaders),
 	}

@@ -138,7 +138,9 @@ routes: [{name: default, match: {path_prefix: /}, upstream: app}]
 
 // TestStreamedResponseFailure: once a streamed response has begun, an
 // upstream failure can only be signalled by closing the client connection;
-// the client must see an error, never a silently truncated body.
+// the client must see an error, never a silently truncated body. A
+// buffering route reads the whole response before answering, so the
+// client gets tailguard's 502 instead.
 func TestStreamedResponseFailure(t *testing.T) {
 	tests := []struct{ name, reply string }{
 		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nSECRET\r\n0\r\n\r\n"},
@@ -152,18 +154,27 @@ func TestStreamedResponseFailure(t *testing.T) {
 				io.WriteString(c, tt.reply)
 				c.Close()
 			})
-			addr := startProxy(t, oneRoute, up.addr())
-			resp, err := http.Get("http://" + addr + "/")
-			if err != nil {
-				return // refused before the head: also never a truncated body
-			}
-			defer resp.Body.Close()
-			b, err := io.ReadAll(resp.Body)
-			if err == nil {
-				t.Fatalf("client read %d bytes and no error", len(b))
-			}
-			if strings.Contains(string(b), "SECRET") {
-				t.Errorf("bytes after the malformed chunk reached the client")
+			for _, buffered := range []bool{false, true} {
+				cfg := oneRoute + "    buffering: {response: off}\n"
+				if buffered {
+					cfg = oneRoute
+				}
+				addr := startProxy(t, cfg, up.addr())
+				resp, err := http.Get("http://" + addr + "/")
+				if err != nil {
+					continue // refused before the head: also never a truncated body
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case buffered && (err != nil || resp.StatusCode != 502 || resp.Header.Get("X-Tailguard-Error") == ""):
+					t.Errorf("buffered: %d %q, %v; want tailguard's 502", resp.StatusCode, resp.Header.Get("X-Tailguard-Error"), err)
+				case !buffered && err == nil:
+					t.Fatalf("client read %d bytes and no error", len(b))
+				}
+				if strings.Contains(string(b), "SECRET") {
+					t.Errorf("bytes after the malformed chunk reached the client")
+				}
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"tailguard/metrics"
 	"tailguard/proxy/internal/cause"
 	"tailguard/proxy/internal/client"
+	"tailguard/proxy/internal/spool"
 	"tailguard/resilience"
 )
 
@@ -49,8 +50,14 @@ type exchange struct {
 	// scratch composes header values; headers copy what they are set to.
 	scratch []byte
 	// body holds a small request body read whole, so that retries and
-	// hedges can send it again.
-	body []byte
+	// hedges can send it again; spooled holds a larger one collected by a
+	// buffering route; client reads the client's body for either.
+	body    []byte
+	spooled *spool.Body
+	client  clientBody
+	// sent is the response body on its way to the client, when it is a
+	// stream: the request is recorded when it closes.
+	sent sentBody
 	// timer waits for backoffs and hedge delays; it is stopped whenever
 	// it is not in use.
 	timer *time.Timer
@@ -88,23 +95,30 @@ func newExchange() any {
 	return x
 }
 
-// acquireExchange starts an exchange for a request matched to route. Its
-// deadline is the route's timeout from arrival, or the client's own
-// deadline header if that is sooner.
+// acquireExchange starts an exchange for a request matched to route.
 func (s *Server) acquireExchange(ctx *fasthttp.RequestCtx, route *Route) *exchange {
 	x := exchangePool.Get().(*exchange)
 	x.ctx, x.route, x.srv = ctx, route, s
 	x.arrived = ctx.Time()
 	x.refs.Store(1)
+	x.setDeadline(x.arrived)
+	return x
+}
+
+// setDeadline sets the request's deadline: the route's timeout from start
+// (its arrival, or the moment a buffered body was all in), or the
+// client's own deadline header from arrival if that is sooner.
+func (x *exchange) setDeadline(start time.Time) {
+	route := x.route
+	x.deadline = time.Time{}
 	if route.timeout > 0 {
-		x.deadline = x.arrived.Add(route.timeout)
+		x.deadline = start.Add(route.timeout)
 	}
-	if v := ctx.Request.Header.Peek(route.deadlineHeader); route.deadlineHeader != "" && len(v) > 0 {
+	if v := x.ctx.Request.Header.Peek(route.deadlineHeader); route.deadlineHeader != "" && len(v) > 0 {
 		if d, ok := resilience.ParseTimeoutMillis(v); ok {
 			x.deadline = resilience.Earliest(x.deadline, x.arrived.Add(d))
 		}
 	}
-	return x
 }
 
 // hold takes a reference for an attempt about to run on a worker.
@@ -136,6 +150,11 @@ func (x *exchange) release() {
 	}
 	x.upgrade, x.upgraded = false, nil
 	x.scratch, x.body = x.scratch[:0], x.body[:0]
+	if x.spooled != nil {
+		x.spooled.Release()
+		x.spooled = nil
+	}
+	x.client, x.sent = clientBody{}, sentBody{}
 	exchangePool.Put(x)
 }
 
@@ -169,8 +188,15 @@ func (x *exchange) sample(now time.Time) metrics.Sample {
 		Retries:  x.retries,
 		Hedges:   x.hedges,
 	}
-	if !x.admitted.IsZero() {
-		s.Queue = x.admitted.Sub(x.arrived)
-	}
+	s.Queue = x.queue()
 	return s
+}
+
+// queue is the time the request waited for admission; 0 if it was not
+// admitted.
+func (x *exchange) queue() time.Duration {
+	if x.admitted.IsZero() {
+		return 0
+	}
+	return x.admitted.Sub(x.arrived)
 }

@@ -129,6 +129,10 @@ type upstreamFault struct {
 	status int                           // what the client gets; 0: the response began, then the connection closed
 	cause  string                        // its X-Tailguard-Error
 	conns  int                           // upstream connections in all, when the fault is over
+	// streamed is a fault after the head: with response buffering off
+	// (streamed), the client sees its response cut short; with it on
+	// (status and cause), tailguard's own answer.
+	streamed bool
 }
 
 var upstreamFaults = []upstreamFault{
@@ -150,7 +154,7 @@ var upstreamFaults = []upstreamFault{
 	{name: "closed mid-body, streamed", script: func(c net.Conn, _ string) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\n"+strings.Repeat("x", 100000))
 		c.Close()
-	}, status: 0, conns: 2},
+	}, status: 502, cause: "upstream_reset", conns: 2, streamed: true},
 	{name: "reset by the network (toxiproxy reset_peer)", path: "/size/100", toxic: `{"type":"reset_peer","attributes":{"timeout":0}}`,
 		status: 502, cause: "upstream_reset", conns: 2},
 	{name: "stall after the head", script: func(c net.Conn, _ string) {
@@ -160,7 +164,7 @@ var upstreamFaults = []upstreamFault{
 	{name: "stall mid-body, streamed", script: func(c net.Conn, _ string) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
 		_, _ = io.Copy(io.Discard, c)
-	}, status: 0, conns: 2},
+	}, status: 504, cause: "timeout", conns: 2, streamed: true},
 	{name: "stall before the head (toxiproxy timeout)", path: "/size/100", toxic: `{"type":"timeout","attributes":{"timeout":0}}`,
 		status: 504, cause: "timeout", conns: 2},
 	{name: "slow body past the deadline (toxiproxy bandwidth)", path: "/size/60000", toxic: `{"type":"bandwidth","attributes":{"rate":20}}`,
@@ -172,7 +176,7 @@ var upstreamFaults = []upstreamFault{
 	{name: "truncated chunked body", script: func(c net.Conn, _ string) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
 		c.Close()
-	}, status: 0, conns: 2},
+	}, status: 502, cause: "upstream_reset", conns: 2, streamed: true},
 	{name: "invalid status line", script: func(c net.Conn, _ string) {
 		io.WriteString(c, "HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nok")
 	}, status: 502, cause: "bad_response", conns: 2},
@@ -196,7 +200,12 @@ func TestUpstreamFaults(t *testing.T) {
 	}
 	baseFDs := openFDs(t)
 	for _, f := range upstreamFaults {
-		t.Run(f.name, func(t *testing.T) { runUpstreamFault(t, f) })
+		t.Run(f.name, func(t *testing.T) { runUpstreamFault(t, f, "") })
+		if f.streamed {
+			s := f
+			s.status, s.cause = 0, ""
+			t.Run(f.name+", unbuffered", func(t *testing.T) { runUpstreamFault(t, s, ", buffering: {response: off}") })
+		}
 	}
 	if t.Failed() {
 		return
@@ -212,7 +221,9 @@ func TestUpstreamFaults(t *testing.T) {
 	t.Errorf("open file descriptors: %d after the faults, %d before", fds, baseFDs)
 }
 
-func runUpstreamFault(t *testing.T, f upstreamFault) {
+// runUpstreamFault runs f through a one-route proxy whose route has the
+// extra settings routeExtra.
+func runUpstreamFault(t *testing.T, f upstreamFault, routeExtra string) {
 	up := startFaultUpstream(t, f.script)
 	endpoint := up.ln.Addr().String()
 	var tp *toxiproxy.Proxy
@@ -229,7 +240,7 @@ func runUpstreamFault(t *testing.T, f upstreamFault) {
 	addr := startProxy(t, `
 listen: "127.0.0.1:0"
 upstreams: {app: {endpoints: ["%s"], connect_timeout: 500ms}}
-routes: [{name: default, match: {path_prefix: /}, upstream: app, timeout: 700ms}]
+routes: [{name: default, match: {path_prefix: /}, upstream: app, timeout: 700ms`+routeExtra+`}]
 `, endpoint)
 
 	a := dialKept(t, addr)

@@ -9,12 +9,15 @@ import (
 )
 
 // gauges are the server's figures outside routes, for /stats and /metrics:
-// the client listener's, and the endpoints of the current table's
-// upstreams. The registry calls it at scrape time (it is the getter given
+// the client listener's, the buffers', and the endpoints of the current
+// table's upstreams. The registry calls it at scrape time (it is the getter given
 // to metrics.Registry.SetServerGauges); it allocates, the hot path does
 // not: the path only bumps the atomics read here.
 func (s *Server) gauges() metrics.ServerGauges {
-	g := metrics.ServerGauges{Listener: s.listenerGauges()}
+	f := s.spool.Figures()
+	g := metrics.ServerGauges{Listener: s.listenerGauges(), Buffers: metrics.BufferGauges{
+		MemoryBytes: f.MemoryBytes, DiskBytes: f.DiskBytes, Spills: f.Spills, Fallbacks: f.Fallbacks,
+	}}
 	t := s.table.Load()
 	names := make([]string, 0, len(t.upstreams))
 	for name := range t.upstreams {

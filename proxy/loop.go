@@ -72,11 +72,12 @@ func (r round) result() result {
 }
 
 // replayable reports whether the request may be sent more than once: an
-// idempotent method (or an Idempotency-Key) and a body held in memory,
-// and not a request to switch protocols.
+// idempotent method (or an Idempotency-Key) and a body held whole (in
+// memory or collected in the spool), and not a request to switch
+// protocols.
 func (x *exchange) replayable() bool {
 	req := &x.ctx.Request
-	return !req.IsBodyStream() && !x.upgrade &&
+	return (x.spooled != nil || !req.IsBodyStream()) && !x.upgrade &&
 		resilience.Idempotent(req.Header.Method(), len(req.Header.Peek(headerIdempotencyKey)) > 0)
 }
 

@@ -68,11 +68,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 
 // admit waits for the route's admission, the only place a request waits.
 // Admission's clock is the moment the request is ready to wait: its
-// arrival, unless reading a body whole (for replays) took time first.
+// arrival, unless reading a body whole (for replays, or collecting it for
+// buffering) took time first.
 func (x *exchange) admit() (resilience.Permit, cause.Cause) {
 	r := x.route
 	ready := x.arrived
-	if len(x.body) > prereadBytes {
+	if len(x.body) > prereadBytes || x.spooled != nil {
 		ready = time.Now()
 	}
 	permit, err := r.admission.Admit(ready, x.deadline, x.priority())
@@ -174,12 +175,13 @@ var (
 
 // takeBody applies the route's body limit. A body with a Content-Length
 // over the limit is refused before anything is sent upstream. A body
-// fasthttp has already read (prereadBytes), and on a route that may send a
-// request twice (retries, hedges) one up to streamThreshold so that it can
-// be replayed, is taken whole. Any other body streams: it is wrapped so
-// that the limit holds for chunked bodies too and a failing client is told
-// apart from a failing upstream; its reads from the client share the
-// request's deadline.
+// fasthttp has already read (prereadBytes), and on a route that buffers
+// requests or may send one twice (retries, hedges) one up to
+// streamThreshold, is taken whole into the exchange. A larger body is
+// collected in the spool on a buffering route (buffer.go); on any other it
+// streams: it is wrapped so that the limit holds for chunked bodies too
+// and a failing client is told apart from a failing upstream; its reads
+// from the client share the request's deadline.
 func (x *exchange) takeBody() cause.Cause {
 	ctx, route := x.ctx, x.route
 	req := &ctx.Request
@@ -190,18 +192,29 @@ func (x *exchange) takeBody() cause.Cause {
 	if !req.IsBodyStream() || cl == 0 || cl == -2 {
 		return cause.None
 	}
-	replays := route.retry != nil || route.hedge != nil
-	if cl > 0 && (cl <= prereadBytes || cl <= streamThreshold && replays) {
+	whole := route.bufferRequests || route.retry != nil || route.hedge != nil
+	if cl > 0 && (cl <= prereadBytes || cl <= streamThreshold && whole) {
 		if cap(x.body) < cl {
 			x.body = make([]byte, cl)
 		}
 		x.body = x.body[:cl]
-		if _, err := io.ReadFull(ctx.RequestBodyStream(), x.body); err != nil {
-			return cause.BadRequest
+		if _, err := io.ReadFull(x.clientBody(), x.body); err != nil {
+			return x.bodyFailure(err)
 		}
 		req.SetBody(x.body)
 		return cause.None
 	}
+	if route.bufferRequests {
+		return x.spoolBody(cl)
+	}
+	return x.streamBody(cl)
+}
+
+// streamBody makes the client's body the upstream's request body as it
+// arrives, its reads sharing the request's deadline.
+func (x *exchange) streamBody(cl int) cause.Cause {
+	ctx, route := x.ctx, x.route
+	req := &ctx.Request
 	limit := int64(-1)
 	if cl == -1 {
 		limit = route.maxBody
@@ -213,15 +226,25 @@ func (x *exchange) takeBody() cause.Cause {
 	return cause.None
 }
 
-// record records the request, once, as its response is handed back, adds
-// Server-Timing where the route asks for it, and lets go of the exchange.
+// record adds Server-Timing where the route asks for it, while the head
+// can still change, and records the request once its response has reached
+// the client: now for a response held whole, when its body stream closes
+// for one streamed or buffered (sent.go).
 func (s *Server) record(x *exchange) {
-	now := time.Now()
-	sample := x.sample(now)
 	if x.route.serverTiming {
-		x.scratch = appendServerTiming(x.scratch[:0], sample.Queue, sample.Service)
+		x.scratch = appendServerTiming(x.scratch[:0], x.queue(), x.service)
 		x.ctx.Response.Header.SetBytesV(headerServerTiming, x.scratch)
 	}
+	if x.cause == cause.None && x.sent.watch(x) {
+		return
+	}
+	s.finish(x, time.Now())
+}
+
+// finish records the request, once, as its response's last byte was
+// handed to the client connection at now, and lets go of the exchange.
+func (s *Server) finish(x *exchange, now time.Time) {
+	sample := x.sample(now)
 	if m := x.route.metrics; m != nil {
 		m.Record(x.ctx.ConnID(), sample)
 	}

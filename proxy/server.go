@@ -17,6 +17,8 @@ import (
 	"tailguard/metrics"
 	"tailguard/proxy/internal/cause"
 	"tailguard/proxy/internal/edge"
+	"tailguard/proxy/internal/spool"
+	"tailguard/resilience"
 )
 
 // Server is the proxy listener: a fasthttp.Server whose handler forwards
@@ -43,6 +45,8 @@ type Server struct {
 	// clients are the client edge's figures: connections open, refusals
 	// before routing (gauges.go).
 	clients edge.Stats
+	// spool holds the bodies buffering routes collect (buffer.go).
+	spool *spool.Store
 }
 
 // streamThreshold is the largest request body read whole when a route
@@ -68,6 +72,10 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 	s := &Server{ids: newRequestIDs(), log: log, access: newAccessLog(cfg.Log.Access),
 		workers: newWorkers(), reg: reg, cfg: cfg, proto: strHTTP}
 	s.tunnels.stop = make(chan struct{})
+	// Files a killed process left in the buffer directory go now; failing
+	// to remove them is no reason not to serve.
+	_ = spool.Sweep(cfg.Limits.BufferDir)
+	s.spool = spool.NewStore(resilience.NewBufferRoom(cfg.Limits.BufferMemory.Int64(), cfg.Limits.BufferDisk.Int64()), cfg.Limits.BufferDir)
 	if c := cfg.TLS; c != nil {
 		if s.cert, err = edge.NewCertificate(c.CertFile, c.KeyFile); err != nil {
 			return nil, fmt.Errorf("tls.cert_file: %w", err)

@@ -48,6 +48,8 @@ type Route struct {
 	priorityHeader  string
 	priorityDefault resilience.Priority
 	serverTiming    bool
+	// bufferRequests and bufferResponses are routes[].buffering.
+	bufferRequests, bufferResponses bool
 	// websocket lets WebSocket upgrades through (routes[].upgrades).
 	websocket bool
 	metrics   *metrics.Route

@@ -45,6 +45,7 @@ const (
 	TooManyHeaders
 	ConnLimit
 	TLSFailure
+	BodyTimeout
 	count
 )
 
@@ -76,6 +77,7 @@ var table = [count]info{
 	TooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers", 0},
 	ConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections", 0},
 	TLSFailure:      {fasthttp.StatusBadGateway, "tls_failure", "TLS with the upstream failed", 0},
+	BodyTimeout:     {fasthttp.StatusRequestTimeout, "body_timeout", "request body not received in time", 0},
 }
 
 // Status is the HTTP status tailguard answers c with (a route may shed
@@ -91,9 +93,9 @@ func (c Cause) Flags() metrics.Flag { return table[c].flags }
 
 // Closes reports whether answering c must close the client connection:
 // the request's framing cannot be trusted (400), or its body was not read
-// to its end (413), so the next bytes on the connection may not be a
+// to its end (413, 408), so the next bytes on the connection may not be a
 // request.
-func (c Cause) Closes() bool { return c == BadRequest || c == BodyTooLarge }
+func (c Cause) Closes() bool { return c == BadRequest || c == BodyTooLarge || c == BodyTimeout }
 
 // Bodies holds the fixed response bodies of one route, built once so that
 // answering an error allocates nothing.

@@ -21,6 +21,7 @@ func TestTable(t *testing.T) {
 		{BadRequest, 400, "bad_request", 0, true},
 		{NoRoute, 404, "no_route", 0, false},
 		{HeaderTimeout, 408, "header_timeout", 0, false},
+		{BodyTimeout, 408, "body_timeout", 0, true},
 		{BodyTooLarge, 413, "body_too_large", 0, true},
 		{URITooLong, 414, "uri_too_long", 0, false},
 		{HeadersTooLarge, 431, "headers_too_large", 0, false},

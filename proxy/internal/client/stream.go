@@ -26,9 +26,9 @@ type streamBody struct {
 	done      bool    // the body's end was read
 	crlf      bool    // a chunk's data ended: its CRLF comes next
 	err       error
-	// handedOff makes the next CloseWithError a no-op: the body moved from
-	// a hedged attempt's response to the client's, and only the client's
-	// may close it.
+	// handedOff makes the next CloseWithError a no-op: the body moved
+	// from one response to another (a hedged attempt's to the client's, or
+	// behind a buffered part), and only the second may close it.
 	handedOff bool
 }
 
@@ -129,14 +129,27 @@ func (b *streamBody) CloseWithError(err error) error {
 	return nil
 }
 
+// HandOver makes the next CloseWithError a no-op, for a body moving from
+// one fasthttp response to another: fasthttp closes the body stream of a
+// response whose body is replaced.
+func (b *streamBody) HandOver() { b.handedOff = true }
+
+// A Handover is a body stream that can change hands between responses
+// without being closed: the upstream's streamed body, a buffered one
+// (spool.Reader).
+type Handover interface {
+	io.Reader
+	HandOver()
+}
+
 // Move makes src's response dst's: the head is copied, and a streamed
 // body changes hands without being read (only dst may close it then).
 // src keeps its head and is left without a body.
 func Move(dst, src *fasthttp.Response) {
 	src.Header.CopyTo(&dst.Header)
-	if sb, ok := src.BodyStream().(*streamBody); ok {
-		sb.handedOff = true
-		dst.SetBodyStream(sb, src.Header.ContentLength())
+	if h, ok := src.BodyStream().(Handover); ok {
+		h.HandOver()
+		dst.SetBodyStream(h, src.Header.ContentLength())
 		src.ResetBody() // lets go of the stream without closing it
 		return
 	}

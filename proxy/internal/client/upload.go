@@ -81,8 +81,20 @@ func (b *RequestBody) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil && err != io.EOF {
-		b.err = errClientBody
+		if b.err = errClientBody; clientSide(err) {
+			b.err = err // a RequestBody read through another
+		}
 		return n, b.err
 	}
 	return n, err
+}
+
+// Close closes what the body reads from, if it can be closed (a
+// buffered part of the body, spool.Reader): fasthttp closes a request's
+// body stream once it has written it.
+func (b *RequestBody) Close() error {
+	if c, ok := b.r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }

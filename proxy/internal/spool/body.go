@@ -163,3 +163,15 @@ func (b *Body) readAt(p []byte, off int64) (int, error) {
 		return copy(p, b.tail[off-fileEnd:b.tailLen]), nil
 	}
 }
+
+// Chunk returns the body's bytes when they are all in one memory chunk
+// (valid until Release), so that a small body can be copied out whole.
+func (b *Body) Chunk() ([]byte, bool) {
+	if b.size != b.memory || len(b.chunks) > 1 {
+		return nil, false
+	}
+	if len(b.chunks) == 0 {
+		return nil, true
+	}
+	return b.chunks[0][:b.size], true
+}

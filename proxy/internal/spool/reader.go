@@ -68,3 +68,7 @@ func (r *Reader) Close() error {
 	*r = Reader{closed: true}
 	return err
 }
+
+// Streams reports whether the reader goes on to a stream after the body:
+// the room ran out, and the rest is still being read from its source.
+func (r *Reader) Streams() bool { return r.rest != nil }

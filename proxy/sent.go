@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"io"
+	"time"
+
+	"tailguard/proxy/internal/client"
+	"tailguard/proxy/internal/spool"
+)
+
+// sentBody is a response body stream on its way to the client. fasthttp
+// writes a body stream after the handler has returned and closes it when
+// it is written (or the write failed): that close is when the response
+// has reached the client connection, so sentBody records the request
+// then, and response time runs to the last byte. For a buffered body,
+// which holds no upstream connection, each read gives the client a fresh
+// limits.idle_timeout to take the next piece: a slow reader is served at
+// its pace, one that stops is cut off. Any other stream keeps the
+// request's deadline respond set, so that a client that stops reading
+// cannot pin the upstream connection behind it.
+type sentBody struct {
+	x    *exchange
+	r    client.Handover
+	idle time.Duration // 0: no deadline of its own
+}
+
+// watch puts sentBody between the response's body stream, if it has one,
+// and fasthttp, and reports whether it did: the exchange is then finished
+// by Close, not by the caller.
+func (b *sentBody) watch(x *exchange) bool {
+	resp := &x.ctx.Response
+	r, ok := resp.BodyStream().(client.Handover)
+	if !ok {
+		return false
+	}
+	*b = sentBody{x: x, r: r}
+	if sr, buffered := r.(*spool.Reader); buffered && !sr.Streams() {
+		b.idle = x.srv.srv.IdleTimeout
+	}
+	r.HandOver()
+	resp.SetBodyStream(b, resp.Header.ContentLength())
+	return true
+}
+
+// Read implements io.Reader.
+func (b *sentBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		_ = b.x.ctx.SetWriteDeadline(time.Now().Add(b.idle))
+	}
+	return b.r.Read(p)
+}
+
+// CloseWithError implements fasthttp.ReadCloserWithError: the body is
+// written (err nil) or the write failed. It closes the stream it read and
+// finishes the exchange.
+func (b *sentBody) CloseWithError(err error) error {
+	x := b.x
+	if x == nil {
+		return nil
+	}
+	var cerr error
+	switch c := b.r.(type) {
+	case interface{ CloseWithError(error) error }:
+		cerr = c.CloseWithError(err)
+	case io.Closer:
+		cerr = c.Close()
+	}
+	*b = sentBody{}
+	x.srv.finish(x, time.Now())
+	return cerr
+}

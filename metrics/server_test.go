@@ -12,15 +12,16 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// designServerStats is the listener and upstreams part of /stats as
-// DESIGN.md ("Fleet observability") names it: the fields a script relies
-// on.
+// designServerStats is the listener, upstreams and buffers part of /stats
+// as DESIGN.md ("Fleet observability") and the README name them: the
+// fields a script relies on.
 const designServerStats = `{
  "listener": {"connections": 3, "errors": {"bad_request": 1, "no_route": 2, "header_timeout": 0,
    "headers_too_large": 0, "too_many_headers": 0, "uri_too_long": 0, "connection_limit": 4}},
  "upstreams": [{"name": "app", "breaker": "closed",
    "endpoints": [{"address": "10.0.0.1:8080", "healthy": true, "ejected": false, "outstanding": 2,
-     "latency_ewma_ms": 3.5, "requests": 100, "failures": 1}]}]}`
+     "latency_ewma_ms": 3.5, "requests": 100, "failures": 1}]}],
+ "buffers": {"memory_bytes": 1, "disk_bytes": 2, "spills": 3, "fallbacks": 4}}`
 
 // testServerGauges are an app upstream with an open breaker, one endpoint
 // ejected and one failing health checks, and a db upstream without a
@@ -41,6 +42,7 @@ func testServerGauges() ServerGauges {
 			}},
 			{Name: "db", Endpoints: []EndpointGauges{{Address: "db:5432", Healthy: true}}},
 		},
+		Buffers: BufferGauges{MemoryBytes: 3 << 20, DiskBytes: 5 << 30, Spills: 11, Fallbacks: 2},
 	}
 }
 
@@ -94,6 +96,10 @@ func TestServerStatsValues(t *testing.T) {
 		{"latency ewma ms", e0.LatencyEWMAMS, 1.5},
 		{"requests", e0.Requests, uint64(100)},
 		{"failures", e1.Failures, uint64(5)},
+		{"buffers memory", doc.Buffers.MemoryBytes, int64(3 << 20)},
+		{"buffers disk", doc.Buffers.DiskBytes, int64(5 << 30)},
+		{"buffers spills", doc.Buffers.Spills, uint64(11)},
+		{"buffers fallbacks", doc.Buffers.Fallbacks, uint64(2)},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -166,6 +172,10 @@ func TestServerMetrics(t *testing.T) {
 		{"tailguard_endpoint_latency_ewma_seconds", dto.MetricType_GAUGE, app1, 0.0015},
 		{"tailguard_endpoint_requests_total", dto.MetricType_COUNTER, app1, 100},
 		{"tailguard_endpoint_failures_total", dto.MetricType_COUNTER, app2, 5},
+		{"tailguard_buffer_bytes", dto.MetricType_GAUGE, map[string]string{"where": "memory"}, 3 << 20},
+		{"tailguard_buffer_bytes", dto.MetricType_GAUGE, map[string]string{"where": "disk"}, 5 << 30},
+		{"tailguard_buffer_spills_total", dto.MetricType_COUNTER, nil, 11},
+		{"tailguard_buffer_fallbacks_total", dto.MetricType_COUNTER, nil, 2},
 	}
 	for _, tt := range tests {
 		f := families[tt.name]

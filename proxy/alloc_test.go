@@ -11,14 +11,24 @@ import (
 // client → tailguard → fasthttp upstream, over loopback TCP), allocates
 // nothing in steady state. The count is process-wide, so it holds for
 // tailguard's part whatever the client and upstream do.
+//
+// Buffering is on (the default) in each case; the chunked one's response
+// is read through the spool.
 func TestProxiedGETAllocatesNothing(t *testing.T) {
-	for name, cfg := range map[string]string{"plain": oneRoute, "every policy": everyPolicy} {
-		t.Run(name, func(t *testing.T) { allocsPerGET(t, cfg) })
+	for _, tt := range []struct {
+		name, cfg string
+		upstream  func(testing.TB) string
+	}{
+		{"plain", oneRoute, startFastUpstream},
+		{"every policy", everyPolicy, startFastUpstream},
+		{"chunked response, buffered", oneRoute, startChunkedUpstream},
+	} {
+		t.Run(tt.name, func(t *testing.T) { allocsPerGET(t, tt.cfg, tt.upstream(t)) })
 	}
 }
 
-func allocsPerGET(t *testing.T, cfg string) {
-	client, req, resp := proxiedGET(t, cfg)
+func allocsPerGET(t *testing.T, cfg, up string) {
+	client, req, resp := proxiedGETFrom(t, cfg, up, nil)
 	allocs := testing.AllocsPerRun(1000, func() {
 		if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
 			t.Fatalf("status %d, err %v", resp.StatusCode(), err)

@@ -30,7 +30,7 @@ import (
 const bufferConfig = `
 listen: "127.0.0.1:0"
 limits: {read_header_timeout: 500ms, buffer_memory: %s, buffer_disk: %s, buffer_dir: "%s"}
-upstreams: {app: {endpoints: ["%s"], max_connections: 1}}
+upstreams: {app: {endpoints: ["%s"], max_connections: %d}}
 routes: [{name: default, match: {path_prefix: /}, upstream: app, timeout: 20s%s}]
 `
 
@@ -87,7 +87,7 @@ func TestBufferedResponseFreesTheUpstream(t *testing.T) {
 			if tt.name == "buffered on disk" {
 				memory = "1MiB"
 			}
-			srv, addr := startServer(t, bufferConfig, memory, "1GiB", dir, up, tt.route)
+			srv, addr := startServer(t, bufferConfig, memory, "1GiB", dir, up, 1, tt.route)
 			finished.Store(0)
 			slow := stalledReader(t, addr, "/large")
 			deadline := time.Now().Add(10 * time.Second)
@@ -141,6 +141,7 @@ type bodyUpstream struct {
 	addr  string
 	seen  atomic.Int32
 	fails atomic.Int32 // answer this many requests 503 first
+	slow  atomic.Int32 // answer this many requests a second late first
 }
 
 func startBodyUpstream(t *testing.T) *bodyUpstream {
@@ -156,6 +157,9 @@ func startBodyUpstream(t *testing.T) *bodyUpstream {
 		if u.fails.Add(-1) >= 0 {
 			w.WriteHeader(503)
 			return
+		}
+		if u.slow.Add(-1) >= 0 {
+			time.Sleep(time.Second)
 		}
 		fmt.Fprintf(w, "%d %x cl=%d te=%v", n, h.Sum(nil), r.ContentLength, r.TransferEncoding)
 	}))
@@ -175,7 +179,7 @@ func TestBufferedRequestBody(t *testing.T) {
 	up := startBodyUpstream(t)
 
 	t.Run("slow sender", func(t *testing.T) {
-		addr := startProxy(t, bufferConfig, "64MiB", "0", t.TempDir(), up.addr, "")
+		addr := startProxy(t, bufferConfig, "64MiB", "0", t.TempDir(), up.addr, 1, "")
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
@@ -201,7 +205,7 @@ func TestBufferedRequestBody(t *testing.T) {
 	})
 
 	t.Run("stalled sender", func(t *testing.T) {
-		addr := startProxy(t, bufferConfig, "64MiB", "0", t.TempDir(), up.addr, "")
+		addr := startProxy(t, bufferConfig, "64MiB", "0", t.TempDir(), up.addr, 1, "")
 		up.seen.Store(0)
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -225,19 +229,30 @@ func TestBufferedRequestBody(t *testing.T) {
 	for _, tt := range []struct {
 		name, memory, disk, route string
 		chunked                   bool
-		fails                     int32
+		fails, slow               int32
+		status                    int
 		want                      string
 	}{
-		{"chunked", "64MiB", "0", "", true, 0, want},
-		{"chunked, spilled", "128KiB", "1MiB", "", true, 0, want},
-		{"retried", "64MiB", "0", ", retry: {attempts: 2, on: [503]}", false, 1, want},
-		{"retried, spilled", "0", "1MiB", ", retry: {attempts: 2, on: [503]}", false, 1, want},
-		{"no room: streamed", "0", "0", "", false, 0, want},
-		{"no room: chunked streamed", "0", "0", "", true, 0, fmt.Sprintf("%d %x cl=-1 te=[chunked]", len(body), sum)},
+		{"chunked", "64MiB", "0", "", true, 0, 0, 200, want},
+		{"chunked, spilled", "128KiB", "1MiB", "", true, 0, 0, 200, want},
+		{"retried", "64MiB", "0", ", retry: {attempts: 2, on: [503]}", false, 1, 0, 200, want},
+		{"retried, spilled", "0", "1MiB", ", retry: {attempts: 2, on: [503]}", false, 1, 0, 200, want},
+		// The hedge finds the pool full: the primary's answer still wins.
+		{"hedge refused, spilled", "0", "1MiB", ", hedge: {delay: 100ms}", false, 0, 1, 200, want},
+		{"hedged, spilled", "0", "1MiB", ", hedge: {delay: 100ms}", false, 0, 1, 200, want},
+		{"no room: streamed", "0", "0", "", false, 0, 0, 200, want},
+		{"no room: chunked streamed", "0", "0", "", true, 0, 0, 200, fmt.Sprintf("%d %x cl=-1 te=[chunked]", len(body), sum)},
+		{"chunked over max_body_bytes", "64MiB", "0", ", max_body_bytes: 100KiB", true, 0, 0, 413, "tailguard: request body too large (route \"default\")\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, addr := startServer(t, bufferConfig, tt.memory, tt.disk, t.TempDir(), up.addr, tt.route)
+			conns := 1
+			if tt.name == "hedged, spilled" {
+				conns = 2
+			}
+			srv, addr := startServer(t, bufferConfig, tt.memory, tt.disk, t.TempDir(), up.addr, conns, tt.route)
+			up.seen.Store(0)
 			up.fails.Store(tt.fails)
+			up.slow.Store(tt.slow)
 			var r io.Reader = bytes.NewReader(body)
 			if tt.chunked {
 				r = io.MultiReader(r) // no length: net/http sends it chunked
@@ -249,10 +264,19 @@ func TestBufferedRequestBody(t *testing.T) {
 			}
 			got, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != 200 || string(got) != tt.want {
-				t.Fatalf("%d %q, want 200 %q", resp.StatusCode, got, tt.want)
+			if resp.StatusCode != tt.status || string(got) != tt.want {
+				t.Fatalf("%d %q, want %d %q", resp.StatusCode, got, tt.status, tt.want)
 			}
-			if f := srv.spool.Figures(); f.MemoryBytes != 0 || f.DiskBytes != 0 {
+			if sent := 1 + tt.fails + int32(conns-1)*tt.slow; up.seen.Load() != sent && tt.status == 200 {
+				t.Errorf("the upstream saw %d requests, want %d", up.seen.Load(), sent)
+			}
+			// A losing hedge holds the body until its attempt ends.
+			f := srv.spool.Figures()
+			for end := time.Now().Add(5 * time.Second); (f.MemoryBytes != 0 || f.DiskBytes != 0) && time.Now().Before(end); {
+				time.Sleep(20 * time.Millisecond)
+				f = srv.spool.Figures()
+			}
+			if f.MemoryBytes != 0 || f.DiskBytes != 0 {
 				t.Errorf("%d + %d bytes of room held after the request", f.MemoryBytes, f.DiskBytes)
 			}
 		})
@@ -318,7 +342,7 @@ func TestBufferedResponseIntact(t *testing.T) {
 		{"spilled", "256KiB", "64MiB", true, false},
 		{"no room", "256KiB", "1MiB", true, true},
 	} {
-		srv, addr := startServer(t, bufferConfig, tt.memory, tt.disk, t.TempDir(), up, "")
+		srv, addr := startServer(t, bufferConfig, tt.memory, tt.disk, t.TempDir(), up, 1, "")
 		for _, n := range []int{1, spool.ChunkSize + 1, len(payload)} {
 			for _, chunked := range []string{"", "1"} {
 				resp, err := http.Get(fmt.Sprintf("http://%s/?n=%d&chunked=%s", addr, n, chunked))
@@ -390,5 +414,22 @@ func TestResponseTimeRunsToTheLastByte(t *testing.T) {
 	l := doc.Routes[0].LatencyMS
 	if l.Response.Max < 1000 || l.Service.Max >= 1000 {
 		t.Fatalf("response time %vms, service time %vms; want the response ≥ 1s of client reading and the service well under", l.Response.Max, l.Service.Max)
+	}
+}
+
+// TestStartSweepsTheBufferDir: a spill file a killed process left behind
+// (one it made and had not yet unlinked) is removed when a server starts;
+// other files stay.
+func TestStartSweepsTheBufferDir(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"tailguard-buffer-123", "app.log"} {
+		if err := os.WriteFile(dir+"/"+name, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServer(t, bufferConfig, "1MiB", "1MiB", dir, "127.0.0.1:1", 1, "")
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "app.log" {
+		t.Fatalf("the buffer directory holds %v, want only app.log", entries)
 	}
 }

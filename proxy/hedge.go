@@ -12,6 +12,8 @@ import (
 // max_extra, while the budget allows and the route is not saturated. The
 // first success wins and is the only response written; the others run to
 // their per-try deadline on the workers and are released there. Without a
+// success, the round ends when every attempt has: with the last failure
+// the upstream gave, or if there was none, the last attempt's. Without a
 // trusted delay or a free worker the round is a plain one.
 func (x *exchange) hedgedRound(avoid int) round {
 	r := x.route
@@ -32,12 +34,21 @@ func (x *exchange) hedgedRound(avoid int) round {
 		select {
 		case a := <-x.results:
 			done++
-			if last != nil {
-				releaseAttempt(last)
-			}
-			last = a
-			if a.res.out != resilience.Failure {
+			if a.res.out == resilience.Success {
+				if last != nil {
+					releaseAttempt(last)
+				}
 				return x.win(a)
+			}
+			// No answer yet. Should none come, the round ends with the
+			// most telling failure: the upstream's own over an attempt
+			// never sent (a hedge that found the pool full must not end
+			// the round while the primary is still out).
+			if last == nil || a.res.out == resilience.Failure || last.res.out != resilience.Failure {
+				last, a = a, last
+			}
+			if a != nil {
+				releaseAttempt(a)
 			}
 		case now := <-x.timer.C:
 			if sent > r.hedge.MaxExtra() || sent >= maxParallelAttempts || r.admission.Saturated() ||

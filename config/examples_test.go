@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -274,6 +275,9 @@ type (
 		ConfigMap *struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
+		EmptyDir *struct {
+			SizeLimit string `yaml:"sizeLimit"`
+		} `yaml:"emptyDir"`
 	}
 	securityContext struct {
 		RunAsNonRoot             *bool  `yaml:"runAsNonRoot"`
@@ -328,12 +332,13 @@ type (
 			Limits   map[string]string `yaml:"limits"`
 		} `yaml:"resources"`
 		SecurityContext *securityContext `yaml:"securityContext"`
-		VolumeMounts    []struct {
-			Name      string `yaml:"name"`
-			MountPath string `yaml:"mountPath"`
-			ReadOnly  bool   `yaml:"readOnly"`
-			SubPath   string `yaml:"subPath"`
-		} `yaml:"volumeMounts"`
+		VolumeMounts    []volumeMount    `yaml:"volumeMounts"`
+	}
+	volumeMount struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
+		SubPath   string `yaml:"subPath"`
 	}
 	probe struct {
 		HTTPGet *struct {
@@ -584,6 +589,21 @@ func TestKubernetesDeployments(t *testing.T) {
 			}
 			if !mounted {
 				t.Errorf("-config %s: its directory is not a volume mount", file)
+			}
+
+			// Spilled bodies need a writable directory: with a read-only
+			// root, an emptyDir mounted at buffer_dir (the OS temp dir,
+			// /tmp, by default).
+			if sc := tg.SecurityContext; sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
+				dir := cmp.Or(cfg.Limits.BufferDir, "/tmp")
+				vm := slices.IndexFunc(tg.VolumeMounts, func(m volumeMount) bool {
+					return path.Clean(m.MountPath) == dir && !m.ReadOnly
+				})
+				if vm < 0 {
+					t.Errorf("read-only root: no writable mount at %s for spilled bodies (limits.buffer_dir)", dir)
+				} else if vi := slices.IndexFunc(pod.Volumes, func(v volume) bool { return v.Name == tg.VolumeMounts[vm].Name }); vi < 0 || pod.Volumes[vi].EmptyDir == nil {
+					t.Errorf("the mount at %s is not an emptyDir", dir)
+				}
 			}
 			if _, ok := cm.Data[path.Base(file)]; !ok {
 				t.Errorf("-config %s: the ConfigMap has no key %q", file, path.Base(file))

@@ -153,6 +153,7 @@ routes:
     upstream: app
     timeout: 0
     max_body_bytes: 0
+    buffering: {request: off, response: off}
 `, up.addr))
 	want := patternSHA256(size)
 	client := newClient(t, 0)

@@ -48,7 +48,11 @@
 //   - 1h: a ring of 60 one-minute slots of counters only, for the 1h burn
 //     rate;
 //   - all: a dense histogram per metric and counters since the route was
-//     first configured.
+//     first configured, and the queue, service and response histograms'
+//     /metrics buckets (classic and native, 4 KiB each): the tick adds
+//     each second's populated buckets to them, so a scrape copies them
+//     instead of reading "all", whose thousands of buckets real traffic
+//     mostly fills.
 //
 // Slots keep HdrHistogram's packed (sparse) form, since a second or ten
 // fill few of the buckets. A reader merges the slots of a window into a

@@ -28,6 +28,22 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordExemplar is BenchmarkRecord with a trace id on every
+// request, each kept as its bucket's exemplar: the hot path's cost when
+// every request carries a traceparent.
+func BenchmarkRecordExemplar(b *testing.B) {
+	reg, _ := newTestRegistry(b, RouteConfig{Name: "api", SLO: &SLO{Latency: 5 * time.Millisecond}})
+	rt := reg.Route("api")
+	s := ok(3 * time.Millisecond)
+	s.TraceID, s.RequestID = []byte("4bf92f3577b34da6a3ce929d0e0e4736"), []byte("0af7651916cd43dd8448eb211c80319c")
+	b.ReportAllocs()
+	var i uint64
+	for b.Loop() {
+		i++
+		rt.Record(i>>4, s)
+	}
+}
+
 // BenchmarkRecordParallel is the hot path's cost with one connection per
 // goroutine, as fasthttp's ConnID gives (different shards while there
 // are at least as many shards as goroutines).

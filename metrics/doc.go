@@ -113,7 +113,12 @@
 //     by less than the recording precision may be counted under it. To a
 //     scraper that negotiates protobuf, each is also a native histogram
 //     (schema 4, zero threshold 2^-20 s; see nativeSchema), so a fleet
-//     quantile is within 5% whatever the distribution;
+//     quantile is within 5% whatever the distribution. Their buckets
+//     carry exemplars (OpenMetrics and protobuf scrapes; the text format
+//     has none): a recent request's {trace_id="..."} (the W3C traceparent's
+//     trace id) or {request_id="..."} (its X-Request-Id), its value and
+//     the tick that took it, one per classic bucket of the response time
+//     (see exemplar.go);
 //   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
 //     2 open; absent without a breaker), tailguard_concurrency_limit (0:
 //     none), tailguard_in_flight, tailguard_queued;

@@ -192,11 +192,12 @@ func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n
 }
 
 // collectHistograms exposes the route's latency histograms from s, each
-// in both layouts (see latencyHistogram).
+// in both layouts (see latencyHistogram), with their exemplars.
 func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string, s *routeScrape) {
 	for m, d := range c.histograms {
 		if d != nil {
-			ch <- newLatencyHistogram(d, route, &s.prom[m], nativeLayout4, s.c.sum[m], c.created)
+			exemplars := s.ex.forMetric(Metric(m))
+			ch <- newLatencyHistogram(d, route, &s.prom[m], nativeLayout4, s.c.sum[m], &exemplars, c.created)
 		}
 	}
 }

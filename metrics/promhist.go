@@ -110,6 +110,7 @@ func hdrBucketWidth(v int64, subBits int) int64 {
 type routeScrape struct {
 	c    counters
 	prom [numMetrics]promBuckets // Overhead: empty, /metrics has no such histogram
+	ex   routeExemplars
 }
 
 func newRouteScrape() *routeScrape {
@@ -129,6 +130,7 @@ func (rt *Route) readScrape(s *routeScrape) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	s.c = rt.win.allC
+	s.ex = rt.win.ex
 	for _, m := range promMetrics {
 		s.prom[m].copyFrom(&rt.win.prom[m])
 	}
@@ -148,18 +150,23 @@ type latencyHistogram struct {
 	count, zeroCount uint64
 	sum, zeroThresh  float64
 	schema           int32
-	bounds           [len(bucketMicros)]float64 // upper bounds in seconds
-	cumulative       [len(bucketMicros)]uint64
-	buckets          [len(bucketMicros)]dto.Bucket
-	bucketPtrs       [len(bucketMicros)]*dto.Bucket
+	// The classic buckets, and a +Inf one when an exemplar is above the
+	// last bound (the exposition has no other place for it).
+	bounds     [len(bucketMicros) + 1]float64 // upper bounds in seconds
+	cumulative [len(bucketMicros) + 1]uint64
+	buckets    [len(bucketMicros) + 1]dto.Bucket
+	bucketPtrs [len(bucketMicros) + 1]*dto.Bucket
 }
 
 var _ prometheus.Metric = (*latencyHistogram)(nil)
 
 // newLatencyHistogram builds metric d of a route (labels: its name) from
-// its buckets b at layout l and the sum of its values in microseconds.
-// created is when the histogram started counting (the registry's start).
-func newLatencyHistogram(d *prometheus.Desc, route string, b *promBuckets, l *nativeLayout, sumMicros int64, created *timestamppb.Timestamp) *latencyHistogram {
+// its buckets b at layout l, the sum of its values in microseconds and
+// its exemplars by classic bucket (nil: none; the last one above the last
+// bound). created is when the histogram started counting (the registry's
+// start).
+func newLatencyHistogram(d *prometheus.Desc, route string, b *promBuckets, l *nativeLayout, sumMicros int64,
+	exemplars *[len(bucketMicros) + 1]*dto.Exemplar, created *timestamppb.Timestamp) *latencyHistogram {
 	h := &latencyHistogram{
 		desc:       d,
 		labels:     prometheus.MakeLabelPairs(d, []string{route}),
@@ -168,25 +175,37 @@ func newLatencyHistogram(d *prometheus.Desc, route string, b *promBuckets, l *na
 		schema:     l.schema,
 	}
 	var cum uint64
-	for i, le := range bucketMicros {
-		cum += b.classic[i]
-		h.bounds[i] = float64(le) / 1e6
+	var native []*dto.Exemplar
+	for i, n := range b.classic {
+		cum += n
+		h.bounds[i] = math.Inf(1)
+		if i < len(bucketMicros) {
+			h.bounds[i] = float64(bucketMicros[i]) / 1e6
+		}
 		h.cumulative[i] = cum
-		h.buckets[i] = dto.Bucket{CumulativeCount: &h.cumulative[i], UpperBound: &h.bounds[i]}
+		h.buckets[i] = dto.Bucket{CumulativeCount: &h.cumulative[i], UpperBound: &h.bounds[i], Exemplar: exemplars[i]}
 		h.bucketPtrs[i] = &h.buckets[i]
+		if exemplars[i] != nil {
+			native = append(native, exemplars[i])
+		}
 	}
-	h.count = cum + b.classic[len(bucketMicros)]
-	native := b.nativeBuckets(l)
+	h.count = cum
+	classic := h.bucketPtrs[:len(bucketMicros)]
+	if exemplars[len(bucketMicros)] != nil {
+		classic = h.bucketPtrs[:]
+	}
+	nb := b.nativeBuckets(l)
 	h.h = dto.Histogram{
 		SampleCount:      &h.count,
 		SampleSum:        &h.sum,
-		Bucket:           h.bucketPtrs[:],
+		Bucket:           classic,
+		Exemplars:        native,
 		CreatedTimestamp: created,
 		Schema:           &h.schema,
 		ZeroThreshold:    &h.zeroThresh,
 		ZeroCount:        &h.zeroCount,
-		PositiveSpan:     native.spans,
-		PositiveDelta:    native.deltas,
+		PositiveSpan:     nb.spans,
+		PositiveDelta:    nb.deltas,
 	}
 	return h
 }

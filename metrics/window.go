@@ -134,6 +134,7 @@ type windows struct {
 	all   [numMetrics]*hdr.Histogram
 	allC  counters
 	prom  [numMetrics]promBuckets // all's histograms as /metrics serves them
+	ex    routeExemplars          // their exemplars
 	born  time.Time               // when the route was first configured
 	last  time.Time               // the last tick
 	lastS int64                   // the last tick, in seconds since the registry started

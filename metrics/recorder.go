@@ -121,7 +121,7 @@ func newTally(digits int) *tally {
 func (rt *Route) Record(shard uint64, s Sample) {
 	slo := time.Duration(rt.latencySLO.Load())
 	good := slo > 0 && s.Response <= slo
-	v := s.recorded()
+	var v [numMetrics]int64
 	sh := &rt.shards[shard&rt.mask]
 	sh.mu.Lock()
 	sh.hot.record(&s, &v, good)
@@ -131,20 +131,16 @@ func (rt *Route) Record(shard uint64, s Sample) {
 	sh.mu.Unlock()
 }
 
-// recorded returns the values recorded of s, in microseconds. Service is
-// 0, not recorded, when no attempt was made.
-func (s *Sample) recorded() (v [numMetrics]int64) {
+// record adds one sample, and sets v to the values recorded, in
+// microseconds. Service is recorded, and not 0 in v, only when an attempt
+// was made.
+func (t *tally) record(s *Sample, v *[numMetrics]int64, latencyGood bool) {
 	v[Queue] = micros(s.Queue)
 	v[Response] = micros(s.Response)
 	v[Overhead] = micros(s.overhead())
 	if s.Service > 0 {
 		v[Service] = micros(s.Service)
 	}
-	return v
-}
-
-// record adds one sample, whose recorded values are v.
-func (t *tally) record(s *Sample, v *[numMetrics]int64, latencyGood bool) {
 	for m := range v {
 		if v[m] > 0 {
 			_ = t.h[m].RecordValue(v[m]) // in range: cannot fail

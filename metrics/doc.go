@@ -153,7 +153,8 @@
 // A dense histogram of the 1 µs–1 h range is 26 KiB at 2 digits and
 // 184 KiB at 3; a route holds (2·S + 1) × 4 of them (the shards' tallies
 // and "all"), plus the packed slots, which grow with the spread of the
-// traffic. Dense slots would hold 41 histograms per metric: 4.2 MiB per
+// traffic. /metrics adds 12 KiB a route (the buckets the tick keeps for
+// it) and exemplars 1.1 KiB a shard (18 slots of 64 bytes). Dense slots would hold 41 histograms per metric: 4.2 MiB per
 // route at 2 digits, 30 MiB at 3, whatever the traffic. 2 digits (values within 1%, finer than any chart or alert
 // reads) is the default: 3 digits would cost 4–6× the memory for a
 // precision nobody sees. On 64 cores (S = 64) the shards alone would be

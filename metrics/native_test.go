@@ -240,11 +240,11 @@ func nativeQuantile(q float64, schema int32, buckets map[int]int64) float64 {
 func relErr(got, want float64) float64 { return math.Abs(got-want) / want }
 
 // TestHDRBucketWidth checks hdrBucketWidth against HdrHistogram's own
-// buckets, every one of them, at every precision: the native buckets
-// place each HdrHistogram bucket by its middle, from its lowest value and
-// this width.
+// buckets, every one of them, at 1 to 4 digits (5 would list 2.7 million
+// buckets): the native buckets place each HdrHistogram bucket by its
+// middle, from its lowest value and this width.
 func TestHDRBucketWidth(t *testing.T) {
-	for digits := 1; digits <= 5; digits++ {
+	for digits := 1; digits <= 4; digits++ {
 		h := newHistogram(digits)
 		_ = h.RecordValue(highestMicros) // Distribution stops at the last value recorded
 		subBits := hdrSubBucketBits(h.SignificantFigures())

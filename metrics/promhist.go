@@ -105,8 +105,9 @@ func hdrBucketWidth(v int64, subBits int) int64 {
 }
 
 // A routeScrape is what one scrape reads of a route under its read lock:
-// the counters since the route was configured and its latency histograms'
-// buckets. A Collector reuses them from scrape to scrape.
+// the counters since the route was configured, its latency histograms'
+// buckets and their exemplars. A Collector reuses them from scrape to
+// scrape.
 type routeScrape struct {
 	c    counters
 	prom [numMetrics]promBuckets // Overhead: empty, /metrics has no such histogram
@@ -125,7 +126,7 @@ func newRouteScrape() *routeScrape {
 var promMetrics = [...]Metric{Queue, Service, Response}
 
 // readScrape fills s with the route's counters and histogram buckets
-// since it was configured ("all").
+// since it was configured ("all"), and its exemplars.
 func (rt *Route) readScrape(s *routeScrape) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()

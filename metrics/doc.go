@@ -163,5 +163,17 @@
 // Record costs 33–39 ns on one goroutine (BenchmarkRecord, -cpu 1 and 2)
 // and 17 ns per request with two goroutines on two cores
 // (BenchmarkRecordParallel -cpu 2, one shard each), with 0 allocations; a
-// tick costs about 0.1 ms per route at 1,000 rps (0.2–0.4 ms at 3 digits).
+// tick costs about 0.1 ms per route at 1,000 rps (0.2–0.4 ms at 3 digits),
+// of which keeping /metrics' buckets is about 4 µs a histogram
+// (BenchmarkPromBucketsAdd). A trace id or request id to keep as an
+// exemplar adds a copy of it under the same lock, no allocation
+// (BenchmarkRecordExemplar; the difference was within the shared VM's
+// noise).
+//
+// A /metrics scrape of 50 routes, each histogram filled by 10,000
+// log-normal requests (BenchmarkScrape), took 20–39 ms when it copied
+// and walked the dense histograms; it takes 3.0–5.9 ms in the text format
+// and 2.2–4.7 ms in protobuf on the same busy 2-vCPU VM (load 5–7),
+// mostly client_golang's encoding, and its cost no longer grows with the
+// spread of the traffic.
 package metrics

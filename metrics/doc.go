@@ -171,9 +171,10 @@
 // noise).
 //
 // A /metrics scrape of 50 routes, each histogram filled by 10,000
-// log-normal requests (BenchmarkScrape), took 20–39 ms when it copied
+// log-normal requests (BenchmarkScrape), took 17–39 ms when it copied
 // and walked the dense histograms; it takes 3.0–5.9 ms in the text format
-// and 2.2–4.7 ms in protobuf on the same busy 2-vCPU VM (load 5–7),
-// mostly client_golang's encoding, and its cost no longer grows with the
-// spread of the traffic.
+// and 2.2–4.7 ms in protobuf on the same busy 2-vCPU VM (load 5–7; the
+// first run in a process, 9 ms, pays a one-off warm-up), mostly
+// client_golang's encoding, and its cost no longer grows with the spread
+// of the traffic.
 package metrics

@@ -39,7 +39,9 @@ const fleetQuery = `histogram_quantile(0.99, sum(rate(tailguard_response_seconds
 // every second; puts a few seconds of load through the three; and checks
 // that the fleet p99 Prometheus computes from the native histograms is
 // within 5% of the exact p99 of the three instances' HdrHistograms merged
-// from /stats/hdr. It logs both figures:
+// from /stats/hdr; and that Prometheus (exemplar storage on) stored the
+// response histograms' exemplars, each a request's X-Request-Id. It logs
+// both figures:
 //
 //	go test -count=1 -v -run '^TestPrometheusFleetP99$' .
 func TestPrometheusFleetP99(t *testing.T) {
@@ -98,6 +100,50 @@ func TestPrometheusFleetP99(t *testing.T) {
 	if off > 0.05 {
 		t.Errorf("fleet p99 from Prometheus %.3f ms, exact %.3f ms: %.2f%% off, want within 5%%", got*1e3, exact*1e3, off*100)
 	}
+
+	// The load's requests carry no traceparent: tailguard gave each an
+	// X-Request-Id, and the histograms' exemplars are those.
+	ex := prom.exemplars(t, ctx, `{__name__=~"tailguard_response_seconds.*"}`)
+	t.Logf("exemplars of the response time Prometheus stored: %d, e.g. %v", len(ex), ex[:min(len(ex), 1)])
+	if len(ex) == 0 {
+		t.Error("Prometheus stored no exemplar of tailguard_response_seconds")
+	}
+	for _, e := range ex {
+		if len(e["request_id"]) != 32 {
+			t.Errorf("exemplar %v: want a 32-digit request_id", e)
+		}
+	}
+}
+
+// exemplars returns the exemplars Prometheus stored for the series of q
+// over the last minute, as their label sets.
+func (p *promProc) exemplars(t *testing.T, ctx context.Context, q string) []map[string]string {
+	t.Helper()
+	var resp struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   []struct {
+			SeriesLabels map[string]string `json:"seriesLabels"`
+			Exemplars    []struct {
+				Labels map[string]string `json:"labels"`
+				Value  string            `json:"value"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	now := time.Now()
+	getJSON(t, ctx, fmt.Sprintf("%s/api/v1/query_exemplars?query=%s&start=%d&end=%d",
+		p.base, url.QueryEscape(q), now.Add(-time.Minute).Unix(), now.Unix()), &resp)
+	if resp.Status != "success" {
+		t.Fatalf("query_exemplars %s: %s", q, resp.Error)
+	}
+	var out []map[string]string
+	for _, series := range resp.Data {
+		t.Logf("%d exemplars of %v", len(series.Exemplars), series.SeriesLabels)
+		for _, e := range series.Exemplars {
+			out = append(out, e.Labels)
+		}
+	}
+	return out
 }
 
 // fleetLoad sends GET requests to the instances, workers at a time on
@@ -187,7 +233,7 @@ scrape_configs:
 		"--config.file="+cfgFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
-		"--enable-feature=native-histograms",
+		"--enable-feature=native-histograms,exemplar-storage",
 		"--log.level=warn",
 	)
 	var out lockedBuffer

@@ -90,7 +90,10 @@ func metricsHandler(reg *Registry, reloads []*Reloads) http.Handler {
 	for _, r := range reloads {
 		p.MustRegister(r)
 	}
-	return promhttp.HandlerFor(p, promhttp.HandlerOpts{})
+	// OpenMetrics, to a scraper that asks for it, carries the latency
+	// histograms' exemplars; the Prometheus text format has no place for
+	// them (protobuf does).
+	return promhttp.HandlerFor(p, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // stats serves /stats: ?window=10s|1m|5m|all (default 1m) and

@@ -48,7 +48,11 @@
 //   - 1h: a ring of 60 one-minute slots of counters only, for the 1h burn
 //     rate;
 //   - all: a dense histogram per metric and counters since the route was
-//     first configured.
+//     first configured, and the queue, service and response histograms'
+//     /metrics buckets (classic and native, 4 KiB each): the tick adds
+//     each second's populated buckets to them, so a scrape copies them
+//     instead of reading "all", whose thousands of buckets real traffic
+//     mostly fills.
 //
 // Slots keep HdrHistogram's packed (sparse) form, since a second or ten
 // fill few of the buckets. A reader merges the slots of a window into a
@@ -109,7 +113,12 @@
 //     by less than the recording precision may be counted under it. To a
 //     scraper that negotiates protobuf, each is also a native histogram
 //     (schema 4, zero threshold 2^-20 s; see nativeSchema), so a fleet
-//     quantile is within 5% whatever the distribution;
+//     quantile is within 5% whatever the distribution. Their buckets
+//     carry exemplars (OpenMetrics and protobuf scrapes; the text format
+//     has none): a recent request's {trace_id="..."} (the W3C traceparent's
+//     trace id) or {request_id="..."} (its X-Request-Id), its value and
+//     the tick that took it, one per classic bucket of the response time
+//     (see exemplar.go);
 //   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
 //     2 open; absent without a breaker), tailguard_concurrency_limit (0:
 //     none), tailguard_in_flight, tailguard_queued;
@@ -146,7 +155,8 @@
 // A dense histogram of the 1 µs–1 h range is 26 KiB at 2 digits and
 // 184 KiB at 3; a route holds (2·S + 1) × 4 of them (the shards' tallies
 // and "all"), plus the packed slots, which grow with the spread of the
-// traffic. Dense slots would hold 41 histograms per metric: 4.2 MiB per
+// traffic. /metrics adds 12 KiB a route (the buckets the tick keeps for
+// it) and exemplars 1.1 KiB a shard (18 slots of 64 bytes). Dense slots would hold 41 histograms per metric: 4.2 MiB per
 // route at 2 digits, 30 MiB at 3, whatever the traffic. 2 digits (values within 1%, finer than any chart or alert
 // reads) is the default: 3 digits would cost 4–6× the memory for a
 // precision nobody sees. On 64 cores (S = 64) the shards alone would be
@@ -155,5 +165,18 @@
 // Record costs 33–39 ns on one goroutine (BenchmarkRecord, -cpu 1 and 2)
 // and 17 ns per request with two goroutines on two cores
 // (BenchmarkRecordParallel -cpu 2, one shard each), with 0 allocations; a
-// tick costs about 0.1 ms per route at 1,000 rps (0.2–0.4 ms at 3 digits).
+// tick costs about 0.1 ms per route at 1,000 rps (0.2–0.4 ms at 3 digits),
+// of which keeping /metrics' buckets is about 4 µs a histogram
+// (BenchmarkPromBucketsAdd). A trace id or request id to keep as an
+// exemplar adds a copy of it under the same lock, no allocation
+// (BenchmarkRecordExemplar; the difference was within the shared VM's
+// noise).
+//
+// A /metrics scrape of 50 routes, each histogram filled by 10,000
+// log-normal requests (BenchmarkScrape), took 17–39 ms when it copied
+// and walked the dense histograms; it takes 3.0–5.9 ms in the text format
+// and 2.2–4.7 ms in protobuf on the same busy 2-vCPU VM (load 5–7; the
+// first run in a process, 9 ms, pays a one-off warm-up), mostly
+// client_golang's encoding, and its cost no longer grows with the spread
+// of the traffic.
 package metrics

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -131,19 +132,29 @@ func TestNativeQuantileError(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				p := hdr.NewPacked(lowestMicros, highestMicros, digits)
+				p.MergeFrom(s.h[Response])
 				for _, schema := range []int32{nativeSchema, 3} {
-					b := histogramBuckets(s, Response, schema)
+					layout := newNativeLayout(schema)
+					b := newPromBuckets(layout)
+					b.add(p, layout)
+					nb := b.nativeBuckets(layout)
+					native := nativeBucketsOf(&dto.Histogram{PositiveSpan: nb.spans, PositiveDelta: nb.deltas})
 					var total int64
-					for _, c := range b.native {
+					for _, c := range native {
 						total += c
 					}
-					if b.count != n || total != n || b.classic[30] != n {
-						t.Fatalf("schema %d: count %d, native buckets add up to %d, classic to %d; want %d",
-							schema, b.count, total, b.classic[30], n)
+					var classicTotal uint64
+					for _, c := range b.classic[:len(bucketMicros)] {
+						classicTotal += c
+					}
+					if total != n || classicTotal != n {
+						t.Fatalf("schema %d: native buckets add up to %d, classic to %d; want %d",
+							schema, total, classicTotal, n)
 					}
 					var errs []string
 					for _, q := range quantiles {
-						got := nativeQuantile(q, schema, b.native)
+						got := nativeQuantile(q, schema, native)
 						want := s.Quantile(Response, q).Seconds()
 						e := relErr(got, want)
 						worst[schema] = max(worst[schema], e)
@@ -153,7 +164,7 @@ func TestNativeQuantileError(t *testing.T) {
 								schema, q*100, got, want, e*100)
 						}
 					}
-					t.Logf("schema %d (%d buckets): %v", schema, len(b.native), errs)
+					t.Logf("schema %d (%d buckets): %v", schema, len(native), errs)
 				}
 			})
 		}
@@ -227,3 +238,49 @@ func nativeQuantile(q float64, schema int32, buckets map[int]int64) float64 {
 
 // relErr is got's error relative to want.
 func relErr(got, want float64) float64 { return math.Abs(got-want) / want }
+
+// TestHDRBucketWidth checks hdrBucketWidth against HdrHistogram's own
+// buckets, every one of them, at 1 to 4 digits (5 would list 2.7 million
+// buckets): the native buckets place each HdrHistogram bucket by its
+// middle, from its lowest value and this width.
+func TestHDRBucketWidth(t *testing.T) {
+	for digits := 1; digits <= 4; digits++ {
+		h := newHistogram(digits)
+		_ = h.RecordValue(highestMicros) // Distribution stops at the last value recorded
+		subBits := hdrSubBucketBits(h.SignificantFigures())
+		bars := h.Distribution()
+		if len(bars) < 400 {
+			t.Fatalf("%d digits: %d buckets", digits, len(bars))
+		}
+		for _, bar := range bars {
+			if got, want := hdrBucketWidth(bar.From, subBits), bar.To-bar.From+1; got != want {
+				t.Fatalf("%d digits: the bucket from %d is %d wide, hdrBucketWidth says %d", digits, bar.From, want, got)
+			}
+		}
+	}
+}
+
+// TestPromBucketsFollowAll checks that the buckets the tick keeps for
+// /metrics, added second by second, are those of the cumulative
+// HdrHistogram computed at once.
+func TestPromBucketsFollowAll(t *testing.T) {
+	reg, clock := newTestRegistry(t, RouteConfig{Name: "api"})
+	rt, r, start := reg.Route("api"), rand.New(rand.NewPCG(3, 4)), clock.Now()
+	for sec := 1; sec <= 5; sec++ {
+		fill(rt, r, 2000)
+		reg.Tick(clock.set(start, time.Duration(sec)*time.Second))
+	}
+	for _, m := range promMetrics {
+		p := hdr.NewPacked(lowestMicros, highestMicros, DefaultDigits)
+		p.MergeFrom(rt.win.all[m])
+		want := newPromBuckets(nativeLayout4)
+		want.add(p, nativeLayout4)
+		got := rt.win.prom[m]
+		if got.classic != want.classic || !slices.Equal(got.native, want.native) {
+			t.Errorf("%s: the buckets added tick by tick differ from those of the cumulative histogram:\nclassic %v\nwant    %v", m, got.classic, want.classic)
+		}
+		if total := p.TotalCount(); total != 10_000 {
+			t.Errorf("%s: %d values recorded", m, total)
+		}
+	}
+}

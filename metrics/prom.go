@@ -1,17 +1,17 @@
 package metrics
 
 import (
-	"math"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // bucketMicros are the upper bounds of the Prometheus histograms, in
 // microseconds: 100 µs to 30 s, roughly 1-2.5-5 per decade. They are the
 // same for every route and every pod, so histogram_quantile can aggregate
 // them (sum by (le) of rate(..._bucket[1m])).
-var bucketMicros = []int64{
+var bucketMicros = [...]int64{
 	100, 250, 500,
 	1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
 	100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
@@ -25,6 +25,11 @@ var breakerStates = map[string]float64{"closed": 0, "half_open": 1, "open": 2}
 // safe for concurrent use.
 type Collector struct {
 	reg *Registry
+	// created is the registry's start, when every histogram started
+	// counting: a route configured later had recorded nothing until then.
+	created *timestamppb.Timestamp
+	// scrapes are *routeScrape buffers, one per concurrent scrape.
+	scrapes sync.Pool
 
 	requests, shed, timeouts, breakerRejects *prometheus.Desc
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
@@ -51,8 +56,9 @@ func NewCollector(reg *Registry) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("tailguard_"+name, help, append(route, labels...), nil)
 	}
-	return &Collector{
+	c := &Collector{
 		reg:             reg,
+		created:         timestamppb.New(reg.start),
 		requests:        d("requests_total", "Requests answered, by status class (tailguard's own errors included).", "code"),
 		shed:            d("shed_total", "Requests refused by admission control."),
 		timeouts:        d("timeouts_total", "Requests answered with 504 because a deadline passed."),
@@ -90,6 +96,8 @@ func NewCollector(reg *Registry) *Collector {
 		bufferSpills:     desc("buffer_spills_total", "Buffered bodies that outgrew memory and went on to disk."),
 		bufferFallbacks:  desc("buffer_fallbacks_total", "Bodies streamed unbuffered, whole or in part, because memory and disk were full."),
 	}
+	c.scrapes.New = func() any { return newRouteScrape() }
+	return c
 }
 
 // endpoint are the labels of the per-endpoint metrics; their cardinality
@@ -123,11 +131,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: counters and histograms since
 // the route was first configured, gauges as they are now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.scrapes.Get().(*routeScrape)
+	defer c.scrapes.Put(s)
 	for _, rt := range c.reg.configured() {
-		all := rt.view(winAll, true)
+		rt.readScrape(s)
 		cfg := rt.cfg.Load()
-		c.collectCounters(ch, rt.name, &all.c)
-		c.collectHistograms(ch, rt.name, all)
+		c.collectCounters(ch, rt.name, &s.c)
+		c.collectHistograms(ch, rt.name, s)
 		active, total := rt.Tunnels()
 		ch <- prometheus.MustNewConstMetric(c.tunnelsActive, prometheus.GaugeValue, float64(active), rt.name)
 		ch <- prometheus.MustNewConstMetric(c.tunnelsTotal, prometheus.CounterValue, float64(total), rt.name)
@@ -135,7 +145,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			c.collectGauges(ch, rt.name, cfg.Gauges())
 		}
 		if cfg.SLO != nil {
-			c.collectSLO(ch, rt, cfg.SLO, &all.c)
+			c.collectSLO(ch, rt, cfg.SLO, &s.c)
 		}
 	}
 	c.collectServer(ch, c.reg.serverGauges())
@@ -190,19 +200,13 @@ func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n
 	}
 }
 
-func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string, s *Snapshot) {
+// collectHistograms exposes the route's latency histograms from s, each
+// in both layouts (see latencyHistogram), with their exemplars.
+func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string, s *routeScrape) {
 	for m, d := range c.histograms {
-		if d == nil {
-			continue
-		}
-		b := histogramBuckets(s, Metric(m), nativeSchema)
-		sum := float64(s.c.sum[m]) / 1e6
-		// Created: the registry's start. A route configured later had
-		// recorded nothing until then, so its histogram was empty since.
-		ch <- nativeAndClassic{
-			native: prometheus.MustNewConstNativeHistogram(d, b.count, sum, b.native, nil, 0,
-				nativeSchema, nativeZeroThreshold, c.reg.start, route),
-			classic: prometheus.MustNewConstHistogram(d, b.count, sum, b.classic, route),
+		if d != nil {
+			exemplars := s.ex.forMetric(Metric(m))
+			ch <- newLatencyHistogram(d, route, &s.prom[m], nativeLayout4, s.c.sum[m], &exemplars, c.created)
 		}
 	}
 }
@@ -234,94 +238,6 @@ const nativeSchema = 4
 // and it is not 0, which tells Prometheus 2.x that a histogram without
 // observations yet is a native one.
 const nativeZeroThreshold = 0x1p-20
-
-// histBuckets are one histogram's observations in both layouts.
-type histBuckets struct {
-	count   uint64
-	classic map[float64]uint64 // cumulative, by upper bound in seconds (bucketMicros)
-	native  map[int]int64      // by bucket index at the schema asked for
-}
-
-// histogramBuckets returns metric m's count and buckets, in one pass over
-// the HdrHistogram.
-//
-// Classic: an HdrHistogram bucket is counted under the first bound at or
-// above its lowest value: a value at a bound is counted under it, as
-// Prometheus's le says, and one above a bound by less than the
-// histogram's precision (1% at 2 digits) may be counted under it too.
-//
-// Native: an HdrHistogram bucket is counted in the native bucket that
-// holds its middle (HdrHistogram's median equivalent value, which its
-// Mean uses too), so a value is counted at most half an HdrHistogram
-// bucket from where it belongs. Native bucket i at schema s holds
-// (2^((i-1)/2^s), 2^(i/2^s)] seconds.
-func histogramBuckets(s *Snapshot, m Metric, schema int32) histBuckets {
-	per := make([]uint64, len(bucketMicros)+1) // the last one is +Inf
-	var b histBuckets
-	perDoubling := math.Exp2(float64(schema))
-	i := 0 // the classic bucket of the last value
-	// Values rise: a native bucket is complete when a value goes past its
-	// upper bound. native are the complete ones, in order.
-	type bucket struct {
-		idx   int
-		count int64
-	}
-	var native []bucket
-	upper := math.Inf(-1)
-	for _, bar := range s.h[m].Distribution() {
-		if bar.Count == 0 {
-			continue
-		}
-		for i < len(bucketMicros) && bar.From > bucketMicros[i] {
-			i++
-		}
-		per[i] += uint64(bar.Count)
-		b.count += uint64(bar.Count)
-		if v := float64(bar.From+bar.To) / 2 / 1e6; v > upper {
-			idx := int(math.Ceil(math.Log2(v) * perDoubling))
-			upper = math.Exp2(float64(idx) / perDoubling)
-			native = append(native, bucket{idx: idx})
-		}
-		native[len(native)-1].count += bar.Count
-	}
-	b.native = make(map[int]int64, len(native))
-	for _, n := range native {
-		b.native[n.idx] += n.count // += : Log2 and Exp2 may disagree by an ulp at a bound
-	}
-	b.classic = make(map[float64]uint64, len(bucketMicros))
-	var cum uint64
-	for i, le := range bucketMicros {
-		cum += per[i]
-		b.classic[float64(le)/1e6] = cum
-	}
-	return b
-}
-
-// nativeAndClassic is one histogram in both layouts, as client_golang's
-// own histograms expose it when given both: a scraper that negotiates
-// protobuf (Prometheus with native histograms on) reads the native
-// buckets, the text format carries the classic ones.
-type nativeAndClassic struct {
-	native  prometheus.Metric // a const native histogram: the Desc, labels, count, sum and native buckets
-	classic prometheus.Metric // a const histogram of the same observations: its buckets
-}
-
-// Desc implements prometheus.Metric.
-func (h nativeAndClassic) Desc() *prometheus.Desc { return h.native.Desc() }
-
-// Write implements prometheus.Metric: the native histogram, with the
-// classic one's buckets added.
-func (h nativeAndClassic) Write(out *dto.Metric) error {
-	var classic dto.Metric
-	if err := h.classic.Write(&classic); err != nil {
-		return err
-	}
-	if err := h.native.Write(out); err != nil {
-		return err
-	}
-	out.Histogram.Bucket = classic.Histogram.Bucket
-	return nil
-}
 
 func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g Gauges) {
 	if v, ok := breakerStates[g.Breaker]; ok {

@@ -2,10 +2,14 @@ package metrics
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -123,41 +127,121 @@ func value(f *dto.MetricFamily, label, v string) float64 {
 	return -1
 }
 
-// TestGrafanaDashboardMetrics checks that grafana-dashboard.json is valid
-// JSON and queries only metrics /metrics exposes.
-func TestGrafanaDashboardMetrics(t *testing.T) {
+// grafanaDashboard is what the tests read of grafana-dashboard.json: each
+// panel's queries and the template variables' queries.
+type grafanaDashboard struct {
+	Panels []struct {
+		Title   string
+		Targets []struct{ Expr string }
+	}
+	Templating struct {
+		List []struct {
+			Name       string
+			Definition string
+		}
+	}
+}
+
+// readDashboard parses grafana-dashboard.json and returns its queries, by
+// where they are ("panel ...", "variable ...").
+func readDashboard(t *testing.T) map[string][]string {
+	t.Helper()
 	raw, err := os.ReadFile("grafana-dashboard.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dash struct {
-		Panels []struct {
-			Title   string
-			Targets []struct{ Expr string }
-		}
-	}
+	var dash grafanaDashboard
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatalf("grafana-dashboard.json: %v", err)
 	}
-	a, _ := newStatsAdmin(t, "")
+	queries := map[string][]string{}
+	for _, p := range dash.Panels {
+		for _, target := range p.Targets {
+			queries["panel "+strconv.Quote(p.Title)] = append(queries["panel "+strconv.Quote(p.Title)], target.Expr)
+		}
+	}
+	for _, v := range dash.Templating.List {
+		if v.Definition != "" {
+			queries["variable "+v.Name] = append(queries["variable "+v.Name], v.Definition)
+		}
+	}
+	return queries
+}
+
+// TestGrafanaDashboardMetrics checks that grafana-dashboard.json is valid
+// JSON and queries only metrics /metrics serves (with the proxy's
+// listener and endpoint figures present), that its percentiles read the
+// native histograms, and that it charts the endpoints and the listener's
+// errors.
+func TestGrafanaDashboardMetrics(t *testing.T) {
+	queries := readDashboard(t)
+	a, reg := newStatsAdmin(t, "")
+	reg.SetServerGauges(func() ServerGauges {
+		return ServerGauges{
+			Listener: ListenerGauges{Connections: 3, Errors: []CauseCount{{Cause: "no_route", Count: 2}}},
+			Upstreams: []UpstreamGauges{{Name: "app", Breaker: "closed", Endpoints: []EndpointGauges{
+				{Address: "10.0.0.1:8080", Healthy: true, Outstanding: 1, LatencyEWMA: time.Millisecond, Requests: 10, Failures: 1},
+			}}},
+		}
+	})
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(get(a, "/metrics", "").Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := regexp.MustCompile(`tailguard_[a-z_]+`)
-	queries := 0
-	for _, p := range dash.Panels {
-		for _, target := range p.Targets {
-			queries++
-			for _, n := range name.FindAllString(target.Expr, -1) {
-				if families[strings.TrimSuffix(n, "_bucket")] == nil {
-					t.Errorf("panel %q queries %s, which /metrics does not expose", p.Title, n)
+	native := regexp.MustCompile(`histogram_quantile\([0-9.]+, sum by \(route\) \(rate\(tailguard_[a-z]+_seconds\{`)
+	seen := map[string]bool{}
+	for where, exprs := range queries {
+		for _, expr := range exprs {
+			for _, n := range name.FindAllString(expr, -1) {
+				base := n
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if f := families[strings.TrimSuffix(n, suffix)]; f != nil && f.GetType() == dto.MetricType_HISTOGRAM {
+						base = strings.TrimSuffix(n, suffix)
+					}
 				}
+				if families[base] == nil {
+					t.Errorf("%s queries %s, which /metrics does not serve", where, n)
+				}
+				seen[base] = true
+			}
+			if strings.Contains(expr, "histogram_quantile") && !native.MatchString(expr) {
+				t.Errorf("%s: a percentile not read from the native histograms: %s", where, expr)
 			}
 		}
 	}
-	if queries == 0 {
-		t.Error("the dashboard has no queries")
+	for _, n := range []string{
+		"tailguard_response_seconds", "tailguard_listener_errors_total", "tailguard_endpoint_requests_total",
+		"tailguard_endpoint_failures_total", "tailguard_endpoint_latency_ewma_seconds", "tailguard_endpoint_outstanding",
+		"tailguard_endpoint_ejected", "tailguard_endpoint_healthy", "tailguard_upstream_breaker_state",
+	} {
+		if !seen[n] {
+			t.Errorf("the dashboard does not chart %s", n)
+		}
 	}
+}
+
+// TestGrafanaDashboardPromQL has promtool parse every query of the
+// dashboard (the template variables replaced by ".*"), as recording rules.
+func TestGrafanaDashboardPromQL(t *testing.T) {
+	promtool(t)
+	var rules strings.Builder
+	rules.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	n := 0
+	for where, exprs := range readDashboard(t) {
+		if strings.HasPrefix(where, "variable ") {
+			continue // label_values(...) is Grafana's, not PromQL
+		}
+		for _, expr := range exprs {
+			n++
+			expr = strings.NewReplacer("$route", ".*", "$upstream", ".*").Replace(expr)
+			fmt.Fprintf(&rules, "      - record: dashboard:query%d\n        expr: %s\n", n, strconv.Quote(expr))
+		}
+	}
+	path := filepath.Join(t.TempDir(), "dashboard.rules.yaml")
+	if err := os.WriteFile(path, []byte(rules.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runPromtool(t, "check", "rules", path)
 }

@@ -82,7 +82,10 @@ func (r *Route) Tunnels() (active int64, total uint64) {
 type shard struct {
 	mu        sync.Mutex
 	hot, cold *tally
-	_         [cacheLine]byte
+	// ex are the exemplars recorded since the last tick; the lock guards
+	// them, and the tick takes the fresh ones under it.
+	ex exemplarSlots
+	_  [cacheLine]byte
 }
 
 // A tally is what a shard records between two ticks. The shard's lock
@@ -118,16 +121,20 @@ func newTally(digits int) *tally {
 func (rt *Route) Record(shard uint64, s Sample) {
 	slo := time.Duration(rt.latencySLO.Load())
 	good := slo > 0 && s.Response <= slo
+	var v [numMetrics]int64
 	sh := &rt.shards[shard&rt.mask]
 	sh.mu.Lock()
-	sh.hot.record(&s, good)
+	sh.hot.record(&s, &v, good)
+	if len(s.TraceID)+len(s.RequestID) > 0 {
+		sh.ex.keep(&s, &v)
+	}
 	sh.mu.Unlock()
 }
 
-// record adds one sample. Service is recorded only when an attempt was
-// made.
-func (t *tally) record(s *Sample, latencyGood bool) {
-	var v [numMetrics]int64
+// record adds one sample, and sets v to the values recorded, in
+// microseconds. Service is recorded, and not 0 in v, only when an attempt
+// was made.
+func (t *tally) record(s *Sample, v *[numMetrics]int64, latencyGood bool) {
 	v[Queue] = micros(s.Queue)
 	v[Response] = micros(s.Response)
 	v[Overhead] = micros(s.overhead())
@@ -139,7 +146,7 @@ func (t *tally) record(s *Sample, latencyGood bool) {
 			_ = t.h[m].RecordValue(v[m]) // in range: cannot fail
 		}
 	}
-	t.c.count(s, &v, latencyGood)
+	t.c.count(s, v, latencyGood)
 }
 
 func (t *tally) reset() {
@@ -149,13 +156,16 @@ func (t *tally) reset() {
 	t.c = counters{}
 }
 
-// drain moves everything recorded since the last drain into d. Only the
-// tick calls it.
-func (rt *Route) drain(d *part) {
+// drain moves everything recorded since the last drain into d, and the
+// exemplars into ex. Only the tick calls it.
+func (rt *Route) drain(d *part, ex *exemplarSlots) {
 	for i := range rt.shards {
 		sh := &rt.shards[i]
 		sh.mu.Lock()
 		sh.hot, sh.cold = sh.cold, sh.hot
+		if sh.ex.fresh != 0 {
+			ex.take(&sh.ex)
+		}
 		sh.mu.Unlock()
 		if sh.cold.c.requests == 0 {
 			continue

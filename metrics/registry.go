@@ -76,8 +76,9 @@ type Registry struct {
 	routes []*Route     // configured, in config order; replaced, never mutated
 	byName map[string]*Route
 
-	tickMu sync.Mutex // serializes Tick; guards delta
-	delta  part       // one tick's records of one route, reused
+	tickMu  sync.Mutex    // serializes Tick; guards delta and deltaEx
+	delta   part          // one tick's records of one route, reused
+	deltaEx exemplarSlots // one tick's exemplars of one route
 
 	// server gets the figures outside routes; see SetServerGauges.
 	server atomic.Pointer[func() ServerGauges]
@@ -181,9 +182,10 @@ func (r *Registry) Tick(now time.Time) {
 	sec := int64(now.Sub(r.start) / time.Second)
 	for _, rt := range r.configured() {
 		r.delta.reset()
-		rt.drain(&r.delta)
+		rt.drain(&r.delta, &r.deltaEx)
 		rt.mu.Lock()
 		rt.win.add(sec, now, &r.delta)
+		rt.win.ex.add(&r.deltaEx, now)
 		rt.mu.Unlock()
 		rt.callOnTick()
 	}

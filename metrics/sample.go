@@ -29,6 +29,13 @@ type Sample struct {
 	Retries uint8
 	// Hedges is the number of hedge attempts sent.
 	Hedges uint8
+	// TraceID is the request's W3C trace id (TraceparentID of its
+	// traceparent header), nil if it has none; RequestID is its
+	// X-Request-Id. The latency histograms keep recent requests' ids as
+	// exemplars (the trace id when there is one): Record copies the bytes
+	// into a fixed array and keeps no reference, so they may point into
+	// buffers that are reused after it returns.
+	TraceID, RequestID []byte
 }
 
 // A Flag marks how a request ended, beyond its status. Flags combine.

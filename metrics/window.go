@@ -133,9 +133,11 @@ type windows struct {
 	mins  [60]minute
 	all   [numMetrics]*hdr.Histogram
 	allC  counters
-	born  time.Time // when the route was first configured
-	last  time.Time // the last tick
-	lastS int64     // the last tick, in seconds since the registry started
+	prom  [numMetrics]promBuckets // all's histograms as /metrics serves them
+	ex    routeExemplars          // their exemplars
+	born  time.Time               // when the route was first configured
+	last  time.Time               // the last tick
+	lastS int64                   // the last tick, in seconds since the registry started
 }
 
 func (w *windows) init(digits int, born time.Time) {
@@ -146,6 +148,9 @@ func (w *windows) init(digits int, born time.Time) {
 	}
 	for m := range w.all {
 		w.all[m] = newHistogram(digits)
+	}
+	for _, m := range promMetrics {
+		w.prom[m] = newPromBuckets(nativeLayout4)
 	}
 	w.born, w.last = born, born
 }
@@ -169,6 +174,9 @@ func (w *windows) add(sec int64, now time.Time, d *part) {
 	m.c.add(&d.c)
 	for i, h := range d.h {
 		h.MergeInto(w.all[i])
+	}
+	for _, m := range promMetrics {
+		w.prom[m].add(d.h[m], nativeLayout4)
 	}
 	w.allC.add(&d.c)
 }

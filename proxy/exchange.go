@@ -177,16 +177,23 @@ func (x *exchange) flags() metrics.Flag {
 	return f
 }
 
+// headerTraceparent is the W3C trace context header, passed through
+// untouched; its trace id marks the request's exemplars.
+const headerTraceparent = "Traceparent"
+
 // sample is what metrics records for the request, once, when the response
-// is handed back at now.
+// is handed back at now. Its ids point into the request's headers: Record
+// copies them.
 func (x *exchange) sample(now time.Time) metrics.Sample {
 	s := metrics.Sample{
-		Response: now.Sub(x.arrived),
-		Service:  x.service,
-		Status:   x.ctx.Response.StatusCode(),
-		Flags:    x.flags(),
-		Retries:  x.retries,
-		Hedges:   x.hedges,
+		Response:  now.Sub(x.arrived),
+		Service:   x.service,
+		Status:    x.ctx.Response.StatusCode(),
+		Flags:     x.flags(),
+		Retries:   x.retries,
+		Hedges:    x.hedges,
+		TraceID:   metrics.TraceparentID(x.ctx.Request.Header.Peek(headerTraceparent)),
+		RequestID: x.requestID,
 	}
 	s.Queue = x.queue()
 	return s

@@ -45,6 +45,7 @@ const (
 	TooManyHeaders
 	ConnLimit
 	TLSFailure
+	RateLimited
 	count
 )
 
@@ -76,6 +77,7 @@ var table = [count]info{
 	TooManyHeaders:  {fasthttp.StatusRequestHeaderFieldsTooLarge, "too_many_headers", "too many request headers", 0},
 	ConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections", 0},
 	TLSFailure:      {fasthttp.StatusBadGateway, "tls_failure", "TLS with the upstream failed", 0},
+	RateLimited:     {fasthttp.StatusTooManyRequests, "rate_limited", "rate limit exceeded, slow down", metrics.RateLimited},
 }
 
 // Status is the HTTP status tailguard answers c with (a route may shed

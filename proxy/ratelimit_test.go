@@ -30,7 +30,7 @@ func TestRateLimitAnswers(t *testing.T) {
 	up := startFastUpstream(t)
 	s, addr := startServer(t, rateLimited, up)
 	type want struct {
-		status                                 int
+		status                                int
 		rateLimit, retryAfter, tailguardError string
 	}
 	for i, c := range []struct {

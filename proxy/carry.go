@@ -23,7 +23,7 @@ import (
 //	route's admission        kept if its AdmissionSettings are equal
 //	route's hedge delay      kept if its HedgeSettings are equal
 //	route's budget window    kept if the old and new route both retry or hedge
-//	route's rate limiter     kept, with every key's state, if its RateLimitSettings are equal
+//	route's rate limiter     kept, with every client's state, if its RateLimitSettings and key are equal
 //
 // A route itself is always rebuilt (it is cheap); the kept parts are
 // shared by the old and new route while requests drain from the old.

@@ -70,10 +70,10 @@ const (
 
 // newRateLimit builds a route's rate limit from its config; prev, the
 // running route of that name (nil if none), lends its limiter, with every
-// key's state, when the settings did not change.
+// key's state, when neither the settings nor the key changed.
 func newRateLimit(route string, rl *config.RateLimit, s optional[resilience.RateLimitSettings], prev *Route) *rateLimit {
 	r := &rateLimit{key: clientKeyOf(rl.Key), name: strconv.AppendQuote(nil, route)}
-	if prev != nil && prev.rateLimit != nil && prev.policies.rateLimit == s {
+	if prev != nil && prev.rateLimit != nil && prev.policies.rateLimit == s && prev.rateLimit.key == r.key {
 		r.limiter = prev.rateLimit.limiter
 	} else {
 		r.limiter = resilience.NewRateLimiter(s.v)
@@ -89,7 +89,7 @@ func newRateLimit(route string, rl *config.RateLimit, s optional[resilience.Rate
 }
 
 // rateLimitSettings maps a route's rate limit config to the limiter's
-// settings.
+// settings (for routePoliciesOf).
 func rateLimitSettings(rl *config.RateLimit) optional[resilience.RateLimitSettings] {
 	if rl == nil {
 		return optional[resilience.RateLimitSettings]{}
@@ -100,7 +100,6 @@ func rateLimitSettings(rl *config.RateLimit) optional[resilience.RateLimitSettin
 // buildFairness sets up the route's rate limit and fair admission key
 // from rc; prev is the running route of that name, or nil.
 func (r *Route) buildFairness(rc *config.Route, prev *Route) {
-	r.policies.rateLimit = rateLimitSettings(rc.RateLimit)
 	if rc.RateLimit != nil {
 		r.rateLimit = newRateLimit(rc.Name, rc.RateLimit, r.policies.rateLimit, prev)
 	}

@@ -1,9 +1,15 @@
 package proxy
 
 import (
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+
+	"tailguard/metrics"
+	"tailguard/resilience"
 )
 
 // rateLimited is a route whose clients, told apart by X-Api-Key, may make
@@ -93,5 +99,70 @@ func TestRateLimitBeforeAdmission(t *testing.T) {
 	}
 	if s, ok := r.admission.KeyStats(10); !ok || s.TopAdmitted[0].Admitted != 1 {
 		t.Errorf("admission saw %+v, want the one request within the rate", s)
+	}
+}
+
+// TestCarryFairness: a reload keeps the rate limiter, with every client's
+// state, while its settings are unchanged, and fair_by is an admission
+// setting.
+func TestCarryFairness(t *testing.T) {
+	base := carryBase + "    rate_limit: {rate: 5, key: \"header:X-Api-Key\"}\n"
+	tests := []struct {
+		name            string
+		old, new        string
+		limiter, admits fate
+	}{
+		{"nothing changed", "", "", kept, kept},
+		{"rate", "rate: 5", "rate: 6", rebuilt, kept},
+		{"burst written as its default", "rate: 5", "rate: 5, burst: 5", kept, kept},
+		{"key", "X-Api-Key", "X-Tenant", rebuilt, kept},
+		{"removed", "    rate_limit: {rate: 5, key: \"header:X-Api-Key\"}\n", "", absent, kept},
+		{"fair_by added", "max_concurrency: adaptive", "max_concurrency: adaptive, fair_by: client_ip", kept, rebuilt},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := metrics.NewRegistry(metrics.RegistryOptions{})
+			before, err := Build(mustParse(t, "%s", base), reg, zap.NewNop(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := mustParse(t, "%s", strings.Replace(base, tt.old, tt.new, 1))
+			after, err := Build(cfg, reg, zap.NewNop(), before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r0, r1 := before.routes[0], after.routes[0]
+			var l1 *resilience.RateLimiter
+			if r1.rateLimit != nil {
+				l1 = r1.rateLimit.limiter
+			}
+			if got := fateOf(r0.rateLimit.limiter, l1); got != tt.limiter {
+				t.Errorf("limiter %v, want %v", got, tt.limiter)
+			}
+			if got := fateOf(r0.admission, r1.admission); got != tt.admits {
+				t.Errorf("admission %v, want %v", got, tt.admits)
+			}
+			if r1.policies != routePoliciesOf(cfg.Routes[0]) {
+				t.Error("the new route does not hold the new settings")
+			}
+		})
+	}
+}
+
+func TestClientKeyDisplay(t *testing.T) {
+	ip := clientKey{}
+	for _, c := range []struct {
+		k         clientKey
+		key, want string
+	}{
+		{ip, "\x0a\x00\x00\x07", "10.0.0.7"},
+		{ip, string(net.ParseIP("2001:db8::1")), "2001:db8::1"},
+		{ip, "(overflow)", "(overflow)"},
+		{clientKey{header: "X-Tenant"}, "acme", "acme"},
+		{clientKey{header: "X-Tenant"}, "abcd", "abcd"}, // 4 bytes, not an address
+	} {
+		if got := c.k.display(c.key); got != c.want {
+			t.Errorf("%+v.display(%q) = %q, want %q", c.k, c.key, got, c.want)
+		}
 	}
 }

@@ -98,6 +98,7 @@ func routePoliciesOf(rc *config.Route) routePolicies {
 			MaxKeys:        sh.MaxKeys,
 		})
 	}
+	p.rateLimit = rateLimitSettings(rc.RateLimit)
 	return p
 }
 

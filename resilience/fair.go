@@ -33,7 +33,12 @@ import (
 //
 // Fairness works within the existing order: priorities come first (a
 // Critical waiter of any key is served before a Default one), and within
-// a key the queue discipline stays FIFO or CoDel's LIFO. Requests without
+// a key the queue discipline stays FIFO or CoDel's LIFO. A standing
+// queue's cut (waits bounded by CoDel's target, older waiters dropped)
+// applies to the keys that hold most, not to a key using less than
+// another that waits (see light): otherwise a polite key's waiter, which
+// a slot would reach in a moment, was dropped for the flood's backlog
+// (half of its requests in the noisy-neighbor scenario). Requests without
 // a key share one key. Per-key state is bounded (keyTable): a key is
 // tracked while it has requests in flight or waiting, and an idle key's
 // entry may be taken by a new one; keys that find no room share the
@@ -160,6 +165,48 @@ func (f *fairKeys) heavier(k *fairKey, r uint8) *fairKey {
 		return nil
 	}
 	return heaviest
+}
+
+// usageTop is the two largest usages among the keys with waiters, and
+// the key with the largest: what light needs, read once before a sweep
+// changes them.
+type usageTop struct {
+	key           *fairKey
+	first, second int
+}
+
+// top returns the keys' usageTop now; f may be nil (not fair).
+func (f *fairKeys) top() usageTop {
+	var t usageTop
+	if f == nil {
+		return t
+	}
+	for _, k := range f.active {
+		switch u := usage(k); {
+		case t.key == nil || u > t.first:
+			t = usageTop{key: k, first: u, second: t.first}
+		case u > t.second:
+			t.second = u
+		}
+	}
+	return t
+}
+
+// light reports whether k (nil: not fair) uses less than some other key
+// with waiters, by more than one, as t saw them. A standing queue's cut
+// (CoDel: waits bounded by the target, older waiters dropped) is for the
+// keys that make the queue stand, not for one below its share: refusing
+// such a key's waiter while a heavier key waits would break the promise
+// fair admission makes. Its waiters keep the queue timeout.
+func (t usageTop) light(k *fairKey) bool {
+	if k == nil {
+		return false
+	}
+	other := t.first
+	if k == t.key {
+		other = t.second
+	}
+	return other > usage(k)+1
 }
 
 // usage is what a key holds of the route: requests in flight and waiting.

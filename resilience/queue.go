@@ -140,7 +140,7 @@ func (a *Admission) placeLocked(now, deadline time.Time, p Priority, k *fairKey)
 		}
 		room /= 2
 	}
-	wait := a.waitBound(now, deadline, lifo)
+	wait := a.waitBound(now, deadline, lifo && !a.q.fair.top().light(k))
 	if wait <= 0 {
 		return 0, false
 	}
@@ -276,12 +276,18 @@ func (a *Admission) standLocked(now time.Time) {
 	a.sweepLocked(now)
 }
 
-// sweepLocked drops the waiters that have waited longer than the target.
+// sweepLocked drops the waiters that have waited longer than the target,
+// but for those of a key using less than another as the sweep begins
+// (see usageTop.light).
 func (a *Admission) sweepLocked(now time.Time) {
+	top := a.q.fair.top()
 	for r := range a.q.byRank {
-		l := &a.q.byRank[r]
-		for l.front != nil && now.Sub(l.front.since) > a.cfg.target {
-			a.dropLocked(l.front, now)
+		for w := a.q.byRank[r].front; w != nil && now.Sub(w.since) > a.cfg.target; {
+			next := w.links[queueLink].next
+			if !top.light(w.key) {
+				a.dropLocked(w, now)
+			}
+			w = next
 		}
 	}
 }

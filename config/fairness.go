@@ -15,7 +15,8 @@ import (
 // API key, a tenant). The zero value is client_ip.
 type ClientKey struct {
 	// Header names the request header whose value is the key; "" means
-	// the client's IP address: the connection's peer.
+	// the client's IP address: the connection's peer or, behind a peer in
+	// trusted_proxies, the last X-Forwarded-For entry.
 	Header string
 }
 

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"net"
+	"bytes"
 	"net/netip"
 	"strconv"
 	"time"
@@ -19,38 +19,49 @@ import (
 // by a clientKey. The decisions are resilience's (RateLimiter, Admission);
 // what is here is the key and the headers.
 
-// clientKey is how a route tells clients apart (config.ClientKey): by the
-// connection's peer address, or by a request header's value.
+// clientKey is how a route tells clients apart (config.ClientKey): by
+// the client's address, or by a request header's value.
 type clientKey struct {
-	header string // "": the peer's IP address
+	header string // "": the client's IP address
 }
 
 func clientKeyOf(k config.ClientKey) clientKey { return clientKey{header: k.Header} }
 
 // of returns the request's key, without allocating: the header's value
-// (nil without one: such requests share a key), or the peer's address in
-// its 4 or 16 bytes. The bytes are the request's; they are valid until
-// the handler returns.
-func (k clientKey) of(ctx *fasthttp.RequestCtx) []byte {
+// (nil without one: such requests share a key), or the client's address
+// as text. The client is the connection's peer or, when the peer is one of
+// the trusted proxies (a load balancer in front, which appends the address
+// it saw), the last X-Forwarded-For entry. Only that one hop is trusted:
+// behind two proxies, key on a header. A peer's address is written into
+// buf[:0], and buf returned as grown; the key is valid until the handler
+// returns or buf is written again. The other keys point into the request:
+// never append to them.
+func (k clientKey) of(ctx *fasthttp.RequestCtx, trusted []netip.Prefix, buf []byte) (key, grown []byte) {
 	if k.header != "" {
-		return ctx.Request.Header.Peek(k.header)
+		return ctx.Request.Header.Peek(k.header), buf
 	}
 	ip := ctx.RemoteIP()
-	if v4 := ip.To4(); v4 != nil {
-		return v4
-	}
-	return ip
-}
-
-// display turns a key as the tables keep it into what /stats shows: an
-// address as text, a header's value as it is.
-func (k clientKey) display(key string) string {
-	if k.header == "" && (len(key) == net.IPv4len || len(key) == net.IPv6len) {
-		if a, ok := netip.AddrFromSlice([]byte(key)); ok {
-			return a.String()
+	if trustedPeer(ip, trusted) {
+		if v := lastForwardedFor(&ctx.Request.Header); len(v) > 0 {
+			return v, buf
 		}
 	}
-	return key
+	buf = appendIP(buf[:0], ip)
+	return buf, buf
+}
+
+// lastForwardedFor is the last entry of the request's X-Forwarded-For
+// headers, without spaces; nil if there is none.
+func lastForwardedFor(h *fasthttp.RequestHeader) []byte {
+	all := h.PeekAll(fasthttp.HeaderXForwardedFor)
+	if len(all) == 0 {
+		return nil
+	}
+	v := all[len(all)-1]
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return bytes.TrimSpace(v)
 }
 
 // rateLimit is a route's per-client rate limit at run time.
@@ -115,7 +126,9 @@ func (x *exchange) limitRate(now time.Time) cause.Cause {
 	if rl == nil {
 		return cause.None
 	}
-	x.rate = rl.limiter.Allow(rl.key.of(x.ctx), now)
+	var key []byte
+	key, x.scratch = rl.key.of(x.ctx, x.route.trustedProxies, x.scratch)
+	x.rate = rl.limiter.Allow(key, now)
 	if !x.rate.Allowed {
 		return cause.RateLimited
 	}
@@ -128,7 +141,9 @@ func (x *exchange) fairKey() []byte {
 	if !x.route.policies.admission.v.Fair {
 		return nil
 	}
-	return x.route.fairBy.of(x.ctx)
+	var key []byte
+	key, x.scratch = x.route.fairBy.of(x.ctx, x.route.trustedProxies, x.scratch)
+	return key
 }
 
 // setRateLimitHeaders adds the rate limit headers to the response of a
@@ -164,23 +179,23 @@ func ceilSeconds(d time.Duration) int64 {
 // keyGauges are the route's per-key tables for /stats and /metrics.
 func (r *Route) keyGauges() (fair, rate *metrics.KeyGauges) {
 	if s, ok := r.admission.KeyStats(metrics.TopKeys); ok {
-		fair = keyGaugesOf(s, r.fairBy)
+		fair = keyGaugesOf(s)
 	}
 	if rl := r.rateLimit; rl != nil {
-		rate = keyGaugesOf(rl.limiter.Stats(metrics.TopKeys), rl.key)
+		rate = keyGaugesOf(rl.limiter.Stats(metrics.TopKeys))
 	}
 	return fair, rate
 }
 
-func keyGaugesOf(s resilience.KeyStats, k clientKey) *metrics.KeyGauges {
+func keyGaugesOf(s resilience.KeyStats) *metrics.KeyGauges {
 	return &metrics.KeyGauges{Tracked: s.Tracked, MaxKeys: s.MaxKeys,
-		TopAdmitted: keyCounts(s.TopAdmitted, k), TopRefused: keyCounts(s.TopRefused, k)}
+		TopAdmitted: keyCounts(s.TopAdmitted), TopRefused: keyCounts(s.TopRefused)}
 }
 
-func keyCounts(top []resilience.KeyCount, k clientKey) []metrics.KeyCount {
+func keyCounts(top []resilience.KeyCount) []metrics.KeyCount {
 	out := make([]metrics.KeyCount, len(top))
 	for i, c := range top {
-		out[i] = metrics.KeyCount{Key: k.display(c.Key), Admitted: c.Admitted, Refused: c.Refused}
+		out[i] = metrics.KeyCount{Key: c.Key, Admitted: c.Admitted, Refused: c.Refused}
 	}
 	return out
 }

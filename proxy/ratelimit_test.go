@@ -3,9 +3,11 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"tailguard/metrics"
@@ -149,20 +151,79 @@ func TestCarryFairness(t *testing.T) {
 	}
 }
 
-func TestClientKeyDisplay(t *testing.T) {
-	ip := clientKey{}
-	for _, c := range []struct {
-		k         clientKey
-		key, want string
+// TestClientKey: the client's address is the peer's, or behind a trusted
+// proxy the last X-Forwarded-For entry; a header key is the header's
+// value, and requests without it share the empty key.
+func TestClientKey(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for i, c := range []struct {
+		k    clientKey
+		peer string
+		xff  []string
+		want string
 	}{
-		{ip, "\x0a\x00\x00\x07", "10.0.0.7"},
-		{ip, string(net.ParseIP("2001:db8::1")), "2001:db8::1"},
-		{ip, "(overflow)", "(overflow)"},
-		{clientKey{header: "X-Tenant"}, "acme", "acme"},
-		{clientKey{header: "X-Tenant"}, "abcd", "abcd"}, // 4 bytes, not an address
+		{clientKey{}, "192.0.2.7", nil, "192.0.2.7"},
+		{clientKey{}, "192.0.2.7", []string{"203.0.113.9"}, "192.0.2.7"}, // untrusted peer: its XFF is ignored
+		{clientKey{}, "10.1.2.3", []string{"198.51.100.1, 203.0.113.9"}, "203.0.113.9"},
+		{clientKey{}, "10.1.2.3", []string{"198.51.100.1", " 203.0.113.9 "}, "203.0.113.9"},
+		{clientKey{}, "10.1.2.3", nil, "10.1.2.3"},
+		{clientKey{}, "2001:db8::1", nil, "2001:db8::1"},
+		{clientKey{header: "X-Tenant"}, "192.0.2.7", nil, ""},
 	} {
-		if got := c.k.display(c.key); got != c.want {
-			t.Errorf("%+v.display(%q) = %q, want %q", c.k, c.key, got, c.want)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP(c.peer), Port: 1}, nil)
+		for _, v := range c.xff {
+			ctx.Request.Header.Add("X-Forwarded-For", v)
+		}
+		if got, _ := c.k.of(&ctx, trusted, nil); string(got) != c.want {
+			t.Errorf("%d: key %q, want %q", i, got, c.want)
+		}
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP("192.0.2.7")}, nil)
+	ctx.Request.Header.Set("X-Tenant", "acme")
+	if got, _ := (clientKey{header: "X-Tenant"}).of(&ctx, nil, nil); string(got) != "acme" {
+		t.Errorf("header key %q, want acme", got)
+	}
+}
+
+// TestClientKeyLeavesTheRequestIntact: reading the keys (a header, the
+// last X-Forwarded-For entry) changes nothing the upstream gets.
+func TestClientKeyLeavesTheRequestIntact(t *testing.T) {
+	up := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Got-Api-Key", r.Header.Get("X-Api-Key"))
+		w.Header().Set("Got-Forwarded-For", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("Got-Accept", r.Header.Get("Accept"))
+	}))
+	addr := startProxy(t, `
+listen: "127.0.0.1:0"
+trusted_proxies: [127.0.0.0/8]
+upstreams:
+  app:
+    endpoints: ["%s"]
+routes:
+  - name: api
+    match: {path_prefix: /}
+    upstream: app
+    rate_limit: {rate: 1000, key: "header:X-Api-Key"}
+    shed: {max_concurrency: 100, fair_by: client_ip}
+`, up)
+	for range 3 {
+		req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Api-Key", "key-0123456789")
+		req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := [3]string{resp.Header.Get("Got-Api-Key"), resp.Header.Get("Got-Forwarded-For"), resp.Header.Get("Got-Accept")}; got !=
+			[3]string{"key-0123456789", "198.51.100.1, 203.0.113.9, 127.0.0.1", "application/json"} {
+			t.Errorf("upstream got %q", got)
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 // what a key holds, not in what it was sent: a key's usage is its requests
 // in flight plus its requests waiting. Whenever a slot frees, it goes to
 // the waiting key with the fewest requests in flight (ties: the key
-// served least recently, which is round robin among equals). This is
+// granted a slot least recently, which is round robin among equals). This is
 // deficit round robin with the slot as the unit of work and the deficit
 // measured, not credited: a key that holds long slots is charged for
 // every moment it holds them, which DRR's per-request quantum or
@@ -36,7 +36,7 @@ import (
 // a key the queue discipline stays FIFO or CoDel's LIFO. A standing
 // queue's cut (waits bounded by CoDel's target, older waiters dropped)
 // applies to the keys that hold most, not to a key using less than
-// another that waits (see light): otherwise a polite key's waiter, which
+// another that waits (see usageTop.light): otherwise a polite key's waiter, which
 // a slot would reach in a moment, was dropped for the flood's backlog
 // (half of its requests in the noisy-neighbor scenario). Requests without
 // a key share one key. Per-key state is bounded (keyTable): a key is

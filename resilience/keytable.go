@@ -135,9 +135,9 @@ func bucketOf(h uint64, n int) uint64 {
 // KeyCount is one client key and what happened to its requests since it
 // was last tracked: for the top keys in /stats.
 type KeyCount struct {
-	// Key is the key as the request carried it (a client IP's 4 or 16
-	// bytes, a header's value), at most 48 bytes of it; "(overflow)" for
-	// the keys that found no room in the table.
+	// Key is the key as the caller gave it (proxy gives a client's
+	// address as text, or a header's value), at most 48 bytes of it;
+	// "(overflow)" for the keys that found no room in the table.
 	Key string
 	// Admitted and Refused count the key's requests let through and
 	// refused.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -48,7 +49,7 @@ type haproxyOptions struct {
 	queue             time.Duration
 	// frontend are lines added to the frontend section (use_backend
 	// rules), and sections text added after the default backend (more
-	// backends).
+	// backends), in which UPSTREAM stands for the upstream's address.
 	frontend []string
 	sections string
 }
@@ -131,7 +132,7 @@ func (e *Env) startHAProxy(ctx context.Context, dir, listen, upstream, cpu strin
 		frontend += "\n  " + l
 	}
 	text := fmt.Sprintf(haproxyConf, listen, upstream, server, fmt.Sprintf("%dms", serverTimeout.Milliseconds()), queue,
-		max(lim.threads, 1), frontend, lim.sections)
+		max(lim.threads, 1), frontend, strings.ReplaceAll(lim.sections, "UPSTREAM", upstream))
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func noisyShed(workers int, fair bool) string {
 // noisyArm is one way to face the flood.
 type noisyArm struct {
 	name  string
-	start func(ctx context.Context, upstream string) (url string, stop func() error, err error)
+	start proxyStarter
 	// alone runs the polite client without the flood: the reference.
 	alone bool
 	// fair is the arm issue 18's target is for.
@@ -113,35 +113,16 @@ func noisyPoliteSlots(workers int) int {
 // or server, not per client, so a split known in advance is its best
 // static answer). All give up on a request after 1 s.
 func noisyArms(e *Env, dir string, workers, politeSlots int) []noisyArm {
-	tailguard := func(fair bool) func(context.Context, string) (string, func() error, error) {
-		return func(ctx context.Context, upstream string) (string, func() error, error) {
-			p, err := e.startProxy(ctx, proxyConfig{endpoints: []string{upstream},
-				upstream: []string{"max_connections: 2048"}, route: []string{"timeout: 1s", noisyShed(workers, fair)}})
-			if err != nil {
-				return "", nil, err
-			}
-			return p.url(), p.stop, nil
-		}
-	}
-	haproxy := func(ctx context.Context, upstream string) (string, func() error, error) {
-		listen, err := freeAddr()
-		if err != nil {
-			return "", nil, err
-		}
-		lim := haproxyOptions{threads: runtime.NumCPU(), maxconn: workers - politeSlots, maxqueue: 64, queue: 100 * time.Millisecond,
-			frontend: []string{fmt.Sprintf("use_backend polite if { req.hdr(%s) -m str polite }", noisyHeader)},
-			sections: fmt.Sprintf("backend polite\n  server s1 %s maxconn %d maxqueue 64\n", upstream, politeSlots)}
-		p, err := e.startHAProxy(ctx, dir, listen, upstream, "", lim, time.Second)
-		if err != nil {
-			return "", nil, err
-		}
-		return "http://" + listen + "/", func() error { p.stop(); return nil }, nil
-	}
+	lim := haproxyOptions{threads: runtime.NumCPU(), maxconn: workers - politeSlots, maxqueue: 64, queue: 100 * time.Millisecond,
+		frontend: []string{fmt.Sprintf("use_backend polite if { req.hdr(%s) -m str polite }", noisyHeader)},
+		sections: fmt.Sprintf("backend polite\n  server s1 UPSTREAM maxconn %d maxqueue 64\n", politeSlots)}
+	fair := e.tailguardStarter(noisyShed(workers, true))
 	return []noisyArm{
-		{name: "polite alone, tailguard fair_by", start: tailguard(true), alone: true},
-		{name: "tailguard, shed without fair_by", start: tailguard(false)},
-		{name: "tailguard, shed with fair_by", start: tailguard(true), fair: true},
-		{name: fmt.Sprintf("HAProxy, backends per client: flood maxconn %d, polite maxconn %d", workers-politeSlots, politeSlots), start: haproxy},
+		{name: "polite alone, tailguard fair_by", start: fair, alone: true},
+		{name: "tailguard, shed without fair_by", start: e.tailguardStarter(noisyShed(workers, false))},
+		{name: "tailguard, shed with fair_by", start: fair, fair: true},
+		{name: fmt.Sprintf("HAProxy, backends per client: flood maxconn %d, polite maxconn %d", workers-politeSlots, politeSlots),
+			start: e.haproxyStarter(dir, lim)},
 	}
 }
 

@@ -68,11 +68,11 @@ func (k *ClientKey) UnmarshalYAML(n ast.Node) error {
 // IETF RateLimit-Policy and RateLimit headers.
 type RateLimit struct {
 	// Rate is the requests per second one key may make in the long run;
-	// > 0. Required.
+	// from 0.001 (one in 1,000 s) to 1e9. Required.
 	Rate float64 `yaml:"rate" json:"rate"`
 	// Burst is how many requests a key that has been quiet may make at
-	// once; >= 1. The zero value means Rate rounded up: one second's
-	// worth (see BurstOrDefault).
+	// once; 1 to 1,000,000. The zero value means Rate rounded up: one
+	// second's worth (see BurstOrDefault).
 	Burst int `yaml:"burst" json:"burst,omitempty"`
 	// Key tells the clients apart. The zero value is client_ip.
 	Key ClientKey `yaml:"key" json:"key"`
@@ -87,14 +87,19 @@ type RateLimit struct {
 const (
 	defaultMaxKeys = 10_000
 	maxMaxKeys     = 1_000_000
-	// maxRate bounds rate_limit.rate: a rate above one request per
-	// nanosecond means no limit.
-	maxRate = 1e9
+	// minRate and maxRate bound rate_limit.rate, and maxBurst its burst,
+	// so that a client's state fits the limiter's int64 nanoseconds
+	// (resilience.MinRate and MaxBurst; config imports no package of
+	// tailguard's): above one request per nanosecond is no limit.
+	minRate  = 0.001
+	maxRate  = 1e9
+	maxBurst = 1_000_000
 )
 
 func validateRateLimit(r *report, p string, rl *RateLimit) {
-	r.check(rl.Rate > 0 && rl.Rate <= maxRate, p+".rate", "must be > 0 and at most %g requests per second", maxRate)
-	r.check(rl.Burst >= 1 || !r.written(p+".burst", rl.Burst != 0), p+".burst", "must be >= 1")
+	r.check(rl.Rate >= minRate && rl.Rate <= maxRate, p+".rate", "must be from %g to %g requests per second", minRate, maxRate)
+	r.check(rl.Burst >= 1 && rl.Burst <= maxBurst || !r.written(p+".burst", rl.Burst != 0), p+".burst",
+		"must be from 1 to %d", maxBurst)
 	validateMaxKeys(r, p+".max_keys", rl.MaxKeys)
 	validateClientKey(r, p+".key", rl.Key)
 }
@@ -126,7 +131,7 @@ func (rl *RateLimit) BurstOrDefault() int {
 	if rl.Burst > 0 {
 		return rl.Burst
 	}
-	return max(1, int(math.Ceil(min(rl.Rate, maxRate))))
+	return max(1, int(math.Ceil(min(rl.Rate, maxBurst))))
 }
 
 // rateLimitDefaults fills in a route's rate limit defaults.

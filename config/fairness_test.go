@@ -47,12 +47,16 @@ func TestFairnessErrors(t *testing.T) {
 		want []string // every error, in order
 	}{
 		{"rate limit ranges", "rate_limit: {rate: 0, burst: 0, max_keys: 2000000}", []string{
-			`t.yaml:7:24: routes[0].rate_limit.rate: must be > 0 and at most 1e+09 requests per second`,
-			`t.yaml:7:34: routes[0].rate_limit.burst: must be >= 1`,
+			`t.yaml:7:24: routes[0].rate_limit.rate: must be from 0.001 to 1e+09 requests per second`,
+			`t.yaml:7:34: routes[0].rate_limit.burst: must be from 1 to 1000000`,
 			`t.yaml:7:47: routes[0].rate_limit.max_keys: must be from 1 to 1000000`,
 		}},
 		{"rate missing", "rate_limit: {burst: 5}", []string{
-			`t.yaml:7:5: routes[0].rate_limit.rate: must be > 0 and at most 1e+09 requests per second`,
+			`t.yaml:7:5: routes[0].rate_limit.rate: must be from 0.001 to 1e+09 requests per second`,
+		}},
+		{"rate and burst too large", "rate_limit: {rate: 2000000000, burst: 2000000}", []string{
+			`t.yaml:7:24: routes[0].rate_limit.rate: must be from 0.001 to 1e+09 requests per second`,
+			`t.yaml:7:43: routes[0].rate_limit.burst: must be from 1 to 1000000`,
 		}},
 		{"max_keys without fair_by", "shed: {max_concurrency: 4, max_keys: 10}", []string{
 			`t.yaml:7:42: routes[0].shed.max_keys: applies only with fair_by`,
@@ -116,7 +120,8 @@ func TestRateLimitBurstOrDefault(t *testing.T) {
 	for _, c := range []struct {
 		rl   RateLimit
 		want int
-	}{{RateLimit{Rate: 100}, 100}, {RateLimit{Rate: 0.5}, 1}, {RateLimit{Rate: 2.5}, 3}, {RateLimit{Rate: 10, Burst: 4}, 4}} {
+	}{{RateLimit{Rate: 100}, 100}, {RateLimit{Rate: 0.5}, 1}, {RateLimit{Rate: 2.5}, 3}, {RateLimit{Rate: 10, Burst: 4}, 4},
+		{RateLimit{Rate: 1e9}, 1_000_000}} {
 		if got := c.rl.BurstOrDefault(); got != c.want {
 			t.Errorf("%+v: %d, want %d", c.rl, got, c.want)
 		}

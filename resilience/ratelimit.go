@@ -10,14 +10,22 @@ import (
 // RateLimitSettings configure a RateLimiter.
 type RateLimitSettings struct {
 	// Rate is the requests per second each key may make in the long run;
-	// it must be > 0.
+	// <= 0 means no limit, and a rate below MinRate is MinRate.
 	Rate float64
 	// Burst is how many requests a key that has been quiet may make at
-	// once; < 1 means 1.
+	// once; < 1 means 1, and more than MaxBurst means MaxBurst.
 	Burst int
 	// MaxKeys bounds the keys tracked at once; <= 0 means DefaultMaxKeys.
 	MaxKeys int
 }
+
+// Bounds of RateLimitSettings, which keep a key's state in an int64 of
+// nanoseconds: at most a burst of MaxBurst requests earned back over
+// 1/MinRate seconds each.
+const (
+	MinRate  = 0.001
+	MaxBurst = 1_000_000
+)
 
 // RateLimiter limits each client key to a rate, with a burst, by the
 // generic cell rate algorithm (GCRA, ITU-T I.371's virtual scheduling):
@@ -69,8 +77,8 @@ func NewRateLimiter(s RateLimitSettings) *RateLimiter {
 	l := &RateLimiter{
 		clock:    newClock(),
 		seed:     maphash.MakeSeed(),
-		interval: max(int64(math.Round(float64(time.Second)/s.Rate)), 1),
-		burst:    max(s.Burst, 1),
+		interval: max(int64(math.Round(float64(time.Second)/max(s.Rate, MinRate))), 1),
+		burst:    min(max(s.Burst, 1), MaxBurst),
 	}
 	l.tolerance = int64(l.burst) * l.interval
 	maxKeys := s.MaxKeys

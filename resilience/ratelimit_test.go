@@ -54,6 +54,13 @@ func TestRateLimiterSettings(t *testing.T) {
 	if s := l.Stats(10); s.MaxKeys != DefaultMaxKeys {
 		t.Errorf("max keys %d, want %d", s.MaxKeys, DefaultMaxKeys)
 	}
+	l = NewRateLimiter(RateLimitSettings{Rate: 1e-12, Burst: 1 << 40})
+	if l.Burst() != MaxBurst || l.Window() != MaxBurst*time.Duration(1000*time.Second) {
+		t.Errorf("bounds: burst %d window %v", l.Burst(), l.Window())
+	}
+	if d := l.Allow([]byte("k"), rlT0); !d.Allowed || d.Remaining != MaxBurst-1 {
+		t.Errorf("at the bounds: %+v", d)
+	}
 }
 
 // TestRateLimiterExact checks the promise: over 10 s of sustained

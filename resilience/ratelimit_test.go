@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // rlT0 is the rate limit tests' clock origin: any instant works, the
@@ -223,4 +224,12 @@ func BenchmarkRateLimiterAllow(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestKeyEntrySizes holds the README's figures for per-client memory:
+// about 100 bytes a client for rate limits, 200 for fair admission.
+func TestKeyEntrySizes(t *testing.T) {
+	if rate, fair := unsafe.Sizeof(keyEntry[rateState]{}), unsafe.Sizeof(fairKey{}); rate > 100 || fair > 200 {
+		t.Errorf("entries of %d and %d bytes, want at most 100 and 200", rate, fair)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -46,11 +47,17 @@ type haproxyOptions struct {
 	threads           int
 	maxconn, maxqueue int
 	queue             time.Duration
+	// frontend are lines added to the frontend section (use_backend
+	// rules), and sections text added after the default backend (more
+	// backends), in which UPSTREAM stands for the upstream's address.
+	frontend []string
+	sections string
 }
 
 // haproxyConf is HAProxy as a one-thread reverse proxy with server
 // keep-alive: %[1]s listens, %[2]s is the server, %[3]s its limits, %[4]s
-// the server timeout, %[5]s the queue timeout line and %[6]d the threads.
+// the server timeout, %[5]s the queue timeout line, %[6]d the threads,
+// %[7]s more frontend lines and %[8]s more sections.
 const haproxyConf = `global
   nbthread %[6]d
   maxconn 8000
@@ -64,11 +71,11 @@ defaults
   option http-keep-alive
   http-reuse always
 frontend fe
-  bind %[1]s
+  bind %[1]s%[7]s
   default_backend be
 backend be
   server s1 %[2]s %[3]s
-`
+%[8]s`
 
 // tlsPair is a certificate and key, PEM files, that a peer serves TLS
 // with.
@@ -120,8 +127,12 @@ func (e *Env) startHAProxy(ctx context.Context, dir, listen, upstream, cpu strin
 		queue = fmt.Sprintf("timeout queue %dms", lim.queue.Milliseconds())
 	}
 	conf := filepath.Join(dir, "haproxy.cfg")
+	frontend := ""
+	for _, l := range lim.frontend {
+		frontend += "\n  " + l
+	}
 	text := fmt.Sprintf(haproxyConf, listen, upstream, server, fmt.Sprintf("%dms", serverTimeout.Milliseconds()), queue,
-		max(lim.threads, 1))
+		max(lim.threads, 1), frontend, strings.ReplaceAll(lim.sections, "UPSTREAM", upstream))
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
 	}

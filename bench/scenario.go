@@ -65,6 +65,7 @@ func scenarios() []scenario {
 		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3", runTLS},
 		{"websocket", "WebSocket echo of 64 B and 16 KiB messages through tailguard's tunnel vs direct: messages/s and CPU per message (64 conns), round-trip p50/p99 on one connection and what the tunnel adds; -duration 4s per measurement, median of -rounds 3", runWebSocket},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
+		{"noisy-neighbor", "a polite client at 15% of an upstream of capacity -rate (400 req/s) beside a flood at 4×: tailguard with and without shed.fair_by vs HAProxy with a backend per client; -duration 8s per arm", runNoisyNeighbor},
 	}
 }
 

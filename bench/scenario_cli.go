@@ -58,7 +58,7 @@ func (c *cli) listScenarios() {
 	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-smoke] [-pin] [-baseline BIN] [-json FILE] [-svg FILE]")
 	fmt.Fprintln(c.out, "(-rate and -duration scale each scenario as it says, with the defaults shown)")
 	for _, s := range scenarios() {
-		fmt.Fprintf(c.out, "  %-9s %s\n", s.name, s.about)
+		fmt.Fprintf(c.out, "  %-14s %s\n", s.name, s.about)
 	}
 }
 

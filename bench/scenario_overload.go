@@ -24,10 +24,8 @@ var overloadLevels = []float64{0.25, 1, 2, 4}
 
 // overloadArm is one way to face the overload.
 type overloadArm struct {
-	name string
-	// start runs the proxy in front of upstream and returns its URL and
-	// a stop function; err says why the arm is skipped.
-	start func(ctx context.Context, upstream string) (url string, stop func() error, err error)
+	name  string
+	start proxyStarter
 	shed  bool // the arm issue 5's target is for
 }
 
@@ -78,32 +76,11 @@ func runOverload(ctx context.Context, e *Env) (*Outcome, error) {
 // capacity (maxconn = workers) and a thread per CPU. All give up on a
 // request after 1 s.
 func overloadArms(e *Env, dir string, workers int) []overloadArm {
-	tailguard := func(route ...string) func(context.Context, string) (string, func() error, error) {
-		return func(ctx context.Context, upstream string) (string, func() error, error) {
-			p, err := e.startProxy(ctx, proxyConfig{endpoints: []string{upstream},
-				upstream: []string{"max_connections: 2048"}, route: append([]string{"timeout: 1s"}, route...)})
-			if err != nil {
-				return "", nil, err
-			}
-			return p.url(), p.stop, nil
-		}
-	}
-	haproxy := func(ctx context.Context, upstream string) (string, func() error, error) {
-		listen, err := freeAddr()
-		if err != nil {
-			return "", nil, err
-		}
-		lim := haproxyOptions{threads: runtime.NumCPU(), maxconn: workers, maxqueue: 64, queue: 25 * time.Millisecond}
-		p, err := e.startHAProxy(ctx, dir, listen, upstream, "", lim, time.Second)
-		if err != nil {
-			return "", nil, err
-		}
-		return "http://" + listen + "/", func() error { p.stop(); return nil }, nil
-	}
+	lim := haproxyOptions{threads: runtime.NumCPU(), maxconn: workers, maxqueue: 64, queue: 25 * time.Millisecond}
 	return []overloadArm{
-		{name: "tailguard, adaptive shedding", start: tailguard(overloadShed), shed: true},
-		{name: "tailguard, no shedding", start: tailguard()},
-		{name: fmt.Sprintf("HAProxy maxconn %d maxqueue 64 timeout queue 25ms", workers), start: haproxy},
+		{name: "tailguard, adaptive shedding", start: e.tailguardStarter(overloadShed), shed: true},
+		{name: "tailguard, no shedding", start: e.tailguardStarter()},
+		{name: fmt.Sprintf("HAProxy maxconn %d maxqueue 64 timeout queue 25ms", workers), start: e.haproxyStarter(dir, lim)},
 	}
 }
 

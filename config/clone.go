@@ -61,6 +61,10 @@ func (r *Route) clone() *Route {
 	cp.Retry = clonePtr(r.Retry)
 	cp.Hedge = clonePtr(r.Hedge)
 	cp.Shed = clonePtr(r.Shed)
+	if cp.Shed != nil {
+		cp.Shed.FairBy = clonePtr(r.Shed.FairBy)
+	}
+	cp.RateLimit = clonePtr(r.RateLimit)
 	cp.SLO = clonePtr(r.SLO)
 	cp.Upgrades = slices.Clone(r.Upgrades)
 	cp.RequestHeaders = r.RequestHeaders.clone()

@@ -189,6 +189,8 @@ type Route struct {
 	Hedge *Hedge `yaml:"hedge" json:"hedge,omitempty"`
 	// Shed, if set, bounds the route's concurrency and queue.
 	Shed *Shed `yaml:"shed" json:"shed,omitempty"`
+	// RateLimit, if set, limits each client key to a rate.
+	RateLimit *RateLimit `yaml:"rate_limit" json:"rate_limit,omitempty"`
 	// SLO, if set, states the route's objectives.
 	SLO *SLO `yaml:"slo" json:"slo,omitempty"`
 	// ServerTiming adds a Server-Timing header with queue and upstream
@@ -298,6 +300,13 @@ type Shed struct {
 	CoDel ShedCoDel `yaml:"codel" json:"codel,omitzero"`
 	// Limit bounds the adaptive limit. Only with max_concurrency: adaptive.
 	Limit ShedLimit `yaml:"limit" json:"limit,omitzero"`
+	// FairBy, if set, shares the limit and the queue fairly among client
+	// keys while the route is saturated, so that a flooding client waits
+	// behind itself.
+	FairBy *ClientKey `yaml:"fair_by" json:"fair_by,omitempty"`
+	// MaxKeys bounds the client keys FairBy tracks at once; only with
+	// fair_by. 1 to 1,000,000; default 10,000.
+	MaxKeys int `yaml:"max_keys" json:"max_keys,omitempty"`
 }
 
 // ShedCoDel tunes the wait queue's discipline: FIFO while the queue drains;

@@ -80,6 +80,9 @@ func applyDefaults(c *Config) {
 		if r.SLO != nil {
 			setDefault(s, &r.SLO.Period, p+"slo.period", Duration(30*day))
 		}
+		if r.RateLimit != nil {
+			rateLimitDefaults(s, p+"rate_limit.", r.RateLimit)
+		}
 	}
 }
 
@@ -96,6 +99,9 @@ func shedDefaults(s *source, p string, sh *Shed) {
 		setDefault(s, &sh.QueueTimeout, p+"queue_timeout", Duration(50*time.Millisecond))
 		setDefault(s, &sh.CoDel.Target, p+"codel.target", min(Duration(5*time.Millisecond), sh.QueueTimeout/2))
 		setDefault(s, &sh.CoDel.Interval, p+"codel.interval", Duration(100*time.Millisecond))
+	}
+	if sh.FairBy != nil {
+		setDefault(s, &sh.MaxKeys, p+"max_keys", defaultMaxKeys)
 	}
 	if sh.MaxConcurrency.Adaptive {
 		setDefault(s, &sh.Limit.Min, p+"limit.min", 4)

@@ -293,7 +293,8 @@ routes:
     upstream: app
     retry: {attempts: 2}
     hedge: {delay: p95}
-    shed: {max_concurrency: adaptive}
+    shed: {max_concurrency: adaptive, fair_by: client_ip}
+    rate_limit: {rate: 10}
     slo: {availability: 0.999}
     request_headers: {}
     response_headers: {}
@@ -316,6 +317,8 @@ var setByProbe = map[string]bool{
 	"routes[].retry.attempts":                     true,
 	"routes[].hedge.delay":                        true,
 	"routes[].shed.max_concurrency":               true,
+	"routes[].shed.fair_by":                       true,
+	"routes[].rate_limit.rate":                    true,
 	"routes[].slo.availability":                   true, // it or latency and latency_target
 }
 

@@ -16,6 +16,9 @@ func validatePolicies(r *report, p string, rt *Route) {
 	if rt.SLO != nil {
 		validateSLO(r, p+".slo", rt.SLO)
 	}
+	if rt.RateLimit != nil {
+		validateRateLimit(r, p+".rate_limit", rt.RateLimit)
+	}
 }
 
 func validateRetry(r *report, p string, rt *Retry) {
@@ -51,6 +54,7 @@ func validateShed(r *report, p string, s *Shed) {
 	r.check(known(s.PriorityDefault, priorityWords), p+".priority_default", "unknown value %v", s.PriorityDefault)
 	r.check(known(s.Mode, shedModeWords), p+".mode", "unknown value %v", s.Mode)
 	r.check(s.Status == 503 || s.Status == 429, p+".status", "must be 503 or 429")
+	validateFairBy(r, p, s)
 	if s.MaxConcurrency.Adaptive {
 		validateShedLimit(r, p+".limit", s.Limit)
 	} else {

@@ -38,6 +38,7 @@ type counters struct {
 	requests       int64
 	status         [numClasses]int64
 	shed           int64
+	rateLimited    int64
 	timeouts       int64
 	breakerRejects int64
 	retries        int64
@@ -81,6 +82,9 @@ func (c *counters) countFlags(f Flag) {
 	if f&HedgeWon != 0 {
 		c.hedgesWon++
 	}
+	if f&RateLimited != 0 {
+		c.rateLimited++
+	}
 }
 
 // add adds o's counts to c.
@@ -90,6 +94,7 @@ func (c *counters) add(o *counters) {
 		c.status[i] += o.status[i]
 	}
 	c.shed += o.shed
+	c.rateLimited += o.rateLimited
 	c.timeouts += o.timeouts
 	c.breakerRejects += o.breakerRejects
 	c.retries += o.retries

@@ -84,8 +84,12 @@
 // (client connections open, refusals before routing by cause since start)
 // and upstreams (breaker and endpoints: healthy, ejected, outstanding,
 // latency_ewma_ms, requests, failures) come from the ServerGauges getter
-// the proxy hands SetServerGauges. ?format=text gives an aligned table
-// for a terminal.
+// the proxy hands SetServerGauges. Refusals count by cause: shed
+// (admission) and rate_limited (the route's rate limit). A route with
+// per-client-key tables adds "fair" (shed.fair_by) and "rate_limit", each
+// {keys_tracked, max_keys, top_admitted, top_refused}, the top lists
+// bounded (TopKeys) and the keys shown nowhere else. ?format=text gives an
+// aligned table for a terminal.
 //
 // /stats/hdr gives each route's histograms (default window all) in
 // HdrHistogram's V2 compressed encoding, base64, values in microseconds:
@@ -101,7 +105,8 @@
 //
 //   - counters since the route was first configured:
 //     tailguard_requests_total{route,code} (code is the class, "2xx"…),
-//     tailguard_shed_total, tailguard_timeouts_total,
+//     tailguard_shed_total, tailguard_rate_limited_total,
+//     tailguard_timeouts_total,
 //     tailguard_breaker_rejects_total, tailguard_retries_total,
 //     tailguard_hedges_sent_total, tailguard_hedges_won_total,
 //     tailguard_slo_latency_good_total (routes with a latency objective);
@@ -121,7 +126,9 @@
 //     (see exemplar.go);
 //   - gauges from Gauges: tailguard_breaker_state (0 closed, 1 half-open,
 //     2 open; absent without a breaker), tailguard_concurrency_limit (0:
-//     none), tailguard_in_flight, tailguard_queued;
+//     none), tailguard_in_flight, tailguard_queued, and per client-key
+//     table tailguard_keys_tracked{table} and tailguard_keys_max{table}
+//     (table is "fair" or "rate_limit"; no label names a client);
 //   - outside the routes, from ServerGauges: tailguard_listener_connections,
 //     tailguard_listener_errors_total{cause}, and per upstream
 //     tailguard_upstream_breaker_state{upstream} and

@@ -35,6 +35,7 @@ type Collector struct {
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
 	breakerState, limit, inFlight, queued    *prometheus.Desc
 	shedByPriority                           *prometheus.Desc
+	rateLimited, keysTracked, keysMax        *prometheus.Desc
 	tunnelsActive, tunnelsTotal              *prometheus.Desc
 	latencyGood, latencySLI, availabilitySLI *prometheus.Desc
 	budget, burnRate                         *prometheus.Desc
@@ -71,6 +72,9 @@ func NewCollector(reg *Registry) *Collector {
 		inFlight:        d("in_flight", "Requests admitted and not finished."),
 		queued:          d("queued", "Requests waiting for admission."),
 		shedByPriority:  d("shed_by_priority_total", "Admission refusals by request priority (would-be refusals in shadow mode).", "priority"),
+		rateLimited:     d("rate_limited_total", "Requests refused because their client was over the route's rate limit."),
+		keysTracked:     d("keys_tracked", "Client keys with state in a per-key table: fair admission (table=fair) or rate limit (table=rate_limit).", "table"),
+		keysMax:         d("keys_max", "The most client keys a per-key table tracks.", "table"),
 		tunnelsActive:   d("tunnels_active", "Upgraded connections (WebSocket) open now."),
 		tunnelsTotal:    d("tunnels_total", "Upgraded connections (WebSocket) opened."),
 		latencyGood:     d("slo_latency_good_total", "Requests within the SLO latency."),
@@ -114,6 +118,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
 		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority, c.tunnelsActive, c.tunnelsTotal,
+		c.rateLimited, c.keysTracked, c.keysMax,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
 		c.listenerConns, c.listenerErrors, c.upstreamBreaker, c.endpointHealthy, c.endpointEjected,
 		c.endpointOutstand, c.endpointLatency, c.endpointRequests, c.endpointFails,
@@ -193,7 +198,7 @@ func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n
 		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n.status[i]), route, code)
 	}
 	for d, v := range map[*prometheus.Desc]int64{
-		c.shed: n.shed, c.timeouts: n.timeouts, c.breakerRejects: n.breakerRejects,
+		c.shed: n.shed, c.rateLimited: n.rateLimited, c.timeouts: n.timeouts, c.breakerRejects: n.breakerRejects,
 		c.retries: n.retries, c.hedgesSent: n.hedgesSent, c.hedgesWon: n.hedgesWon,
 	} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), route)
@@ -248,6 +253,12 @@ func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g G
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(g.Queued), route)
 	for p, n := range g.ShedByPriority {
 		ch <- prometheus.MustNewConstMetric(c.shedByPriority, prometheus.CounterValue, float64(n), route, p)
+	}
+	for table, k := range map[string]*KeyGauges{"fair": g.Fair, "rate_limit": g.RateLimit} {
+		if k != nil {
+			ch <- prometheus.MustNewConstMetric(c.keysTracked, prometheus.GaugeValue, float64(k.Tracked), route, table)
+			ch <- prometheus.MustNewConstMetric(c.keysMax, prometheus.GaugeValue, float64(k.MaxKeys), route, table)
+		}
 	}
 }
 

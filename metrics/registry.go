@@ -31,6 +31,9 @@ type Gauges struct {
 	// route's admission was built (in shadow mode, the refusals it would
 	// have made); nil: no admission control.
 	ShedByPriority map[string]uint64
+	// Fair and RateLimit are the route's per-client-key tables: fair
+	// admission's (shed.fair_by) and the rate limit's; nil: none.
+	Fair, RateLimit *KeyGauges
 }
 
 // RouteConfig is what the registry needs to know about one configured

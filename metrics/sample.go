@@ -51,6 +51,9 @@ const (
 	TimedOut
 	// HedgeWon marks a response that came from a hedge attempt.
 	HedgeWon
+	// RateLimited marks a request refused because its client was over the
+	// route's rate limit.
+	RateLimited
 )
 
 // overhead is the time tailguard itself spent on a request: Response −

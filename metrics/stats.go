@@ -63,6 +63,7 @@ type routeStats struct {
 	RPS              float64          `json:"rps"`
 	Status           map[string]int64 `json:"status"`
 	Shed             int64            `json:"shed"`
+	RateLimited      int64            `json:"rate_limited"`
 	Timeouts         int64            `json:"timeouts"`
 	BreakerRejects   int64            `json:"breaker_rejects"`
 	Retries          int64            `json:"retries"`
@@ -75,8 +76,11 @@ type routeStats struct {
 	// ShedByPriority is Gauges.ShedByPriority: since the admission was
 	// built, not over the window.
 	ShedByPriority map[string]uint64 `json:"shed_by_priority,omitempty"`
-	LatencyMS      latencyStats      `json:"latency_ms"`
-	SLO            *sloReport        `json:"slo"` // null without an SLO
+	// Fair and RateLimit are Gauges.Fair and Gauges.RateLimit: live.
+	Fair      *KeyGauges   `json:"fair,omitempty"`
+	RateLimit *KeyGauges   `json:"rate_limit,omitempty"`
+	LatencyMS latencyStats `json:"latency_ms"`
+	SLO       *sloReport   `json:"slo"` // null without an SLO
 }
 
 // tunnelStats are a route's upgraded connections: open now, and opened
@@ -139,7 +143,7 @@ func (rt *Route) stats(k window) routeStats {
 	rs := routeStats{
 		Name: rt.name, WindowS: s.seconds, Requests: s.c.requests, RPS: s.rps(),
 		Status: make(map[string]int64, numClasses),
-		Shed:   s.c.shed, Timeouts: s.c.timeouts, BreakerRejects: s.c.breakerRejects, Retries: s.c.retries,
+		Shed:   s.c.shed, RateLimited: s.c.rateLimited, Timeouts: s.c.timeouts, BreakerRejects: s.c.breakerRejects, Retries: s.c.retries,
 		Hedges: hedgeStats{Sent: s.c.hedgesSent, Won: s.c.hedgesWon},
 		LatencyMS: latencyStats{
 			Queue: s.quantiles(Queue), Service: s.quantiles(Service),
@@ -153,7 +157,7 @@ func (rt *Route) stats(k window) routeStats {
 	if cfg.Gauges != nil {
 		g := cfg.Gauges()
 		rs.Breaker, rs.ConcurrencyLimit, rs.InFlight, rs.Queued = g.Breaker, g.ConcurrencyLimit, g.InFlight, g.Queued
-		rs.ShedByPriority = g.ShedByPriority
+		rs.ShedByPriority, rs.Fair, rs.RateLimit = g.ShedByPriority, g.Fair, g.RateLimit
 	}
 	if cfg.SLO != nil {
 		rs.SLO = cfg.SLO.report(&s.c, &rt.view(win5m, false).c, &rt.view(win1h, false).c)

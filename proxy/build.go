@@ -174,6 +174,7 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 		r.priorityHeader = sh.PriorityHeader
 		r.priorityDefault = priority(sh.PriorityDefault)
 	}
+	r.buildFairness(rc, prev)
 	return r
 }
 
@@ -241,6 +242,7 @@ func (r *Route) gauges() metrics.Gauges {
 			g.ShedByPriority[p.String()] = a.Shed(p)
 		}
 	}
+	g.Fair, g.RateLimit = r.keyGauges()
 	return g
 }
 

@@ -23,6 +23,7 @@ import (
 //	route's admission        kept if its AdmissionSettings are equal
 //	route's hedge delay      kept if its HedgeSettings are equal
 //	route's budget window    kept if the old and new route both retry or hedge
+//	route's rate limiter     kept, with every client's state, if its RateLimitSettings and key are equal
 //
 // A route itself is always rebuilt (it is cheap); the kept parts are
 // shared by the old and new route while requests drain from the old.
@@ -73,6 +74,7 @@ type routePolicies struct {
 	retry     optional[resilience.RetrySettings]
 	hedge     optional[resilience.HedgeSettings]
 	admission optional[resilience.AdmissionSettings]
+	rateLimit optional[resilience.RateLimitSettings]
 }
 
 // upstream returns the upstream called name in t, or nil (also for a nil t).

@@ -9,7 +9,8 @@
 //	  edge.Check(ctx)                    400/414/431 + close if refused    internal/edge
 //	  table.Match(host, path, method)    404 if none                       table.go
 //	  x.takeBody()                       413 over the limit; small bodies whole
-//	  x.admit()                          the only place a request waits    resilience.Admission ── shed → 503/429
+//	  x.admit()                          rate limit (ratelimit.go) ── over → 429 rate_limited
+//	                                     then the only place a request waits    resilience.Admission ── shed → 503/429
 //	  x.guardedAttempts()                breaker, then the attempt loop    loop.go ── open → 503
 //	      plain:  attempt.run on the handler goroutine, ctx's own request and response
 //	      hedged: primary on a hedge worker; after the hedge delay, another (hedge.go)
@@ -18,7 +19,7 @@
 //	  permit.Release(service, ok)        feeds the adaptive limit
 //	  x.respond()                        tailguard's own answer for a cause, a tunnel for a 101 (tunnel.go),
 //	                                     or the upstream's response
-//	  s.record(x)                        one metrics.Sample per request
+//	  s.record(x)                        one metrics.Sample per request; RateLimit headers
 //
 // The breaker stands outside the attempt loop, so it counts what the
 // client saw: one outcome per request, and no attempt at all while it is

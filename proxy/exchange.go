@@ -34,6 +34,7 @@ type exchange struct {
 	// cause is why tailguard answers the request itself; cause.None while
 	// the upstream's response is the answer.
 	cause           cause.Cause
+	rate            resilience.RateDecision // the route's rate limit's, if it has one
 	retries, hedges uint8
 	hedgeWon        bool
 	// clientClose and clientHTTP10 are what the client asked of its own
@@ -144,6 +145,7 @@ func (x *exchange) release() {
 	x.plain.x, x.plain.req, x.plain.resp = nil, nil, nil
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
 	x.service, x.cause, x.retries, x.hedges, x.hedgeWon = 0, cause.None, 0, 0, false
+	x.rate = resilience.RateDecision{}
 	x.clientClose, x.clientHTTP10, x.guarded = false, false, result{}
 	if x.upgraded != nil { // never handed to a tunnel
 		_ = x.upgraded.Close()

@@ -66,17 +66,21 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	s.record(x)
 }
 
-// admit waits for the route's admission, the only place a request waits.
-// Admission's clock is the moment the request is ready to wait: its
-// arrival, unless reading a body whole (for replays, or collecting it for
-// buffering) took time first.
+// admit checks the route's rate limit (ratelimit.go), then waits for the
+// route's admission, the only place a request waits. Admission's clock
+// is the moment the request is ready to wait: its arrival, unless reading
+// a body whole (for replays, or collecting it for buffering) took time
+// first.
 func (x *exchange) admit() (resilience.Permit, cause.Cause) {
 	r := x.route
 	ready := x.arrived
 	if len(x.body) > prereadBytes || x.spooled != nil {
 		ready = time.Now()
 	}
-	permit, err := r.admission.Admit(ready, x.deadline, x.priority())
+	if c := x.limitRate(ready); c != cause.None {
+		return resilience.Permit{}, c
+	}
+	permit, err := r.admission.AdmitKey(ready, x.deadline, x.priority(), x.fairKey())
 	x.admitted = time.Now()
 	if err != nil {
 		return permit, cause.Shed
@@ -231,6 +235,7 @@ func (x *exchange) streamBody(cl int) cause.Cause {
 // the client: now for a response held whole, when its body stream closes
 // for one streamed or buffered (sent.go).
 func (s *Server) record(x *exchange) {
+	x.setRateLimitHeaders()
 	if x.route.serverTiming {
 		x.scratch = appendServerTiming(x.scratch[:0], x.queue(), x.service)
 		x.ctx.Response.Header.SetBytesV(headerServerTiming, x.scratch)

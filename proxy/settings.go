@@ -94,8 +94,11 @@ func routePoliciesOf(rc *config.Route) routePolicies {
 			CoDelTarget:    sh.CoDel.Target.D(),
 			CoDelInterval:  sh.CoDel.Interval.D(),
 			Shadow:         sh.Mode == config.ShedShadow,
+			Fair:           sh.FairBy != nil,
+			MaxKeys:        sh.MaxKeys,
 		})
 	}
+	p.rateLimit = rateLimitSettings(rc.RateLimit)
 	return p
 }
 

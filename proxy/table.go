@@ -40,9 +40,13 @@ type Route struct {
 	retry  *resilience.Retry
 	hedge  *resilience.Hedge
 	budget *resilience.Budget
-	// admission is the route's concurrency limit and wait queue.
+	// admission is the route's concurrency limit and wait queue; fairBy
+	// its client key when it is fair (shed.fair_by).
 	admission *resilience.Admission
+	fairBy    clientKey
 	shed      shedAnswer
+	// rateLimit is the route's per-client rate limit; nil: none.
+	rateLimit *rateLimit
 	// priorityHeader names the request header carrying a priority;
 	// priorityDefault applies without one.
 	priorityHeader  string

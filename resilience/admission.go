@@ -45,8 +45,13 @@ type AdmissionSettings struct {
 	// always.
 	CoDelTarget, CoDelInterval time.Duration
 	// Shadow counts what would be refused and refuses nothing: for tuning
-	// a route before enforcing.
+	// a route before enforcing. Shadow counts are blind to Fair.
 	Shadow bool
+	// Fair shares the limit and the queue among client keys while the
+	// route is saturated (see AdmitKey and fair.go), tracking at most
+	// MaxKeys keys; MaxKeys <= 0 means DefaultMaxKeys.
+	Fair    bool
+	MaxKeys int
 }
 
 // admissionConfig is AdmissionSettings normalised; fixed after NewAdmission.
@@ -124,6 +129,9 @@ func NewAdmission(s AdmissionSettings) *Admission {
 		adaptive:     s.Adaptive,
 		shadow:       s.Shadow,
 	}}
+	if s.Fair && !s.Shadow {
+		a.q.fair = newFairKeys(s.MaxKeys)
+	}
 	if s.Adaptive {
 		a.grad = newGradientLimit(s.LimitMin, s.LimitMax, s.LimitInitial)
 		a.limit.Store(a.grad.current())
@@ -144,6 +152,17 @@ func NewAdmission(s AdmissionSettings) *Admission {
 // Below the limit it costs a few atomic operations and allocates nothing;
 // waiting allocates nothing in steady state either.
 func (a *Admission) Admit(now, deadline time.Time, p Priority) (Permit, error) {
+	return a.AdmitKey(now, deadline, p, nil)
+}
+
+// AdmitKey is Admit for a request of the client key key (its client's
+// address, say, or a header's value; nil or empty: the key of requests
+// without one). Only a fair Admission uses the key: it counts each key's
+// requests in flight and waiting, serves the waiting key that holds
+// fewest slots first, and makes room in a full queue at the expense of
+// the key that holds most (see fair.go). It allocates nothing; key is not
+// retained.
+func (a *Admission) AdmitKey(now, deadline time.Time, p Priority, key []byte) (Permit, error) {
 	if a == nil {
 		return Permit{}, nil
 	}
@@ -151,15 +170,31 @@ func (a *Admission) Admit(now, deadline time.Time, p Priority) (Permit, error) {
 	if a.cfg.shadow {
 		return a.admitShadow(now, deadline, p), nil
 	}
+	if a.q.fair != nil {
+		return a.admitFair(now, deadline, p, key)
+	}
 	if a.tooLate(now, deadline) {
 		return Permit{}, a.refuse(p)
 	}
 	// While the queue stands, every arrival takes the slow path: it
 	// observes the queue, so LIFO ends promptly once the overload does.
 	if a.queued.Load() == 0 && !a.q.lifo.Load() && a.tryAcquire() {
-		return a.permit(), nil
+		return a.permit(nil), nil
 	}
 	return a.admitSlow(now, deadline, p)
+}
+
+// admitFair is AdmitKey for a fair Admission: every request takes the
+// lock, to count per key.
+func (a *Admission) admitFair(now, deadline time.Time, p Priority, key []byte) (Permit, error) {
+	a.mu.Lock()
+	k := a.q.fair.key(key, now)
+	if a.tooLate(now, deadline) {
+		refuseKey(k)
+		a.mu.Unlock()
+		return Permit{}, a.refuse(p)
+	}
+	return a.enter(now, deadline, p, k)
 }
 
 // tooLate reports whether the deadline leaves no more than the median
@@ -181,7 +216,9 @@ func (a *Admission) tryAcquire() bool {
 	}
 }
 
-func (a *Admission) permit() Permit { return Permit{a: a, epoch: a.epoch.Load()} }
+// permit returns a Permit for a slot taken for a request of key k (nil
+// unless fair).
+func (a *Admission) permit(k *fairKey) Permit { return Permit{a: a, epoch: a.epoch.Load(), key: k} }
 
 // refuse counts a refusal of priority p and returns ErrShed.
 func (a *Admission) refuse(p Priority) error {
@@ -269,7 +306,8 @@ func (a *Admission) Shed(p Priority) uint64 {
 // releasing allocate nothing. The zero Permit holds no slot.
 type Permit struct {
 	a     *Admission
-	epoch uint32 // the limit window the request was admitted in
+	key   *fairKey // the request's key in a fair Admission; nil otherwise
+	epoch uint32   // the limit window the request was admitted in
 }
 
 // Release frees the slot and, unless sample is false or rtt <= 0, feeds
@@ -287,6 +325,15 @@ func (p Permit) Release(rtt time.Duration, sample bool) {
 	}
 	if sample && rtt > 0 && a.cfg.adaptive && a.epoch.Load()-p.epoch <= 1 {
 		a.rtt.add(rtt)
+	}
+	if p.key != nil {
+		// A key in flight is never evicted, so p.key is still its entry.
+		a.mu.Lock()
+		p.key.v.inflight--
+		a.inflight.Add(-1)
+		a.dispatchLocked()
+		a.mu.Unlock()
+		return
 	}
 	a.inflight.Add(-1)
 	// The decrement comes before this load, and a waiter announces itself

@@ -13,7 +13,7 @@ func (a *Admission) admitShadow(now, deadline time.Time, p Priority) Permit {
 	if a.wouldShed(now, deadline, p, ahead) {
 		a.shed[p].Add(1)
 	}
-	return a.permit()
+	return a.permit(nil)
 }
 
 // wouldShed reports whether an arrival of priority p with ahead requests

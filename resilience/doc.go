@@ -8,10 +8,16 @@
 // proxy consults the policies in one fixed order, written once in
 // proxy/serve.go:
 //
-//	admit (Admission) → breaker (Breaker) → attempt loop
+//	rate limit (RateLimiter) → admit (Admission, fair by client key when
+//	    configured) → breaker (Breaker) → attempt loop
 //	    (Retry, Hedge and Budget; each attempt: Balancer.Pick → forward
 //	    with a per-try deadline → Outlier and Balancer learn the Outcome)
 //	→ respond → record
+//
+// Per-client state (RateLimiter, a fair Admission) lives in fixed-size
+// tables that evict idle clients (keyTable), never in a map that grows
+// with what clients send; fair.go gives the reasoning behind fair
+// admission's discipline.
 //
 // Time is always an argument, never read inside a decision, so tests drive
 // state changes without waiting. Every instant crossing this API, "now"

@@ -29,6 +29,8 @@ import (
 type admissionQueue struct {
 	byRank [numPriorities]waiterList
 	n      int
+	// fair is the per-key state of a fair Admission; nil otherwise.
+	fair *fairKeys
 	// aboveSince is when the oldest waiter's wait went above target, as
 	// far as observations tell; zero while it is not.
 	aboveSince time.Time
@@ -44,13 +46,25 @@ type admissionQueue struct {
 // are pooled with their channel and timer, so waiting allocates nothing
 // in steady state.
 type admissionWaiter struct {
-	prev, next *admissionWaiter
-	ready      chan struct{} // capacity 1: receives once the waiter has left the queue
-	timer      *time.Timer   // stopped while pooled
-	since      time.Time     // arrival, by the caller's clock
-	prio       Priority
-	state      waiterState
+	// links are the waiter's places in two lists: its priority's
+	// (queueLink) and, with fair admission, its key's (keyLink).
+	links [2]waiterLinks
+	ready chan struct{} // capacity 1: receives once the waiter has left the queue
+	timer *time.Timer   // stopped while pooled
+	since time.Time     // arrival, by the caller's clock
+	key   *fairKey      // nil unless the Admission is fair
+	prio  Priority
+	state waiterState
 }
+
+// waiterLinks are a waiter's neighbours in one waiterList.
+type waiterLinks struct{ prev, next *admissionWaiter }
+
+// The lists a waiter is in: see admissionWaiter.links.
+const (
+	queueLink = 0
+	keyLink   = 1
+)
 
 // waiterState is how a waiter left the queue. It is written under
 // Admission.mu before ready is signalled.
@@ -71,30 +85,53 @@ var admissionWaiters = sync.Pool{New: func() any {
 // admitSlow is Admit at the limit, or with others waiting.
 func (a *Admission) admitSlow(now, deadline time.Time, p Priority) (Permit, error) {
 	a.mu.Lock()
+	return a.enter(now, deadline, p, nil)
+}
+
+// enter admits, refuses or queues an arrival of priority p and key k (nil
+// unless fair), with a.mu held; it unlocks a.mu, then waits if queued.
+func (a *Admission) enter(now, deadline time.Time, p Priority, k *fairKey) (Permit, error) {
+	w, wait, err := a.enterLocked(now, deadline, p, k)
+	a.mu.Unlock()
+	switch {
+	case err != nil:
+		return Permit{}, a.refuse(p)
+	case w == nil:
+		return a.permit(k), nil
+	}
+	return a.await(w, wait)
+}
+
+// enterLocked decides an arrival of priority p and key k: a slot at once
+// (nil waiter, nil error), a refusal (ErrShed), or a place in the queue,
+// as w, to wait there for at most wait. It counts the key's admission or
+// refusal, not the priority's refusal (the caller does), and waits for
+// nothing: a model of the queue can drive it without goroutines.
+func (a *Admission) enterLocked(now, deadline time.Time, p Priority, k *fairKey) (w *admissionWaiter, wait time.Duration, err error) {
 	a.queued.Add(1) // announce before the last try; see Permit.Release
 	a.observeLocked(now)
 	a.dispatchLocked()
 	if a.q.n == 0 && a.tryAcquire() {
 		a.queued.Add(-1)
-		a.mu.Unlock()
-		return a.permit(), nil
+		a.q.fair.grant(k)
+		return nil, 0, nil
 	}
-	wait, ok := a.placeLocked(now, deadline, p)
+	wait, ok := a.placeLocked(now, deadline, p, k)
 	if !ok {
 		a.queued.Add(-1)
-		a.mu.Unlock()
-		return Permit{}, a.refuse(p)
+		refuseKey(k)
+		return nil, 0, ErrShed
 	}
-	w := admissionWaiters.Get().(*admissionWaiter)
-	w.since, w.prio, w.state = now, p, waiterWaiting
+	w = admissionWaiters.Get().(*admissionWaiter)
+	w.since, w.prio, w.key, w.state = now, p, k, waiterWaiting
 	a.q.push(w)
-	a.mu.Unlock()
-	return a.await(w, wait)
+	return w, wait, nil
 }
 
-// placeLocked decides whether an arrival of priority p may queue and for
-// how long, making room by eviction if the queue is full.
-func (a *Admission) placeLocked(now, deadline time.Time, p Priority) (time.Duration, bool) {
+// placeLocked decides whether an arrival of priority p and key k (nil
+// unless fair) may queue and for how long, making room by eviction if the
+// queue is full.
+func (a *Admission) placeLocked(now, deadline time.Time, p Priority, k *fairKey) (time.Duration, bool) {
 	room := a.cfg.queue
 	lifo := a.q.lifo.Load()
 	if p == Sheddable {
@@ -103,12 +140,12 @@ func (a *Admission) placeLocked(now, deadline time.Time, p Priority) (time.Durat
 		}
 		room /= 2
 	}
-	wait := a.waitBound(now, deadline, lifo)
+	wait := a.waitBound(now, deadline, lifo && !a.q.fair.top().light(k))
 	if wait <= 0 {
 		return 0, false
 	}
-	expected := a.expectedWait(a.q.ahead(p))
-	if expected > wait || a.q.n >= room && !a.evictLocked(p) {
+	expected := a.expectedWait(a.q.ahead(p, k))
+	if expected > wait || a.q.n >= room && !a.evictLocked(p, k) {
 		if expected > a.cfg.queueTimeout || a.q.n >= a.cfg.queue {
 			a.overflowLocked(now)
 		}
@@ -153,10 +190,11 @@ func (a *Admission) await(w *admissionWaiter, wait time.Duration) (Permit, error
 		a.mu.Unlock()
 		<-w.ready
 	}
-	granted, p := w.state == waiterGranted, w.prio
+	granted, p, k := w.state == waiterGranted, w.prio, w.key
+	w.key = nil
 	admissionWaiters.Put(w)
 	if granted {
-		return a.permit(), nil
+		return a.permit(k), nil
 	}
 	return Permit{}, a.refuse(p)
 }
@@ -168,12 +206,21 @@ func (a *Admission) dispatchLocked() {
 	}
 }
 
-// evictLocked refuses the waiter of strictly lower priority than p that
-// would be served last, and reports whether there was one.
-func (a *Admission) evictLocked(p Priority) bool {
+// evictLocked makes room for an arrival of priority p and key k (nil
+// unless fair): it refuses the waiter of strictly lower priority than p
+// that would be served last or, with fair admission, the waiter of p's
+// priority that the key using most beyond k's usage would be served last,
+// and reports whether there was one.
+func (a *Admission) evictLocked(p Priority, k *fairKey) bool {
 	for r := numPriorities - 1; r > int(priorityRank[p]); r-- {
 		if l := &a.q.byRank[r]; l.n > 0 {
 			a.leaveLocked(a.q.last(l), waiterDropped)
+			return true
+		}
+	}
+	if k != nil {
+		if v := a.q.fair.heavier(k, priorityRank[p]); v != nil {
+			a.leaveLocked(a.q.last(&v.v.waiting[priorityRank[p]]), waiterDropped)
 			return true
 		}
 	}
@@ -229,12 +276,18 @@ func (a *Admission) standLocked(now time.Time) {
 	a.sweepLocked(now)
 }
 
-// sweepLocked drops the waiters that have waited longer than the target.
+// sweepLocked drops the waiters that have waited longer than the target,
+// but for those of a key using less than another as the sweep begins
+// (see usageTop.light).
 func (a *Admission) sweepLocked(now time.Time) {
+	top := a.q.fair.top()
 	for r := range a.q.byRank {
-		l := &a.q.byRank[r]
-		for l.front != nil && now.Sub(l.front.since) > a.cfg.target {
-			a.dropLocked(l.front, now)
+		for w := a.q.byRank[r].front; w != nil && now.Sub(w.since) > a.cfg.target; {
+			next := w.links[queueLink].next
+			if !top.light(w.key) {
+				a.dropLocked(w, now)
+			}
+			w = next
 		}
 	}
 }
@@ -252,32 +305,49 @@ func (a *Admission) dropLocked(w *admissionWaiter, now time.Time) {
 func (a *Admission) leaveLocked(w *admissionWaiter, st waiterState) {
 	a.q.remove(w)
 	a.queued.Add(-1)
+	if st == waiterGranted {
+		a.q.fair.grant(w.key)
+	} else {
+		refuseKey(w.key)
+	}
 	w.state = st
 	w.ready <- struct{}{}
 }
 
-// push appends w to its priority's list.
+// push appends w to its priority's list, and to its key's.
 func (q *admissionQueue) push(w *admissionWaiter) {
-	q.byRank[priorityRank[w.prio]].pushBack(w)
+	q.byRank[priorityRank[w.prio]].pushBack(w, queueLink)
 	q.n++
+	if w.key != nil {
+		q.fair.push(w)
+	}
 }
 
-// remove takes w out of its priority's list.
+// remove takes w out of its priority's list, and out of its key's.
 func (q *admissionQueue) remove(w *admissionWaiter) {
-	q.byRank[priorityRank[w.prio]].remove(w)
+	q.byRank[priorityRank[w.prio]].remove(w, queueLink)
 	q.n--
+	if w.key != nil {
+		q.fair.remove(w)
+	}
 }
 
-// next returns the waiter to serve first: highest priority, then oldest
+// next returns the waiter to serve first: highest priority; with fair
+// admission, of the key using least (see fairKeys.next); then oldest
 // (FIFO) or newest (LIFO); nil if none.
 func (q *admissionQueue) next() *admissionWaiter {
 	for r := range q.byRank {
-		if l := &q.byRank[r]; l.n > 0 {
-			if q.lifo.Load() {
-				return l.back
-			}
-			return l.front
+		l := &q.byRank[r]
+		if l.n == 0 {
+			continue
 		}
+		if q.fair != nil {
+			l = &q.fair.next(uint8(r)).v.waiting[r]
+		}
+		if q.lifo.Load() {
+			return l.back
+		}
+		return l.front
 	}
 	return nil
 }
@@ -302,30 +372,37 @@ func (q *admissionQueue) oldest() *admissionWaiter {
 }
 
 // ahead returns how many waiters would be served before an arrival of
-// priority p: all of higher priority, and in FIFO order those of p too.
-func (q *admissionQueue) ahead(p Priority) int {
+// priority p and key k (nil unless fair): all of higher priority, and in
+// FIFO order those of p too; with fair admission, of those of p, about as
+// many per waiting key as k has waiting already (see fairKeys.ahead).
+func (q *admissionQueue) ahead(p Priority, k *fairKey) int {
 	r := int(priorityRank[p])
 	n := 0
 	for i := range r {
 		n += q.byRank[i].n
 	}
-	if !q.lifo.Load() {
+	switch {
+	case q.lifo.Load():
+	case k != nil:
+		n += q.fair.ahead(k, uint8(r), q.byRank[r].n)
+	default:
 		n += q.byRank[r].n
 	}
 	return n
 }
 
-// waiterList is an intrusive doubly linked list of waiters, so queueing
-// and leaving from anywhere cost O(1) and allocate nothing.
+// waiterList is an intrusive doubly linked list of waiters through one of
+// their links (queueLink, keyLink), so queueing and leaving from anywhere
+// cost O(1) and allocate nothing.
 type waiterList struct {
 	front, back *admissionWaiter
 	n           int
 }
 
-func (l *waiterList) pushBack(w *admissionWaiter) {
-	w.prev, w.next = l.back, nil
+func (l *waiterList) pushBack(w *admissionWaiter, link int) {
+	w.links[link] = waiterLinks{prev: l.back}
 	if l.back != nil {
-		l.back.next = w
+		l.back.links[link].next = w
 	} else {
 		l.front = w
 	}
@@ -333,17 +410,18 @@ func (l *waiterList) pushBack(w *admissionWaiter) {
 	l.n++
 }
 
-func (l *waiterList) remove(w *admissionWaiter) {
-	if w.prev != nil {
-		w.prev.next = w.next
+func (l *waiterList) remove(w *admissionWaiter, link int) {
+	ln := &w.links[link]
+	if ln.prev != nil {
+		ln.prev.links[link].next = ln.next
 	} else {
-		l.front = w.next
+		l.front = ln.next
 	}
-	if w.next != nil {
-		w.next.prev = w.prev
+	if ln.next != nil {
+		ln.next.links[link].prev = ln.prev
 	} else {
-		l.back = w.prev
+		l.back = ln.prev
 	}
-	w.prev, w.next = nil, nil
+	*ln = waiterLinks{}
 	l.n--
 }

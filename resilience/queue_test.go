@@ -178,18 +178,23 @@ func TestAdmissionCoDelCutsWaits(t *testing.T) {
 }
 
 func TestWaiterList(t *testing.T) {
-	var l waiterList
-	w := [3]admissionWaiter{}
-	for i := range w {
-		l.pushBack(&w[i])
-	}
-	l.remove(&w[1])
-	if l.n != 2 || l.front != &w[0] || l.back != &w[2] || w[0].next != &w[2] || w[2].prev != &w[0] {
-		t.Fatal("remove from the middle")
-	}
-	l.remove(&w[0])
-	l.remove(&w[2])
-	if l.n != 0 || l.front != nil || l.back != nil {
-		t.Fatal("remove to empty")
+	for _, link := range []int{queueLink, keyLink} {
+		var l waiterList
+		w := [3]admissionWaiter{}
+		for i := range w {
+			l.pushBack(&w[i], link)
+		}
+		l.remove(&w[1], link)
+		if l.n != 2 || l.front != &w[0] || l.back != &w[2] || w[0].links[link].next != &w[2] || w[2].links[link].prev != &w[0] {
+			t.Fatalf("link %d: remove from the middle", link)
+		}
+		if w[0].links[1-link] != (waiterLinks{}) {
+			t.Fatalf("link %d: the other link was written", link)
+		}
+		l.remove(&w[0], link)
+		l.remove(&w[2], link)
+		if l.n != 0 || l.front != nil || l.back != nil {
+			t.Fatalf("link %d: remove to empty", link)
+		}
 	}
 }

@@ -46,6 +46,7 @@ const (
 	ConnLimit
 	TLSFailure
 	BodyTimeout
+	RateLimited
 	count
 )
 
@@ -78,6 +79,7 @@ var table = [count]info{
 	ConnLimit:       {fasthttp.StatusServiceUnavailable, "connection_limit", "too many client connections", 0},
 	TLSFailure:      {fasthttp.StatusBadGateway, "tls_failure", "TLS with the upstream failed", 0},
 	BodyTimeout:     {fasthttp.StatusRequestTimeout, "body_timeout", "request body not received in time", 0},
+	RateLimited:     {fasthttp.StatusTooManyRequests, "rate_limited", "rate limit exceeded, slow down", metrics.RateLimited},
 }
 
 // Status is the HTTP status tailguard answers c with (a route may shed

@@ -34,6 +34,7 @@ func TestTable(t *testing.T) {
 		{Shed, 503, "shed", metrics.Shed, false},
 		{BreakerOpen, 503, "breaker_open", metrics.BreakerRejected, false},
 		{ConnLimit, 503, "connection_limit", 0, false},
+		{RateLimited, 429, "rate_limited", metrics.RateLimited, false},
 		{ConnectTimeout, 504, "connect_timeout", metrics.TimedOut, false},
 		{Timeout, 504, "timeout", metrics.TimedOut, false},
 	}

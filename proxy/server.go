@@ -47,6 +47,11 @@ type Server struct {
 	clients edge.Stats
 	// spool holds the bodies buffering routes collect (buffer.go).
 	spool *spool.Store
+	// life orders Serve and Shutdown: ln is the listener Serve was given,
+	// stopped that Shutdown has begun.
+	life    sync.Mutex
+	ln      net.Listener
+	stopped bool
 }
 
 // streamThreshold is the largest request body read whole when a route
@@ -145,8 +150,17 @@ func (s *Server) Ready() bool {
 	return true
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, which may come first:
+// Serve then returns at once.
 func (s *Server) Serve(ln net.Listener) error {
+	s.life.Lock()
+	if s.stopped {
+		s.life.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	s.ln = ln
+	s.life.Unlock()
 	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig, &s.clients))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
@@ -188,7 +202,16 @@ func (s *Server) ReloadCertificate() error {
 // closed then (a tunnel left open is no failed drain). Then it closes idle
 // upstream connections.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.life.Lock()
+	s.stopped = true
+	ln := s.ln
+	s.life.Unlock()
 	err := s.srv.ShutdownWithContext(ctx)
+	if ln != nil {
+		// fasthttp closes only the listeners its Serve has registered: a
+		// Serve that had not got that far would accept for ever.
+		_ = ln.Close()
+	}
 	s.closeTunnels(ctx)
 	s.workers.close()
 	s.table.Load().stop()

@@ -48,10 +48,6 @@ type OutlierSettings struct {
 	// too. Zero or negative means 10 (Envoy's default); above 100 means
 	// 100.
 	MaxEjectedPercent int
-	// Shadow decides and counts ejections (WouldEject) but ejects
-	// nothing: Available and Eligible leave every endpoint in. It can be
-	// switched at run time with SetShadow, state kept.
-	Shadow bool
 }
 
 // An Outlier ejects, for a while, an endpoint whose attempts keep failing
@@ -140,13 +136,15 @@ func NewOutlier(s OutlierSettings, n int) *Outlier {
 		o.lat = make([]latencyHistogram, n)
 		o.nextJudge.Store(int64(latencyInterval))
 	}
-	o.shadow.Store(s.Shadow)
 	return o
 }
 
-// SetShadow switches the Outlier between shadow (true) and enforce mode,
-// keeping its state: an ejection decided in shadow mode is enforced for
-// the rest of its time once the mode is enforce. Safe for concurrent use.
+// SetShadow switches the Outlier between shadow (true) and enforce mode
+// (the default), keeping its state. In shadow mode ejections are decided
+// and counted (WouldEject) as in enforce mode, but Available and Eligible
+// leave every endpoint in; an ejection decided in shadow mode is enforced
+// for the rest of its time once the mode is enforce. Safe for concurrent
+// use; a nil Outlier ignores it.
 func (o *Outlier) SetShadow(shadow bool) {
 	if o != nil {
 		o.shadow.Store(shadow)

@@ -228,8 +228,9 @@ func TestOutlierLatencyOnly(t *testing.T) {
 // counted, and nothing is ejected; switched to enforce, the decision in
 // force is enforced for the rest of its time.
 func TestOutlierShadow(t *testing.T) {
-	s := OutlierSettings{Consecutive5xx: 2, LatencyFactor: 3, EjectionTime: time.Minute, MaxEjectedPercent: 100, Shadow: true}
-	shadow, enforce := NewOutlier(s, 3), NewOutlier(OutlierSettings{Consecutive5xx: 2, LatencyFactor: 3, EjectionTime: time.Minute, MaxEjectedPercent: 100}, 3)
+	s := OutlierSettings{Consecutive5xx: 2, LatencyFactor: 3, EjectionTime: time.Minute, MaxEjectedPercent: 100}
+	shadow, enforce := NewOutlier(s, 3), NewOutlier(s, 3)
+	shadow.SetShadow(true)
 	for _, o := range []*Outlier{shadow, enforce} {
 		latencyTraffic(o, 0, 3, 200, grayRTT(2))
 		outlierFail(o, 0, balancerAt(o.clock, 3*time.Second), 2)

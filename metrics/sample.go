@@ -29,6 +29,9 @@ type Sample struct {
 	Retries uint8
 	// Hedges is the number of hedge attempts sent.
 	Hedges uint8
+	// WouldHedges is the number of hedges a shadow-mode hedge policy
+	// decided and did not send.
+	WouldHedges uint8
 }
 
 // A Flag marks how a request ended, beyond its status. Flags combine.
@@ -44,6 +47,13 @@ const (
 	TimedOut
 	// HedgeWon marks a response that came from a hedge attempt.
 	HedgeWon
+	// WouldRetry marks a request a shadow-mode retry policy would have
+	// retried (its first retry; later ones depend on answers never
+	// received).
+	WouldRetry
+	// WouldReject marks a request a shadow-mode breaker would have
+	// refused, and let through.
+	WouldReject
 )
 
 // overhead is the time tailguard itself spent on a request: Response −

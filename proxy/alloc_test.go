@@ -12,7 +12,7 @@ import (
 // nothing in steady state. The count is process-wide, so it holds for
 // tailguard's part whatever the client and upstream do.
 func TestProxiedGETAllocatesNothing(t *testing.T) {
-	for name, cfg := range map[string]string{"plain": oneRoute, "every policy": everyPolicy} {
+	for name, cfg := range map[string]string{"plain": oneRoute, "every policy": everyPolicy, "every policy in shadow mode": everyPolicyShadow} {
 		t.Run(name, func(t *testing.T) { allocsPerGET(t, cfg) })
 	}
 }

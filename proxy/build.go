@@ -51,6 +51,7 @@ func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Tab
 		if err != nil {
 			return nil, fmt.Errorf("upstreams.%s.tls: %w", name, err)
 		}
+		u.setModes(upstreamModesOf(uc))
 		t.upstreams[name] = u
 	}
 	regRoutes := make([]metrics.RouteConfig, 0, len(cfg.Routes))
@@ -153,11 +154,13 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 	}
 	if p.retry.set {
 		r.retry = resilience.NewRetry(p.retry.v)
+		r.retryShadow = rc.Retry.Mode == config.ModeShadow
 	}
 	if p.hedge.set {
 		if r.hedge = prev.carriedHedge(p.hedge); r.hedge == nil {
 			r.hedge = resilience.NewHedge(p.hedge.v)
 		}
+		r.hedgeShadow = rc.Hedge.Mode == config.ModeShadow
 	}
 	if p.retry.set || p.hedge.set {
 		if r.budget = prev.carriedBudget(); r.budget == nil {
@@ -177,9 +180,10 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 
 // hedgeWorkers bounds the hedge workers the route may keep busy: its
 // attempts in flight at once (the primary and max_extra hedges) times the
-// requests it may have in flight.
+// requests it may have in flight; none for a hedge in shadow mode, which
+// sends nothing on a worker.
 func (r *Route) hedgeWorkers() int {
-	if r.hedge == nil {
+	if r.hedge == nil || r.hedgeShadow {
 		return 0
 	}
 	inFlight := r.upstream.endpoints[0].MaxConns() * len(r.upstream.endpoints)

@@ -35,6 +35,7 @@ type exchange struct {
 	cause           cause.Cause
 	retries, hedges uint8
 	hedgeWon        bool
+	shadow          shadowCounts // what shadow-mode policies would have done
 	// clientClose and clientHTTP10 are what the client asked of its own
 	// connection, before the request was made fit for the upstream hop.
 	clientClose, clientHTTP10 bool
@@ -130,7 +131,7 @@ func (x *exchange) release() {
 	x.plain.x, x.plain.req, x.plain.resp = nil, nil, nil
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
 	x.service, x.cause, x.retries, x.hedges, x.hedgeWon = 0, cause.None, 0, 0, false
-	x.clientClose, x.clientHTTP10, x.guarded = false, false, result{}
+	x.clientClose, x.clientHTTP10, x.guarded, x.shadow = false, false, result{}, shadowCounts{}
 	if x.upgraded != nil { // never handed to a tunnel
 		_ = x.upgraded.Close()
 	}
@@ -172,5 +173,6 @@ func (x *exchange) sample(now time.Time) metrics.Sample {
 	if !x.admitted.IsZero() {
 		s.Queue = x.admitted.Sub(x.arrived)
 	}
+	x.shadow.addTo(&s)
 	return s
 }

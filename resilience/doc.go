@@ -42,7 +42,13 @@
 //     log-linear buckets of at most 1/8 relative width, one atomic add,
 //     no lock, no allocation. Counts decay to 3/4 each second instead of
 //     being reset, so an endpoint is judged on about its last four
-//     seconds of traffic, without a ring of windows.
+//     seconds of traffic, without a ring of windows. A histogram holding
+//     fewer than the samples a judgement needs does not decay: an
+//     endpoint that P2C already starves (a slow one gets a few percent
+//     of the picks) is judged on its last 100 samples, however long they
+//     took to come, instead of never. The scenario "gray" showed it: with
+//     the decay alone, P2C kept the gray endpoint under the minimum and
+//     fed it bursts whenever its latency estimate had decayed.
 //  2. Once a second (the first Observe to find the comparison due takes a
 //     TryLock; the rest go on), each endpoint that is in service and holds
 //     at least 100 samples has its tail taken: the p99 of its histogram.
@@ -74,7 +80,5 @@
 // What it does not do: it does not compare an endpoint with itself over
 // time (a whole upstream getting slower is an admission matter, not an
 // ejection), and it cannot tell a slow endpoint from slow requests that
-// happen to land on it; with P2C the slow endpoint already gets fewer
-// requests, so it needs the samples to be judged, which is why the
-// minimum is counted over the decaying window, not over one second.
+// happen to land on it.
 package resilience

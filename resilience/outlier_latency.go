@@ -36,10 +36,11 @@ const latencyBuckets = 8 + 24*8
 
 // A latencyHistogram counts one endpoint's attempt round trips in
 // log-linear buckets with atomic adds: recording is one atomic add on the
-// endpoint's own counters and never allocates. Counts decay (decay) each
+// endpoint's own counters and never allocates. Counts decay (tail) each
 // interval instead of being reset, so the window slides and an endpoint
-// is judged on its last few seconds. A sample racing with decay may be
-// decayed once more or not at all: harmless for a tail estimate.
+// is judged on its last few seconds, or its last samples if it gets few.
+// A sample racing with decay may be decayed once more or not at all:
+// harmless for a tail estimate.
 type latencyHistogram struct {
 	counts [latencyBuckets]atomic.Uint32
 }
@@ -71,8 +72,12 @@ func latencyBucketTop(i int) time.Duration {
 func (h *latencyHistogram) add(rtt time.Duration) { h.counts[latencyBucket(rtt)].Add(1) }
 
 // tail returns the histogram's latencyQuantile (as its bucket's upper
-// end) and its number of samples, then decays every count to 3/4 of
-// itself, rounded down, so that a lone old sample disappears.
+// end) and its number of samples. If they are enough to be judged
+// (latencyMinSamples), it then decays every count to 3/4 of itself,
+// rounded down, so that a lone old sample disappears; if not, it keeps
+// them. So an endpoint that gets little traffic, as a slow one does
+// under P2C, is judged on its last samples however long they took to
+// come, instead of never reaching the minimum.
 func (h *latencyHistogram) tail() (time.Duration, uint64) {
 	var n uint64
 	for i := range h.counts {
@@ -88,7 +93,7 @@ func (h *latencyHistogram) tail() (time.Duration, uint64) {
 		if seen += uint64(v); q == 0 && seen > rank {
 			q = latencyBucketTop(i)
 		}
-		for !c.CompareAndSwap(v, v*latencyKeepNum/latencyKeepDen) {
+		for n >= latencyMinSamples && !c.CompareAndSwap(v, v*latencyKeepNum/latencyKeepDen) {
 			v = c.Load()
 		}
 	}

@@ -63,8 +63,18 @@ func TestLatencyHistogramTail(t *testing.T) {
 	for range 40 {
 		h.tail()
 	}
-	if _, n = h.tail(); n != 0 {
-		t.Errorf("after 40 decays: %d samples, want none left", n)
+	if _, n = h.tail(); n >= latencyMinSamples || n < latencyMinSamples*3/4 {
+		t.Errorf("after 40 decays: %d samples, want the decay to stop below the minimum, %d", n, latencyMinSamples)
+	}
+	h.reset()
+	for range 50 {
+		h.add(time.Millisecond)
+	}
+	for range 10 {
+		h.tail()
+	}
+	if _, n = h.tail(); n != 50 {
+		t.Errorf("50 samples, too few to judge, decayed to %d", n)
 	}
 }
 
@@ -300,4 +310,32 @@ func TestOutlierSlowStart(t *testing.T) {
 	if none.Eligible(balancerAt(o.clock, 0), 0b101) != 0b101 {
 		t.Error("nil Outlier: want healthy as given")
 	}
+}
+
+// TestOutlierLatencyStarved: an endpoint that gets a few samples a second
+// (P2C steering away from it) is judged once it has gathered enough,
+// however long that took, while its busy peers are judged on their last
+// seconds.
+func TestOutlierLatencyStarved(t *testing.T) {
+	o := NewOutlier(OutlierSettings{LatencyFactor: 3, EjectionTime: time.Minute, MaxEjectedPercent: 100}, 3)
+	for s := range 30 {
+		for k := range 200 {
+			now := balancerAt(o.clock, time.Duration(s)*time.Second+time.Duration(k)*time.Microsecond)
+			o.Observe(k%2, now, 2*time.Millisecond, Success)
+			if k < 8 { // endpoint 2: 8 a second, one in five at 150 ms
+				rtt := 2 * time.Millisecond
+				if (s*8+k)%5 == 0 {
+					rtt = 150 * time.Millisecond
+				}
+				o.Observe(2, now, rtt, Success)
+			}
+		}
+		if o.LatencyEjections() > 0 {
+			if s < 12 {
+				t.Errorf("ejected after %d s with %d samples: fewer than the minimum", s, s*8)
+			}
+			return
+		}
+	}
+	t.Error("the starved gray endpoint was never judged")
 }

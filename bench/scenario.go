@@ -65,7 +65,7 @@ func scenarios() []scenario {
 		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3", runTLS},
 		{"websocket", "WebSocket echo of 64 B and 16 KiB messages through tailguard's tunnel vs direct: messages/s and CPU per message (64 conns), round-trip p50/p99 on one connection and what the tunnel adds; -duration 4s per measurement, median of -rounds 3", runWebSocket},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
-		{"gray", "three endpoints, one with 20% of answers at 150 ms: round robin vs p2c vs p2c + latency-induced probation (+ hedging), p50/p99/p99.9, the gray endpoint's share, extra load; -rate 1000, a first 10s then -duration 10s per arm", runGray},
+		{"gray", "three endpoints, one with 20% of answers at 150 ms: round robin and p2c, each with and without latency-induced probation, and p2c + probation + hedging, p50/p99/p99.9, the gray endpoint's share, extra load; -rate 1000, a first 10s then -duration 10s per arm", runGray},
 	}
 }
 

@@ -114,7 +114,7 @@ func TestScenarioGraySmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "gray")
 	tb := out.Tables[0]
-	arms := []string{"round robin", "p2c", "p2c + probation", "p2c + probation + hedging", "healthy endpoints alone (p2c)"}
+	arms := []string{"round robin", "round robin + probation", "p2c", "p2c + probation", "p2c + probation + hedging", "healthy endpoints alone (p2c)"}
 	wantRows(t, tb, arms...)
 	for _, arm := range arms {
 		if n := cell(t, tb, arm, "requests"); n == 0 || cell(t, tb, arm, "upstream load") < 1 ||
@@ -125,8 +125,8 @@ func TestScenarioGraySmoke(t *testing.T) {
 	if share := cell(t, tb, "round robin", "gray share, after"); share < 20 || share > 47 {
 		t.Errorf("round robin sent the gray endpoint %.1f%%, want about a third", share)
 	}
-	if cell(t, tb, "p2c", "hedges sent") != 0 {
-		t.Error("an arm without hedging hedged")
+	if cell(t, tb, "p2c", "hedges sent") != 0 || cell(t, tb, "round robin", "latency ejections") != 0 {
+		t.Error("an arm without hedging hedged, or one without probation ejected")
 	}
 }
 

@@ -60,15 +60,18 @@ type OutlierSettings struct {
 //
 // An Outlier is safe for concurrent use. Observe allocates nothing; on
 // the common paths (a success, a failure below the threshold) it is one
-// or two atomic operations. Ejecting, rare by design, takes a mutex so
-// that MaxEjectedPercent holds exactly. Available and Ejected take no
-// lock. An expired ejection ends by itself: nothing needs to run on a
-// timer. Times (now) are instants from time.Now() (see the package doc):
+// or two atomic operations, and with LatencyFactor one more add to the
+// endpoint's histogram; once a second one caller compares the tails,
+// under a TryLock the others skip. Ejecting, rare by design, takes a
+// mutex so that MaxEjectedPercent holds exactly. Available, Eligible and
+// Ejected take no lock. An expired ejection ends by itself: nothing needs
+// to run on a timer. Times (now) are instants from time.Now() (see the package doc):
 // the Outlier keeps ejection ends as nanoseconds since it was built. An
 // Outlier must not be copied.
 //
 // A nil *Outlier ejects nothing (an upstream without `outlier:`), so
-// proxy need not branch: Available is then every endpoint.
+// proxy need not branch: Available is then every endpoint, and Eligible
+// the healthy ones.
 type Outlier struct {
 	eps        []outlierEndpoint
 	all        uint64
@@ -154,9 +157,9 @@ func (o *Outlier) SetShadow(shadow bool) {
 // Observe counts one attempt on endpoint i, ended at now after rtt with
 // Outcome out, and reports whether this call ejected an endpoint (in
 // shadow mode: decided an ejection it did not make): i, or, when the call
-// makes the latency comparison, any. A Failure adds to
-// the endpoint's consecutive failures, a Success resets them, Excluded
-// (or the zero Outcome) counts for nothing. Reaching Consecutive5xx
+// makes the latency comparison, any. A Failure adds to the endpoint's
+// consecutive failures, a Success resets them, Excluded (or the zero
+// Outcome) counts for nothing. Reaching Consecutive5xx
 // ejects the endpoint unless MaxEjectedPercent forbids it; either way the
 // count starts again. With LatencyFactor, a Success's or a Failure's rtt
 // goes into the endpoint's latency histogram, and once a second the call

@@ -339,3 +339,58 @@ func TestOutlierLatencyStarved(t *testing.T) {
 	}
 	t.Error("the starved gray endpoint was never judged")
 }
+
+// TestOutlierLatencyEveryPolicy drives a Balancer and an Outlier
+// together, as proxy does, with each balance policy: three endpoints,
+// the third answering one attempt in five after 150 ms. Within ten
+// seconds of traffic the gray endpoint's share of the picks is below 5%
+// whatever the policy, and after its ejection ends it comes back through
+// its slow start (a share that grows, not a full third at once).
+func TestOutlierLatencyEveryPolicy(t *testing.T) {
+	const step = 2 * time.Millisecond // 500 attempts a second
+	for _, p := range []Policy{RoundRobin, LeastRequest, P2C} {
+		b := NewBalancer(p, 3, 0)
+		o := NewOutlier(OutlierSettings{LatencyFactor: 3, EjectionTime: 20 * time.Second, MaxEjectedPercent: 34}, 3)
+		origin := o.clock.at(balancerT0)
+		k := 0
+		// share runs traffic from `from` to `to` and returns the gray
+		// endpoint's share of the picks in that span.
+		share := func(from, to time.Duration) float64 {
+			gray, n := 0, 0
+			for d := from; d < to; d += step {
+				now := origin.Add(d)
+				i := b.Pick(now, o.Eligible(now, math.MaxUint64), -1)
+				b.Start(i)
+				rtt := time.Millisecond
+				if i == 2 {
+					gray++
+					if k++; k%5 == 0 {
+						rtt = 150 * time.Millisecond
+					}
+				}
+				b.Done(i, now, rtt)
+				o.Observe(i, now, rtt, Success)
+				n++
+			}
+			return float64(gray) / float64(n)
+		}
+		first := share(0, 10*time.Second)
+		after := share(10*time.Second, 20*time.Second)
+		t.Logf("%v: gray share %.3f in the first 10 s, %.3f after", p, first, after)
+		if after > 0.05 || (p != P2C && o.LatencyEjections() == 0) {
+			t.Errorf("%v: gray share %.3f in the first 10 s, %.3f after, %d ejections; want under 5%% after, ejected",
+				p, first, after, o.LatencyEjections())
+		}
+		if p == RoundRobin {
+			// The ejection (20 s) ends within 21–30 s; then a slow start
+			// of 20 s: in its first 2 s the share is well under a third.
+			end := time.Duration(o.eps[2].until.Load()) - balancerT0
+			share(20*time.Second, end)
+			back := share(end, end+2*time.Second)
+			t.Logf("round robin: back from ejection, share %.3f in its first 2 s", back)
+			if back == 0 || back > 0.2 {
+				t.Errorf("round robin: back from ejection, share %.3f in the first 2 s, want some, under 20%%", back)
+			}
+		}
+	}
+}

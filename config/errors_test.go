@@ -288,3 +288,21 @@ func TestOneLine(t *testing.T) {
 		t.Errorf("oneLine = %q, want %q", got, want)
 	}
 }
+
+// TestLatencyFactorWarning: latency_factor on an upstream of one endpoint
+// is valid and does nothing, which validate says.
+func TestLatencyFactorWarning(t *testing.T) {
+	for _, tt := range []struct {
+		endpoints string
+		warn      bool
+	}{{"['127.0.0.1:1']", true}, {"['127.0.0.1:1', '127.0.0.1:2']", false}} {
+		c, err := Parse("t.yaml", []byte("upstreams: {app: {endpoints: "+tt.endpoints+", outlier: {latency_factor: 3, ejection_time: 30s}}}\nroutes: [{name: a, upstream: app}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(c.Warnings(), "\n")
+		if got := strings.Contains(w, "upstreams.app.outlier.latency_factor: one endpoint has no peers"); got != tt.warn {
+			t.Errorf("%s: warnings %q, want the latency_factor one: %v", tt.endpoints, w, tt.warn)
+		}
+	}
+}

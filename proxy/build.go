@@ -108,10 +108,12 @@ func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Log
 	if b := s.breaker; b.set {
 		u.breaker = prev.carriedBreaker(b)
 		if u.breaker == nil {
-			u.breaker = resilience.NewBreaker(name, b.v, func(name string, from, to resilience.State) {
+			var br *resilience.Breaker // shadow: its transitions refuse nothing, which the log says
+			br = resilience.NewBreaker(name, b.v, func(name string, from, to resilience.State) {
 				log.Warn("breaker state changed", zap.String("upstream", name),
-					zap.Stringer("from", from), zap.Stringer("to", to))
+					zap.Stringer("from", from), zap.Stringer("to", to), zap.Bool("shadow", br.Shadow()))
 			})
+			u.breaker = br
 		}
 		open := b.v.OpenTimeout
 		if open <= 0 {

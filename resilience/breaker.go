@@ -181,6 +181,9 @@ func (b *Breaker) Do(fn func() Outcome) (Outcome, error) {
 	return out, nil
 }
 
+// Shadow reports whether the breaker is in shadow mode (SetShadow).
+func (b *Breaker) Shadow() bool { return b.shadow.Load() }
+
 // breakerErr maps an Outcome onto what gobreaker counts.
 func breakerErr(o Outcome) error {
 	switch o {

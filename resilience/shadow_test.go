@@ -14,6 +14,9 @@ func TestBreakerShadow(t *testing.T) {
 	s := BreakerSettings{ConsecutiveFailures: 2, OpenTimeout: time.Hour}
 	shadow, enforce := NewBreaker("s", s, nil), NewBreaker("e", s, nil)
 	shadow.SetShadow(true)
+	if !shadow.Shadow() || enforce.Shadow() {
+		t.Fatal("Shadow does not report the mode set")
+	}
 	give := []Outcome{Success, Failure, Failure, Success, Success, Failure}
 	for k, o := range give {
 		called := false

@@ -110,6 +110,26 @@ func TestScenarioHedgingSmoke(t *testing.T) {
 	wantRows(t, out.Tables[1], "no hedge", "hedge p95 (configured)")
 }
 
+func TestScenarioGraySmoke(t *testing.T) {
+	skipShort(t)
+	out := runSmoke(t, "gray")
+	tb := out.Tables[0]
+	arms := []string{"round robin", "round robin + probation", "p2c", "p2c + probation", "p2c + probation + hedging", "healthy endpoints alone (p2c)"}
+	wantRows(t, tb, arms...)
+	for _, arm := range arms {
+		if n := cell(t, tb, arm, "requests"); n == 0 || cell(t, tb, arm, "upstream load") < 1 ||
+			cell(t, tb, arm, "p99") < cell(t, tb, arm, "p50") {
+			t.Errorf("%s: %v requests, upstream load below 1, or p99 below p50", arm, n)
+		}
+	}
+	if share := cell(t, tb, "round robin", "gray share, after"); share < 20 || share > 47 {
+		t.Errorf("round robin sent the gray endpoint %.1f%%, want about a third", share)
+	}
+	if cell(t, tb, "p2c", "hedges sent") != 0 || cell(t, tb, "round robin", "latency ejections") != 0 {
+		t.Error("an arm without hedging hedged, or one without probation ejected")
+	}
+}
+
 func TestScenarioOverloadSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "overload")

@@ -141,18 +141,32 @@ type Breaker struct {
 	OpenTimeout Duration `yaml:"open_timeout" json:"open_timeout"`
 	// HalfOpenRequests is how many probes may run while half-open.
 	HalfOpenRequests int `yaml:"half_open_requests" json:"half_open_requests"`
+	// Mode is enforce, or shadow: the breaker's state machine runs and
+	// the requests it would refuse are counted (would_reject), but it
+	// never opens: every request is sent. The zero value is enforce.
+	Mode Mode `yaml:"mode" json:"mode"`
 }
 
-// Outlier configures ejection of failing endpoints.
+// Outlier configures ejection of failing or slow endpoints.
 type Outlier struct {
 	// Consecutive5xx ejects an endpoint after that many 5xx or connection
-	// failures in a row; > 0.
+	// failures in a row; > 0. Required unless LatencyFactor is set; then
+	// absent means failures never eject.
 	Consecutive5xx int `yaml:"consecutive_5xx" json:"consecutive_5xx"`
+	// LatencyFactor, > 1, ejects an endpoint whose tail latency (p99 of
+	// its last seconds of attempts) is at least this many times its
+	// peers' median (latency-induced probation). 0, the zero value, turns
+	// it off.
+	LatencyFactor float64 `yaml:"latency_factor" json:"latency_factor,omitempty"`
 	// EjectionTime is how long an ejected endpoint stays out; > 0.
 	EjectionTime Duration `yaml:"ejection_time" json:"ejection_time"`
 	// MaxEjectedPercent, 0 to 100, caps the share of endpoints ejected at
 	// once, so that ejection never empties the upstream.
 	MaxEjectedPercent int `yaml:"max_ejected_percent" json:"max_ejected_percent"`
+	// Mode is enforce, or shadow: ejections are decided and counted
+	// (would_eject) and no endpoint is ejected. The zero value is
+	// enforce.
+	Mode Mode `yaml:"mode" json:"mode"`
 }
 
 // HealthCheck configures active probing of endpoints.
@@ -251,6 +265,10 @@ type Retry struct {
 	Budget float64 `yaml:"budget" json:"budget"`
 	// Backoff is the wait before a retry; >= 0.
 	Backoff Duration `yaml:"backoff" json:"backoff"`
+	// Mode is enforce, or shadow: a failed request's first retry is
+	// decided (on, budget, deadline) and counted (would_retry), and not
+	// made. The zero value is enforce.
+	Mode Mode `yaml:"mode" json:"mode"`
 }
 
 // Hedge configures hedged requests: an extra attempt when the first is
@@ -270,6 +288,10 @@ type Hedge struct {
 	// minimum of extra attempts that even a quiet route always gets.
 	// Default 0.05; an explicit 0 leaves only that minimum.
 	Budget float64 `yaml:"budget" json:"budget"`
+	// Mode is enforce, or shadow: the hedges an attempt slower than the
+	// delay would get are decided (max_extra, budget, saturation) and
+	// counted (would_hedge), and never sent. The zero value is enforce.
+	Mode Mode `yaml:"mode" json:"mode"`
 }
 
 // Shed configures admission control: a concurrency limit, a bounded wait
@@ -293,7 +315,7 @@ type Shed struct {
 	PriorityDefault Priority `yaml:"priority_default" json:"priority_default"`
 	// Mode is enforce, or shadow to count what would be refused while
 	// refusing nothing. The zero value is enforce.
-	Mode ShedMode `yaml:"mode" json:"mode"`
+	Mode Mode `yaml:"mode" json:"mode"`
 	// Status is the status of a refusal: 503 or 429. Default 503.
 	Status int `yaml:"status" json:"status"`
 	// CoDel tunes the queue discipline. Only with a queue.

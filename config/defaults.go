@@ -21,7 +21,7 @@ func Default() *Config {
 // something (drain.delay: 0 skips the wait), keep it. For a Config built
 // in code, which has no file to ask, a zero value counts as absent.
 // Route.Timeout is a pointer because its explicit 0 means "no timeout".
-// The enumerations (Balance, Priority, ShedMode) need no line here: their
+// The enumerations (Balance, Priority, Mode) need no line here: their
 // zero value is their default.
 func applyDefaults(c *Config) {
 	s := c.src

@@ -147,6 +147,18 @@ func TestErrors(t *testing.T) {
 				`t.yaml:4:50: upstreams.app.outlier.ejection_time: must be > 0`,
 				`t.yaml:4:75: upstreams.app.outlier.max_ejected_percent: must be from 1 to 100`,
 			}},
+		{"outlier latency_factor at most 1", withUpstreamKey("outlier: {latency_factor: 1, ejection_time: 1s}"),
+			[]string{
+				`t.yaml:4:31: upstreams.app.outlier.latency_factor: must be > 1: an endpoint is ejected when its tail latency is at least this many times its peers'`,
+			}},
+		{"outlier with neither trigger", withUpstreamKey("outlier: {ejection_time: 1s}"),
+			[]string{`t.yaml:4:5: upstreams.app.outlier.consecutive_5xx: must be > 0`}},
+		{"outlier consecutive_5xx written 0 beside latency_factor", withUpstreamKey("outlier: {consecutive_5xx: 0, latency_factor: 3, ejection_time: 1s}"),
+			[]string{`t.yaml:4:32: upstreams.app.outlier.consecutive_5xx: must be > 0`}},
+		{"breaker mode", withUpstreamKey("breaker: {consecutive_failures: 1, mode: dry}"),
+			[]string{`t.yaml:4:46: upstreams.app.breaker.mode: invalid value "dry": must be one of enforce, shadow`}},
+		{"retry mode", withRouteKey("retry: {attempts: 2, mode: off}"),
+			[]string{`t.yaml:7:32: routes[0].retry.mode: invalid value "off": must be one of enforce, shadow`}},
 		{"health check range checks", withUpstreamKey("health_check: {path: healthz, interval: 1s, timeout: 2s}"),
 			[]string{
 				`t.yaml:4:26: upstreams.app.health_check.path: must start with /`,
@@ -274,5 +286,23 @@ func TestDecoderErrorsArePlacedAndNamed(t *testing.T) {
 func TestOneLine(t *testing.T) {
 	if got, want := oneLine("a\n  b\x1bc\x00\td"), `a b\x1bc\x00 d`; got != want {
 		t.Errorf("oneLine = %q, want %q", got, want)
+	}
+}
+
+// TestLatencyFactorWarning: latency_factor on an upstream of one endpoint
+// is valid and does nothing, which validate says.
+func TestLatencyFactorWarning(t *testing.T) {
+	for _, tt := range []struct {
+		endpoints string
+		warn      bool
+	}{{"['127.0.0.1:1']", true}, {"['127.0.0.1:1', '127.0.0.1:2']", false}} {
+		c, err := Parse("t.yaml", []byte("upstreams: {app: {endpoints: "+tt.endpoints+", outlier: {latency_factor: 3, ejection_time: 30s}}}\nroutes: [{name: a, upstream: app}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := strings.Join(c.Warnings(), "\n")
+		if got := strings.Contains(w, "upstreams.app.outlier.latency_factor: one endpoint has no peers"); got != tt.warn {
+			t.Errorf("%s: warnings %q, want the latency_factor one: %v", tt.endpoints, w, tt.warn)
+		}
 	}
 }

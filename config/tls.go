@@ -164,13 +164,17 @@ func LoadCAs(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// Warnings lists settings that are valid but unsafe, for validate to print
-// and run to log.
+// Warnings lists settings that are valid but unsafe, or that cannot do
+// what they say, for validate to print and run to log.
 func (c *Config) Warnings() []string {
 	var w []string
 	for _, n := range sortedNames(c.Upstreams) {
-		if u := c.Upstreams[n]; u != nil && u.TLS != nil && u.TLS.InsecureSkipVerify {
+		u := c.Upstreams[n]
+		if u != nil && u.TLS != nil && u.TLS.InsecureSkipVerify {
 			w = append(w, fmt.Sprintf("%s.tls.insecure_skip_verify: the upstream's certificate is not verified; anyone on the path can impersonate it", joinPath("upstreams", n)))
+		}
+		if u != nil && u.Outlier != nil && u.Outlier.LatencyFactor != 0 && len(u.Endpoints) < 2 {
+			w = append(w, fmt.Sprintf("%s.outlier.latency_factor: one endpoint has no peers to be compared with; latency never ejects it", joinPath("upstreams", n)))
 		}
 	}
 	return w

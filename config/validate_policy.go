@@ -25,6 +25,7 @@ func validateRetry(r *report, p string, rt *Retry) {
 	r.check(rt.Attempts >= 1 && rt.Attempts <= 10, p+".attempts", "must be from 1 to 10")
 	r.check(ratio(rt.Budget), p+".budget", "must be from 0 to 1")
 	r.check(rt.Backoff >= 0, p+".backoff", "must be >= 0")
+	r.check(known(rt.Mode, modeWords), p+".mode", "unknown value %v", rt.Mode)
 }
 
 func validateHedge(r *report, p string, h *Hedge) {
@@ -35,6 +36,7 @@ func validateHedge(r *report, p string, h *Hedge) {
 	r.check(h.MaxDelay == 0 || h.MinDelay <= h.MaxDelay, p+".min_delay", "must be <= max_delay (%v)", h.MaxDelay)
 	r.check(h.MaxExtra >= 1 && h.MaxExtra <= 7, p+".max_extra", "must be 1 to 7")
 	r.check(ratio(h.Budget), p+".budget", "must be from 0 to 1")
+	r.check(known(h.Mode, modeWords), p+".mode", "unknown value %v", h.Mode)
 }
 
 func validateShed(r *report, p string, s *Shed) {
@@ -52,7 +54,7 @@ func validateShed(r *report, p string, s *Shed) {
 	r.check(s.PriorityHeader == "" || isToken(s.PriorityHeader), p+".priority_header",
 		"invalid header name %q", s.PriorityHeader)
 	r.check(known(s.PriorityDefault, priorityWords), p+".priority_default", "unknown value %v", s.PriorityDefault)
-	r.check(known(s.Mode, shedModeWords), p+".mode", "unknown value %v", s.Mode)
+	r.check(known(s.Mode, modeWords), p+".mode", "unknown value %v", s.Mode)
 	r.check(s.Status == 503 || s.Status == 429, p+".status", "must be 503 or 429")
 	validateFairBy(r, p, s)
 	if s.MaxConcurrency.Adaptive {

@@ -57,10 +57,18 @@ func validateBreaker(r *report, p string, b *Breaker) {
 	r.check(b.Interval >= 0, p+".interval", "must be >= 0")
 	r.check(b.OpenTimeout > 0, p+".open_timeout", "must be > 0")
 	r.check(b.HalfOpenRequests >= 1, p+".half_open_requests", "must be >= 1")
+	r.check(known(b.Mode, modeWords), p+".mode", "unknown value %v", b.Mode)
 }
 
+// validateOutlier checks outlier detection. consecutive_5xx is required
+// unless latency_factor is set: latency alone may eject.
 func validateOutlier(r *report, p string, o *Outlier) {
-	r.check(o.Consecutive5xx > 0, p+".consecutive_5xx", "must be > 0")
+	latency := o.LatencyFactor != 0
+	r.check(o.Consecutive5xx > 0 || latency && !r.written(p+".consecutive_5xx", o.Consecutive5xx != 0),
+		p+".consecutive_5xx", "must be > 0")
+	r.check(o.LatencyFactor == 0 || o.LatencyFactor > 1, p+".latency_factor",
+		"must be > 1: an endpoint is ejected when its tail latency is at least this many times its peers'")
+	r.check(known(o.Mode, modeWords), p+".mode", "unknown value %v", o.Mode)
 	r.check(o.EjectionTime > 0, p+".ejection_time", "must be > 0")
 	r.check(o.MaxEjectedPercent >= 1 && o.MaxEjectedPercent <= 100, p+".max_ejected_percent",
 		"must be from 1 to 100")

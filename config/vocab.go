@@ -12,7 +12,7 @@ import (
 	"github.com/goccy/go-yaml/ast"
 )
 
-// The config's words (balance, retry.on, shed.priority_default, shed.mode)
+// The config's words (balance, retry.on, shed.priority_default, mode)
 // are read into the types below when the file is parsed, like the units in
 // units.go, so that a Config that parsed holds no word proxy.Build could
 // fail to understand. Each enumeration's zero value is its default, so a
@@ -82,31 +82,45 @@ func (p Priority) MarshalYAML() (any, error) { return p.String(), nil }
 // UnmarshalYAML reads default, critical or sheddable.
 func (p *Priority) UnmarshalYAML(n ast.Node) error { return parseWord(n, p, priorityWords) }
 
-// ShedMode says whether a route's admission control refuses requests or
-// only counts what it would refuse. The zero value is ShedEnforce.
-type ShedMode uint8
+// Mode says whether a policy acts or only counts what it would do: the
+// `mode` key of shed, hedge, retry, breaker and outlier. The zero value
+// is ModeEnforce.
+type Mode uint8
 
 const (
-	// ShedEnforce ("enforce") refuses what exceeds the limits.
-	ShedEnforce ShedMode = iota
-	// ShedShadow ("shadow") counts what would be refused and refuses
-	// nothing: for tuning a route before enforcing.
-	ShedShadow
+	// ModeEnforce ("enforce") acts: refuses, hedges, retries, opens,
+	// ejects.
+	ModeEnforce Mode = iota
+	// ModeShadow ("shadow") decides and counts what the policy would
+	// have done, and changes nothing in what is sent: for trying a policy
+	// on production traffic before enforcing it.
+	ModeShadow
 )
 
-var shedModeWords = []string{ShedEnforce: "enforce", ShedShadow: "shadow"}
+// ShedMode is shed.mode's type, named before every policy had a mode;
+// the constants below are Mode's.
+type ShedMode = Mode
+
+// ShedEnforce and ShedShadow are ModeEnforce and ModeShadow, as shed.mode
+// first named them.
+const (
+	ShedEnforce = ModeEnforce
+	ShedShadow  = ModeShadow
+)
+
+var modeWords = []string{ModeEnforce: "enforce", ModeShadow: "shadow"}
 
 // String returns the word m is written as, e.g. "enforce".
-func (m ShedMode) String() string { return wordOf(m, shedModeWords, "ShedMode") }
+func (m Mode) String() string { return wordOf(m, modeWords, "Mode") }
 
 // MarshalJSON writes m as its word, e.g. "enforce".
-func (m ShedMode) MarshalJSON() ([]byte, error) { return json.Marshal(m.String()) }
+func (m Mode) MarshalJSON() ([]byte, error) { return json.Marshal(m.String()) }
 
 // MarshalYAML writes m as its word, e.g. "enforce".
-func (m ShedMode) MarshalYAML() (any, error) { return m.String(), nil }
+func (m Mode) MarshalYAML() (any, error) { return m.String(), nil }
 
 // UnmarshalYAML reads enforce or shadow.
-func (m *ShedMode) UnmarshalYAML(n ast.Node) error { return parseWord(n, m, shedModeWords) }
+func (m *Mode) UnmarshalYAML(n ast.Node) error { return parseWord(n, m, modeWords) }
 
 // Switch turns a feature on or off. The zero value is SwitchOn: a Switch
 // is used where the feature is on by default.

@@ -76,7 +76,7 @@ func TestUnknownWordsInCode(t *testing.T) {
 	want := strings.Join([]string{
 		"upstreams.app.balance: unknown value Balance(7)",
 		"routes[0].shed.priority_default: unknown value Priority(3)",
-		"routes[0].shed.mode: unknown value ShedMode(2)",
+		"routes[0].shed.mode: unknown value Mode(2)",
 	}, "\n")
 	if err := c.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate:\n%v\nwant:\n%s", err, want)

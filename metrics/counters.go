@@ -44,6 +44,11 @@ type counters struct {
 	retries        int64
 	hedgesSent     int64
 	hedgesWon      int64
+	// wouldRetry, wouldHedge and wouldReject count what shadow-mode
+	// policies decided and did not do.
+	wouldRetry  int64
+	wouldHedge  int64
+	wouldReject int64
 	// latencyGood counts requests with Response ≤ the route's SLO latency
 	// at the time they were recorded.
 	latencyGood int64
@@ -58,6 +63,7 @@ func (c *counters) count(s *Sample, v *[numMetrics]int64, latencyGood bool) {
 	c.status[classOf(s.Status)]++
 	c.retries += int64(s.Retries)
 	c.hedgesSent += int64(s.Hedges)
+	c.wouldHedge += int64(s.WouldHedges)
 	if s.Flags != 0 {
 		c.countFlags(s.Flags)
 	}
@@ -85,6 +91,12 @@ func (c *counters) countFlags(f Flag) {
 	if f&RateLimited != 0 {
 		c.rateLimited++
 	}
+	if f&WouldRetry != 0 {
+		c.wouldRetry++
+	}
+	if f&WouldReject != 0 {
+		c.wouldReject++
+	}
 }
 
 // add adds o's counts to c.
@@ -100,6 +112,9 @@ func (c *counters) add(o *counters) {
 	c.retries += o.retries
 	c.hedgesSent += o.hedgesSent
 	c.hedgesWon += o.hedgesWon
+	c.wouldRetry += o.wouldRetry
+	c.wouldHedge += o.wouldHedge
+	c.wouldReject += o.wouldReject
 	c.latencyGood += o.latencyGood
 	for m := range c.sum {
 		c.sum[m] += o.sum[m]

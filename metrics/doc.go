@@ -34,7 +34,8 @@
 // another, so a shard is contended only when connections collide. Each
 // shard is a mutex and two tallies, hot and cold; a tally is four dense
 // HdrHistograms and the counters (requests, status classes, shed,
-// timeouts, breaker rejects, retries, hedges sent and won, latency-good,
+// timeouts, breaker rejects, retries, hedges sent and won, the shadow
+// modes' would-be retries, hedges and breaker refusals, latency-good,
 // sums). Record takes the shard's lock for four RecordValue calls and a
 // few increments: one lock per request, no allocation.
 //
@@ -78,18 +79,21 @@
 //
 // /stats is DESIGN.md's JSON, for ?window=10s|1m|5m|all (default 1m;
 // anything else is 400), with latency in milliseconds. It adds window_s,
-// in_flight, queued and latency_ms.overhead. breaker ("" without a
+// in_flight, queued, latency_ms.overhead, and would_retry, would_hedge
+// and would_reject (what shadow-mode policies decided and did not do,
+// zero without them). breaker ("" without a
 // breaker), concurrency_limit, in_flight and queued come from the route's
 // Gauges, zero until resilience feeds them. Outside the routes, listener
 // (client connections open, refusals before routing by cause since start)
-// and upstreams (breaker and endpoints: healthy, ejected, outstanding,
-// latency_ewma_ms, requests, failures) come from the ServerGauges getter
-// the proxy hands SetServerGauges. Refusals count by cause: shed
-// (admission) and rate_limited (the route's rate limit). A route with
-// per-client-key tables adds "fair" (shed.fair_by) and "rate_limit", each
-// {keys_tracked, max_keys, top_admitted, top_refused}, the top lists
-// bounded (TopKeys) and the keys shown nowhere else. ?format=text gives an
-// aligned table for a terminal.
+// and upstreams (breaker; outlier ejections, latency_ejections and
+// would_eject since the upstream was built; endpoints: healthy, ejected,
+// outstanding, latency_ewma_ms, requests, failures) come from the
+// ServerGauges getter the proxy hands SetServerGauges. Refusals count by
+// cause: shed (admission) and rate_limited (the route's rate limit). A
+// route with per-client-key tables adds "fair" (shed.fair_by) and
+// "rate_limit", each {keys_tracked, max_keys, top_admitted, top_refused},
+// the top lists bounded (TopKeys) and the keys shown nowhere else.
+// ?format=text gives an aligned table for a terminal.
 //
 // /stats/hdr gives each route's histograms (default window all) in
 // HdrHistogram's V2 compressed encoding, base64, values in microseconds:
@@ -109,6 +113,8 @@
 //     tailguard_timeouts_total,
 //     tailguard_breaker_rejects_total, tailguard_retries_total,
 //     tailguard_hedges_sent_total, tailguard_hedges_won_total,
+//     tailguard_would_retry_total, tailguard_would_hedge_total,
+//     tailguard_would_reject_total (shadow modes),
 //     tailguard_slo_latency_good_total (routes with a latency objective);
 //   - histograms tailguard_queue_seconds, tailguard_service_seconds and
 //     tailguard_response_seconds with the same buckets everywhere, so
@@ -131,7 +137,10 @@
 //     (table is "fair" or "rate_limit"; no label names a client);
 //   - outside the routes, from ServerGauges: tailguard_listener_connections,
 //     tailguard_listener_errors_total{cause}, and per upstream
-//     tailguard_upstream_breaker_state{upstream} and
+//     tailguard_upstream_breaker_state{upstream},
+//     tailguard_outlier_ejections_total{upstream},
+//     tailguard_outlier_latency_ejections_total{upstream},
+//     tailguard_outlier_would_eject_total{upstream} and
 //     tailguard_endpoint_healthy, _ejected, _outstanding,
 //     _latency_ewma_seconds, _requests_total and _failures_total, labelled
 //     {upstream,endpoint} (at most 64 endpoints an upstream);

@@ -33,6 +33,7 @@ type Collector struct {
 
 	requests, shed, timeouts, breakerRejects *prometheus.Desc
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
+	wouldRetry, wouldHedge, wouldReject      *prometheus.Desc
 	breakerState, limit, inFlight, queued    *prometheus.Desc
 	shedByPriority                           *prometheus.Desc
 	rateLimited, keysTracked, keysMax        *prometheus.Desc
@@ -44,6 +45,7 @@ type Collector struct {
 	// Outside routes: the listener, and each upstream and endpoint.
 	listenerConns, listenerErrors                      *prometheus.Desc
 	upstreamBreaker                                    *prometheus.Desc
+	ejections, latencyEjections, wouldEject            *prometheus.Desc
 	endpointHealthy, endpointEjected, endpointOutstand *prometheus.Desc
 	endpointLatency, endpointRequests, endpointFails   *prometheus.Desc
 	bufferBytes, bufferSpills, bufferFallbacks         *prometheus.Desc
@@ -67,6 +69,9 @@ func NewCollector(reg *Registry) *Collector {
 		retries:         d("retries_total", "Retry attempts made."),
 		hedgesSent:      d("hedges_sent_total", "Hedge attempts sent."),
 		hedgesWon:       d("hedges_won_total", "Responses that came from a hedge attempt."),
+		wouldRetry:      d("would_retry_total", "Requests a shadow-mode retry policy would have retried."),
+		wouldHedge:      d("would_hedge_total", "Hedges a shadow-mode hedge policy would have sent."),
+		wouldReject:     d("would_reject_total", "Requests a shadow-mode breaker would have refused."),
 		breakerState:    d("breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open."),
 		limit:           d("concurrency_limit", "Admission concurrency limit (0: none)."),
 		inFlight:        d("in_flight", "Requests admitted and not finished."),
@@ -90,6 +95,9 @@ func NewCollector(reg *Registry) *Collector {
 		listenerConns:    desc("listener_connections", "Client connections open now."),
 		listenerErrors:   desc("listener_errors_total", "Connections and requests refused before a route was chosen, by cause.", "cause"),
 		upstreamBreaker:  desc("upstream_breaker_state", "Upstream breaker state: 0 closed, 1 half-open, 2 open.", "upstream"),
+		ejections:        desc("outlier_ejections_total", "Endpoint ejections made by outlier detection.", "upstream"),
+		latencyEjections: desc("outlier_latency_ejections_total", "Endpoint ejections decided for tail latency (latency_factor), in shadow mode too.", "upstream"),
+		wouldEject:       desc("outlier_would_eject_total", "Endpoint ejections a shadow-mode outlier detection decided and did not make.", "upstream"),
 		endpointHealthy:  desc("endpoint_healthy", "1 if the endpoint passes its health checks (always 1 without them).", endpoint...),
 		endpointEjected:  desc("endpoint_ejected", "1 while outlier detection keeps the endpoint out.", endpoint...),
 		endpointOutstand: desc("endpoint_outstanding", "Attempts sent to the endpoint and not finished.", endpoint...),
@@ -117,6 +125,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.requests, c.shed, c.timeouts, c.breakerRejects, c.retries, c.hedgesSent, c.hedgesWon,
+		c.wouldRetry, c.wouldHedge, c.wouldReject, c.ejections, c.latencyEjections, c.wouldEject,
 		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority, c.tunnelsActive, c.tunnelsTotal,
 		c.rateLimited, c.keysTracked, c.keysMax,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
@@ -171,6 +180,11 @@ func (c *Collector) collectServer(ch chan<- prometheus.Metric, g ServerGauges) {
 		if v, ok := breakerStates[u.Breaker]; ok {
 			ch <- prometheus.MustNewConstMetric(c.upstreamBreaker, prometheus.GaugeValue, v, u.Name)
 		}
+		for d, v := range map[*prometheus.Desc]uint64{
+			c.ejections: u.Ejections, c.latencyEjections: u.LatencyEjections, c.wouldEject: u.WouldEject,
+		} {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), u.Name)
+		}
 		for _, e := range u.Endpoints {
 			gauge := func(d *prometheus.Desc, v float64) {
 				ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, u.Name, e.Address)
@@ -200,6 +214,7 @@ func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n
 	for d, v := range map[*prometheus.Desc]int64{
 		c.shed: n.shed, c.rateLimited: n.rateLimited, c.timeouts: n.timeouts, c.breakerRejects: n.breakerRejects,
 		c.retries: n.retries, c.hedgesSent: n.hedgesSent, c.hedgesWon: n.hedgesWon,
+		c.wouldRetry: n.wouldRetry, c.wouldHedge: n.wouldHedge, c.wouldReject: n.wouldReject,
 	} {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), route)
 	}

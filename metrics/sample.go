@@ -36,6 +36,9 @@ type Sample struct {
 	// into a fixed array and keeps no reference, so they may point into
 	// buffers that are reused after it returns.
 	TraceID, RequestID []byte
+	// WouldHedges is the number of hedges a shadow-mode hedge policy
+	// decided and did not send.
+	WouldHedges uint8
 }
 
 // A Flag marks how a request ended, beyond its status. Flags combine.
@@ -54,6 +57,13 @@ const (
 	// RateLimited marks a request refused because its client was over the
 	// route's rate limit.
 	RateLimited
+	// WouldRetry marks a request a shadow-mode retry policy would have
+	// retried (its first retry; later ones depend on answers never
+	// received).
+	WouldRetry
+	// WouldReject marks a request a shadow-mode breaker would have
+	// refused, and let through.
+	WouldReject
 )
 
 // overhead is the time tailguard itself spent on a request: Response −

@@ -55,6 +55,11 @@ type UpstreamGauges struct {
 	// Breaker is the upstream breaker's state: "closed", "open",
 	// "half_open", or "" when the upstream has no breaker.
 	Breaker string
+	// Ejections counts outlier ejections made (enforce mode), of them
+	// LatencyEjections those for tail latency (in shadow mode too), and
+	// WouldEject those decided in shadow mode and not made; all since the
+	// upstream's outlier detection was built.
+	Ejections, LatencyEjections, WouldEject uint64
 	// Endpoints are in config order; at most 64 (config bounds them).
 	Endpoints []EndpointGauges
 }

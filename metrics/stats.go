@@ -39,9 +39,14 @@ type listenerStats struct {
 }
 
 type upstreamStats struct {
-	Name      string          `json:"name"`
-	Breaker   string          `json:"breaker"`
-	Endpoints []endpointStats `json:"endpoints"`
+	Name    string `json:"name"`
+	Breaker string `json:"breaker"`
+	// Ejections, LatencyEjections and WouldEject are UpstreamGauges':
+	// since the upstream was built.
+	Ejections        uint64          `json:"ejections"`
+	LatencyEjections uint64          `json:"latency_ejections"`
+	WouldEject       uint64          `json:"would_eject"`
+	Endpoints        []endpointStats `json:"endpoints"`
 }
 
 type endpointStats struct {
@@ -58,21 +63,26 @@ type routeStats struct {
 	Name string `json:"name"`
 	// WindowS is the span the window covers: less than its nominal length
 	// while the route is young, and the route's age for "all".
-	WindowS          float64          `json:"window_s"`
-	Requests         int64            `json:"requests"`
-	RPS              float64          `json:"rps"`
-	Status           map[string]int64 `json:"status"`
-	Shed             int64            `json:"shed"`
-	RateLimited      int64            `json:"rate_limited"`
-	Timeouts         int64            `json:"timeouts"`
-	BreakerRejects   int64            `json:"breaker_rejects"`
-	Retries          int64            `json:"retries"`
-	Hedges           hedgeStats       `json:"hedges"`
-	Tunnels          tunnelStats      `json:"tunnels"`
-	Breaker          string           `json:"breaker"`
-	ConcurrencyLimit int              `json:"concurrency_limit"`
-	InFlight         int              `json:"in_flight"`
-	Queued           int              `json:"queued"`
+	WindowS        float64          `json:"window_s"`
+	Requests       int64            `json:"requests"`
+	RPS            float64          `json:"rps"`
+	Status         map[string]int64 `json:"status"`
+	Shed           int64            `json:"shed"`
+	RateLimited    int64            `json:"rate_limited"`
+	Timeouts       int64            `json:"timeouts"`
+	BreakerRejects int64            `json:"breaker_rejects"`
+	Retries        int64            `json:"retries"`
+	Hedges         hedgeStats       `json:"hedges"`
+	// WouldRetry, WouldHedge and WouldReject are what shadow-mode retry,
+	// hedge and breaker policies decided and did not do.
+	WouldRetry       int64       `json:"would_retry"`
+	WouldHedge       int64       `json:"would_hedge"`
+	WouldReject      int64       `json:"would_reject"`
+	Tunnels          tunnelStats `json:"tunnels"`
+	Breaker          string      `json:"breaker"`
+	ConcurrencyLimit int         `json:"concurrency_limit"`
+	InFlight         int         `json:"in_flight"`
+	Queued           int         `json:"queued"`
 	// ShedByPriority is Gauges.ShedByPriority: since the admission was
 	// built, not over the window.
 	ShedByPriority map[string]uint64 `json:"shed_by_priority,omitempty"`
@@ -125,7 +135,8 @@ func (r *Registry) stats(k window) *statsDoc {
 	doc.Buffers = bufferStats(g.Buffers)
 	doc.Upstreams = make([]upstreamStats, 0, len(g.Upstreams))
 	for _, u := range g.Upstreams {
-		us := upstreamStats{Name: u.Name, Breaker: u.Breaker, Endpoints: make([]endpointStats, 0, len(u.Endpoints))}
+		us := upstreamStats{Name: u.Name, Breaker: u.Breaker, Ejections: u.Ejections, LatencyEjections: u.LatencyEjections,
+			WouldEject: u.WouldEject, Endpoints: make([]endpointStats, 0, len(u.Endpoints))}
 		for _, e := range u.Endpoints {
 			us.Endpoints = append(us.Endpoints, endpointStats{
 				Address: e.Address, Healthy: e.Healthy, Ejected: e.Ejected, Outstanding: e.Outstanding,
@@ -144,7 +155,8 @@ func (rt *Route) stats(k window) routeStats {
 		Name: rt.name, WindowS: s.seconds, Requests: s.c.requests, RPS: s.rps(),
 		Status: make(map[string]int64, numClasses),
 		Shed:   s.c.shed, RateLimited: s.c.rateLimited, Timeouts: s.c.timeouts, BreakerRejects: s.c.breakerRejects, Retries: s.c.retries,
-		Hedges: hedgeStats{Sent: s.c.hedgesSent, Won: s.c.hedgesWon},
+		Hedges:     hedgeStats{Sent: s.c.hedgesSent, Won: s.c.hedgesWon},
+		WouldRetry: s.c.wouldRetry, WouldHedge: s.c.wouldHedge, WouldReject: s.c.wouldReject,
 		LatencyMS: latencyStats{
 			Queue: s.quantiles(Queue), Service: s.quantiles(Service),
 			Response: s.quantiles(Response), Overhead: s.quantiles(Overhead),

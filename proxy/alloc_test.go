@@ -21,6 +21,7 @@ func TestProxiedGETAllocatesNothing(t *testing.T) {
 	}{
 		{"plain", oneRoute, startFastUpstream},
 		{"every policy", everyPolicy, startFastUpstream},
+		{"every policy in shadow mode", everyPolicyShadow, startFastUpstream},
 		{"chunked response, buffered", oneRoute, startChunkedUpstream},
 	} {
 		t.Run(tt.name, func(t *testing.T) { allocsPerGET(t, tt.cfg, tt.upstream(t)) })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -18,7 +19,7 @@ upstreams:
   app:
     endpoints: ["%s"]
     breaker: {consecutive_failures: 5, failure_ratio: 0.5, min_requests: 20, interval: 10s, open_timeout: 5s}
-    outlier: {consecutive_5xx: 5, ejection_time: 30s, max_ejected_percent: 50}
+    outlier: {consecutive_5xx: 5, latency_factor: 3, ejection_time: 30s, max_ejected_percent: 50}
 routes:
   - name: api
     match: {path_prefix: /}
@@ -33,6 +34,16 @@ routes:
     response_headers: {set: {Strict-Transport-Security: max-age=63072000}, remove: [Server]}
     server_timing: true
 `
+
+// everyPolicyShadow is everyPolicy with every policy that has a mode in
+// shadow mode: deciding and counting, not acting.
+var everyPolicyShadow = strings.NewReplacer(
+	"open_timeout: 5s}", "open_timeout: 5s, mode: shadow}",
+	"max_ejected_percent: 50}", "max_ejected_percent: 50, mode: shadow}",
+	"backoff: 25ms}", "backoff: 25ms, mode: shadow}",
+	"budget: 0.05}", "budget: 0.05, mode: shadow}",
+	"queue_timeout: 50ms,", "queue_timeout: 50ms, mode: shadow,",
+).Replace(everyPolicy)
 
 var upstreamBody = []byte(`{"id":42,"name":"item"}`)
 
@@ -55,15 +66,16 @@ func startFastUpstream(t testing.TB) string {
 
 // BenchmarkProxiedGET measures one proxied GET end to end over loopback,
 // client and upstream included, one request at a time: with no policy,
-// with every policy configured and none firing, and (buffering on, the
-// default, in all three) with a small response the upstream sends
-// chunked, which passes through the spool.
+// with every policy configured and none firing, with them all in shadow
+// mode, and (buffering on, the default, in all four) with a small response
+// the upstream sends chunked, which passes through the spool.
 func BenchmarkProxiedGET(b *testing.B) {
 	for _, bc := range []struct {
 		name, cfg string
 		upstream  func(testing.TB) string
 	}{
 		{"plain", oneRoute, startFastUpstream}, {"policies", everyPolicy, startFastUpstream},
+		{"shadow", everyPolicyShadow, startFastUpstream},
 		{"chunked", oneRoute, startChunkedUpstream},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

@@ -51,6 +51,7 @@ func Build(cfg *config.Config, reg *metrics.Registry, log *zap.Logger, prev *Tab
 		if err != nil {
 			return nil, fmt.Errorf("upstreams.%s.tls: %w", name, err)
 		}
+		u.setModes(upstreamModesOf(uc))
 		t.upstreams[name] = u
 	}
 	regRoutes := make([]metrics.RouteConfig, 0, len(cfg.Routes))
@@ -107,10 +108,12 @@ func buildUpstream(name string, s upstreamSettings, prev *Upstream, log *zap.Log
 	if b := s.breaker; b.set {
 		u.breaker = prev.carriedBreaker(b)
 		if u.breaker == nil {
-			u.breaker = resilience.NewBreaker(name, b.v, func(name string, from, to resilience.State) {
+			var br *resilience.Breaker // shadow: its transitions refuse nothing, which the log says
+			br = resilience.NewBreaker(name, b.v, func(name string, from, to resilience.State) {
 				log.Warn("breaker state changed", zap.String("upstream", name),
-					zap.Stringer("from", from), zap.Stringer("to", to))
+					zap.Stringer("from", from), zap.Stringer("to", to), zap.Bool("shadow", br.Shadow()))
 			})
+			u.breaker = br
 		}
 		open := b.v.OpenTimeout
 		if open <= 0 {
@@ -155,11 +158,13 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 	}
 	if p.retry.set {
 		r.retry = resilience.NewRetry(p.retry.v)
+		r.retryShadow = rc.Retry.Mode == config.ModeShadow
 	}
 	if p.hedge.set {
 		if r.hedge = prev.carriedHedge(p.hedge); r.hedge == nil {
 			r.hedge = resilience.NewHedge(p.hedge.v)
 		}
+		r.hedgeShadow = rc.Hedge.Mode == config.ModeShadow
 	}
 	if p.retry.set || p.hedge.set {
 		if r.budget = prev.carriedBudget(); r.budget == nil {
@@ -180,9 +185,10 @@ func buildRoute(cfg *config.Config, rc *config.Route, u *Upstream, prev *Route) 
 
 // hedgeWorkers bounds the hedge workers the route may keep busy: its
 // attempts in flight at once (the primary and max_extra hedges) times the
-// requests it may have in flight.
+// requests it may have in flight; none for a hedge in shadow mode, which
+// sends nothing on a worker.
 func (r *Route) hedgeWorkers() int {
-	if r.hedge == nil {
+	if r.hedge == nil || r.hedgeShadow {
 		return 0
 	}
 	inFlight := r.upstream.endpoints[0].MaxConns() * len(r.upstream.endpoints)

@@ -27,6 +27,12 @@ import (
 //
 // A route itself is always rebuilt (it is cheap); the kept parts are
 // shared by the old and new route while requests drain from the old.
+//
+// A policy's mode (enforce or shadow) is not a setting in this sense:
+// switching it keeps the policy and its state. The breaker's and the
+// outlier detection's modes are switched in place on the upstream kept
+// (upstreamModes, Upstream.setModes); a route's retry and hedge modes are
+// fields of the rebuilt route, beside the hedge delay and budget kept.
 
 // optional is a settings value that may be absent: a policy not
 // configured. Unlike a pointer it compares by value with ==, so two

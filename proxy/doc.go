@@ -24,8 +24,17 @@
 // The breaker stands outside the attempt loop, so it counts what the
 // client saw: one outcome per request, and no attempt at all while it is
 // open. Failures that retries or hedges hide feed outlier detection per
-// endpoint instead. While the breaker is half-open the loop makes one
-// plain attempt, so that probes are not amplified.
+// endpoint instead, and each attempt's round trip feeds its latency-induced
+// probation (outlier.latency_factor); the balancer picks among the
+// endpoints outlier detection leaves in, those back from an ejection
+// weighted by their slow start. While the breaker is half-open the loop
+// makes one plain attempt, so that probes are not amplified.
+//
+// A policy in shadow mode (shadow.go) takes its decisions where enforce
+// mode would and only counts them: a shadow breaker lets the loop run
+// where it would refuse, a shadow hedge keeps the round plain, a shadow
+// retry lets the first failed round end the loop, a shadow outlier ejects
+// nobody. The counts ride on the request's metrics sample.
 //
 // Why tailguard answered a request itself is a cause (internal/cause):
 // one table gives its status, X-Tailguard-Error, body and metrics flags.

@@ -37,6 +37,7 @@ type exchange struct {
 	rate            resilience.RateDecision // the route's rate limit's, if it has one
 	retries, hedges uint8
 	hedgeWon        bool
+	shadow          shadowCounts // what shadow-mode policies would have done
 	// clientClose and clientHTTP10 are what the client asked of its own
 	// connection, before the request was made fit for the upstream hop.
 	clientClose, clientHTTP10 bool
@@ -146,7 +147,7 @@ func (x *exchange) release() {
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}
 	x.service, x.cause, x.retries, x.hedges, x.hedgeWon = 0, cause.None, 0, 0, false
 	x.rate = resilience.RateDecision{}
-	x.clientClose, x.clientHTTP10, x.guarded = false, false, result{}
+	x.clientClose, x.clientHTTP10, x.guarded, x.shadow = false, false, result{}, shadowCounts{}
 	if x.upgraded != nil { // never handed to a tunnel
 		_ = x.upgraded.Close()
 	}
@@ -198,6 +199,7 @@ func (x *exchange) sample(now time.Time) metrics.Sample {
 		RequestID: x.requestID,
 	}
 	s.Queue = x.queue()
+	x.shadow.addTo(&s)
 	return s
 }
 

@@ -48,10 +48,12 @@ func (s *Server) listenerGauges() metrics.ListenerGauges {
 	return l
 }
 
-// gauges is the upstream's live state at now: its breaker, and each
-// endpoint as the balancer, outlier detection and health checks see it.
+// gauges is the upstream's live state at now: its breaker, its outlier
+// detection's counts, and each endpoint as the balancer, outlier
+// detection and health checks see it.
 func (u *Upstream) gauges(name string, now time.Time) metrics.UpstreamGauges {
-	g := metrics.UpstreamGauges{Name: name, Endpoints: make([]metrics.EndpointGauges, len(u.endpoints))}
+	g := metrics.UpstreamGauges{Name: name, Endpoints: make([]metrics.EndpointGauges, len(u.endpoints)),
+		Ejections: u.outlier.Ejections(), LatencyEjections: u.outlier.LatencyEjections(), WouldEject: u.outlier.WouldEject()}
 	if u.breaker != nil {
 		g.Breaker = u.breaker.State().String()
 	}

@@ -19,13 +19,19 @@ type result struct {
 // guardedAttempts runs the attempt loop under the upstream's breaker: an
 // open breaker refuses the request without an attempt, and counts the
 // loop's outcome otherwise. The breaker takes a func value made once per
-// pooled exchange (runAttempts), which leaves its result in x.guarded.
+// pooled exchange (runAttempts), which leaves its result in x.guarded. A
+// shadow breaker that would have refused has run the loop all the same;
+// the request is marked so.
 func (x *exchange) guardedAttempts() result {
 	b := x.route.upstream.breaker
 	if b == nil {
 		return x.attempts()
 	}
-	if _, err := b.Do(x.runAttempts); err != nil {
+	switch _, err := b.Do(x.runAttempts); err {
+	case nil:
+	case resilience.ErrWouldReject:
+		x.shadow.reject = true
+	default:
 		return result{cause: cause.BreakerOpen}
 	}
 	return x.guarded
@@ -40,6 +46,10 @@ func (x *exchange) guardedAttempts() result {
 // Requests that cannot be sent twice (not idempotent, or with a body that
 // streamed) get one plain attempt, as do all requests while the breaker
 // is probing, so that probes are not amplified.
+//
+// A hedge or retry policy in shadow mode takes the same decisions at the
+// same places, counts them (shadow.go) and sends nothing more: the round
+// is a plain one, and a failed round is the last.
 func (x *exchange) attempts() result {
 	r := x.route
 	replay := x.replayable()
@@ -47,15 +57,24 @@ func (x *exchange) attempts() result {
 	avoid := -1
 	for try := 0; ; try++ {
 		var res round
-		if r.hedge != nil && replay && !probing && !r.admission.Saturated() {
+		hedge := r.hedge != nil && replay && !probing && !r.admission.Saturated()
+		switch {
+		case hedge && r.hedgeShadow:
+			res = x.plainRound(avoid)
+			x.countShadowHedges(res)
+		case hedge:
 			res = x.hedgedRound(avoid)
-		} else {
+		default:
 			res = x.plainRound(avoid)
 		}
 		if res.out != resilience.Failure || r.retry == nil || !replay || probing {
 			return res.result()
 		}
 		backoff, ok := r.retry.Next(try, res.status, res.why, res.end, x.deadline)
+		if r.retryShadow {
+			x.shadow.retry = ok && r.budget.TryShadowExtra(res.end, r.retry.Ratio())
+			return res.result()
+		}
 		if !ok || !r.budget.TryExtra(res.end, r.retry.Ratio()) {
 			return res.result()
 		}

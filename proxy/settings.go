@@ -34,6 +34,7 @@ func upstreamSettingsOf(uc *config.Upstream) upstreamSettings {
 	if o := uc.Outlier; o != nil {
 		s.outlier = some(resilience.OutlierSettings{
 			Consecutive5xx:    o.Consecutive5xx,
+			LatencyFactor:     o.LatencyFactor,
 			EjectionTime:      o.EjectionTime.D(),
 			MaxEjectedPercent: o.MaxEjectedPercent,
 		})
@@ -45,6 +46,26 @@ func upstreamSettingsOf(uc *config.Upstream) upstreamSettings {
 		s.tls = some(*t)
 	}
 	return s
+}
+
+// upstreamModes are the modes of an upstream's breaker and outlier
+// detection. They are not part of upstreamSettings: a reload that only
+// switches a mode keeps the upstream whole and switches it in place
+// (Upstream.setModes), so the policy keeps its state.
+type upstreamModes struct {
+	breakerShadow, outlierShadow bool
+}
+
+// upstreamModesOf maps an upstream's config to its policies' modes.
+func upstreamModesOf(uc *config.Upstream) upstreamModes {
+	var m upstreamModes
+	if b := uc.Breaker; b != nil {
+		m.breakerShadow = b.Mode == config.ModeShadow
+	}
+	if o := uc.Outlier; o != nil {
+		m.outlierShadow = o.Mode == config.ModeShadow
+	}
+	return m
 }
 
 // balancePolicy maps a config balance to the balancer's policy.

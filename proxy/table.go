@@ -37,9 +37,12 @@ type Route struct {
 	// perTry bounds one attempt; 0: only the request's deadline.
 	perTry time.Duration
 	// retry and hedge decide extra attempts; budget bounds them together.
-	retry  *resilience.Retry
-	hedge  *resilience.Hedge
-	budget *resilience.Budget
+	// In shadow mode (retryShadow, hedgeShadow) they decide and count, and
+	// nothing extra is sent.
+	retry                    *resilience.Retry
+	hedge                    *resilience.Hedge
+	budget                   *resilience.Budget
+	retryShadow, hedgeShadow bool
 	// admission is the route's concurrency limit and wait queue; fairBy
 	// its client key when it is fair (shed.fair_by).
 	admission *resilience.Admission

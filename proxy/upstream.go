@@ -36,21 +36,23 @@ type endpointAttempts struct {
 }
 
 // pick chooses the endpoint for an attempt among those neither ejected nor
-// failing health checks (all of them if none is left), preferring one
+// failing health checks (all of them if none is left), with endpoints
+// back from an ejection weighted by their slow start, preferring one
 // other than avoid (an earlier attempt's, for hedges; -1 for none). The
 // caller must call done for it.
 func (u *Upstream) pick(now time.Time, avoid int) int {
-	i := u.balancer.Pick(now, u.outlier.Available(now)&u.health.Healthy(), avoid)
+	i := u.balancer.Pick(now, u.outlier.Eligible(now, u.health.Healthy()), avoid)
 	u.balancer.Start(i)
 	return i
 }
 
 // done reports how an attempt on endpoint i ended, for the balancer's
-// latency estimate, for outlier detection, and for the endpoint's counts
-// (an attempt tailguard did not send, Excluded, is not counted).
+// latency estimate, for outlier detection (failures and tail latency),
+// and for the endpoint's counts (an attempt tailguard did not send,
+// Excluded, is not counted).
 func (u *Upstream) done(i int, now time.Time, rtt time.Duration, out resilience.Outcome) {
 	u.balancer.Done(i, now, rtt)
-	u.outlier.Observe(i, now, out)
+	u.outlier.Observe(i, now, rtt, out)
 	if out != resilience.Excluded {
 		a := &u.attempts[i]
 		a.sent.Add(1)

@@ -69,6 +69,12 @@ type BreakerSettings struct {
 // breaker_open.
 var ErrOpen = errors.New("resilience: circuit breaker open")
 
+// ErrWouldReject is returned by a shadow-mode Breaker's Do when it would
+// have refused the request (ErrOpen in enforce mode) and called fn
+// anyway: fn's Outcome is returned with it, and was not counted, as
+// enforce mode would not have seen it.
+var ErrWouldReject = errors.New("resilience: circuit breaker would have refused (shadow mode)")
+
 // Sentinels that carry fn's Outcome through gobreaker's error-based API.
 // They never leave Do.
 var (
@@ -81,8 +87,22 @@ var (
 // upstream. It wraps sony/gobreaker's CircuitBreaker; Do allocates nothing.
 // Breaker is safe for concurrent use and must not be copied.
 type Breaker struct {
-	cb    *gobreaker.CircuitBreaker[struct{}]
-	state atomic.Uint32 // a State: gobreaker's, as of its last decision
+	cb     *gobreaker.CircuitBreaker[struct{}]
+	state  atomic.Uint32 // a State: gobreaker's, as of its last decision
+	shadow atomic.Bool
+}
+
+// SetShadow switches the breaker between shadow (true) and enforce mode,
+// keeping its state and counts. In shadow mode its state machine runs as
+// in enforce mode, on the outcomes enforce mode would have counted, but
+// it never refuses: Do calls fn whatever the state and reports
+// ErrWouldReject where enforce mode would have refused, and Probing is
+// false, so nothing sent changes. Safe for concurrent use; a nil Breaker
+// ignores it.
+func (b *Breaker) SetShadow(shadow bool) {
+	if b != nil {
+		b.shadow.Store(shadow)
+	}
 }
 
 // NewBreaker builds a breaker named name (for logs and onChange). If
@@ -142,6 +162,10 @@ func breakerTrip(s BreakerSettings) func(gobreaker.Counts) bool {
 // for it, Excluded (or an invalid zero Outcome) for nothing. fn's Outcome
 // is returned as is. A panic in fn counts as a failure and is re-raised.
 // Do allocates nothing when fn's closure does not escape.
+//
+// In shadow mode (SetShadow) fn is always called: where Do would refuse,
+// it calls fn outside the breaker and returns its Outcome with
+// ErrWouldReject.
 func (b *Breaker) Do(fn func() Outcome) (Outcome, error) {
 	var out Outcome
 	_, err := b.cb.Execute(func() (struct{}, error) {
@@ -149,10 +173,16 @@ func (b *Breaker) Do(fn func() Outcome) (Outcome, error) {
 		return struct{}{}, breakerErr(out)
 	})
 	if err != nil && err != errBreakerFailure && err != errBreakerExcluded {
+		if b.shadow.Load() {
+			return fn(), ErrWouldReject
+		}
 		return 0, ErrOpen
 	}
 	return out, nil
 }
+
+// Shadow reports whether the breaker is in shadow mode (SetShadow).
+func (b *Breaker) Shadow() bool { return b.shadow.Load() }
 
 // breakerErr maps an Outcome onto what gobreaker counts.
 func breakerErr(o Outcome) error {
@@ -173,9 +203,13 @@ func (b *Breaker) State() State { return breakerState(b.cb.State()) }
 // Probing reports whether the breaker was half-open at its last decision;
 // called from Do's fn, that is the decision that let this request through.
 // The proxy then makes one attempt and no hedges, so that probes are not
-// amplified. It is one atomic load (State takes gobreaker's lock and reads
-// the clock).
-func (b *Breaker) Probing() bool { return State(b.state.Load()) == HalfOpen }
+// amplified. In shadow mode it is false: the probes are the requests
+// enforce mode would have let through, and they go as they would without
+// a breaker. It is one or two atomic loads (State takes gobreaker's lock
+// and reads the clock).
+func (b *Breaker) Probing() bool {
+	return State(b.state.Load()) == HalfOpen && !b.shadow.Load()
+}
 
 // breakerState maps gobreaker's states onto ours.
 func breakerState(s gobreaker.State) State {

@@ -22,3 +22,25 @@ func TestBreakerDoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowAllocs: the shadow paths allocate nothing either: a shadow
+// breaker that would refuse, and a shadow budget withdrawal.
+func TestShadowAllocs(t *testing.T) {
+	b := NewBreaker("app", BreakerSettings{ConsecutiveFailures: 1, OpenTimeout: time.Hour}, nil)
+	b.SetShadow(true)
+	b.Do(func() Outcome { return Failure })
+	x := &struct{ tries int }{}
+	if n := testing.AllocsPerRun(1000, func() {
+		_, _ = b.Do(func() Outcome { x.tries++; return Success })
+	}); n != 0 {
+		t.Errorf("Do (shadow, would reject): %v allocs, want 0", n)
+	}
+	bg := NewBudget(10*time.Second, 10)
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() {
+		bg.Request(now)
+		_ = bg.TryShadowExtra(now, 0.2)
+	}); n != 0 {
+		t.Errorf("TryShadowExtra: %v allocs, want 0", n)
+	}
+}

@@ -45,10 +45,12 @@ type Budget struct {
 	clock   clock  // now → the second a bucket counts
 }
 
-// budgetBucket counts one second; see Budget.
+// budgetBucket counts one second; see Budget. shadowExtras are the
+// extras shadow-mode policies would have sent (TryShadowExtra).
 type budgetBucket struct {
-	requests atomic.Uint64
-	extras   atomic.Uint64
+	requests     atomic.Uint64
+	extras       atomic.Uint64
+	shadowExtras atomic.Uint64
 }
 
 // NewBudget returns a Budget over window (0 or less: DefaultBudgetWindow;
@@ -98,6 +100,37 @@ func (b *Budget) TryExtra(now time.Time, ratio float64) bool {
 		old := cur.Load()
 		c := b.count(old, sec)
 		if others+c+1 > allowed {
+			return false
+		}
+		if cur.CompareAndSwap(old, uint64(sec)<<32|(c+1)) {
+			return true
+		}
+	}
+}
+
+// TryShadowExtra is TryExtra for a policy in shadow mode: it decides as
+// TryExtra would if the shadow extras had been sent, counting them and
+// the real ones against the window's allowance, and withdraws the extra
+// from a shadow account that TryExtra never sees. So a shadow policy's
+// would-be extras are bounded as enforce mode would bound them, and an
+// enforced policy sharing the budget (a retry beside a shadow hedge) gets
+// exactly what it would get without the shadow one. It does not allocate.
+func (b *Budget) TryShadowExtra(now time.Time, ratio float64) bool {
+	sec := b.second(now)
+	i := b.index(sec)
+	cur := &b.buckets[i].shadowExtras
+	requests, extras := b.sum(sec, -1)
+	var shadow uint64
+	for k := range b.buckets {
+		if k != i {
+			shadow += b.count(b.buckets[k].shadowExtras.Load(), sec)
+		}
+	}
+	allowed := max(b.floor, budgetShare(ratio, requests))
+	for {
+		old := cur.Load()
+		c := b.count(old, sec)
+		if extras+shadow+c+1 > allowed {
 			return false
 		}
 		if cur.CompareAndSwap(old, uint64(sec)<<32|(c+1)) {

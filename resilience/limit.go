@@ -13,22 +13,30 @@ import (
 // mean RTT, short, with a long-term baseline:
 //
 //	gradient = clamp(baseline / short, 0.5, 1)
-//	target   = limit × gradient + sqrt(limit)   // headroom: a small queue upstream
+//	headroom = sqrt(limit) if gradient = 1, else sqrt(limit) / 2
+//	target   = limit × gradient + headroom   // a small queue upstream
 //	limit   += (target − limit) × smoothing, within [min, max]
 //
 // So the limit grows by about sqrt(limit)/2 a window while RTT stays at
 // the baseline, and falls by up to a quarter a window as RTT rises above
 // it. An upstream that serves C requests at once answers L > C in flight
-// with RTT about baseline × L/C, so the limit settles a little above
-// C + sqrt(C) (below C + 2.5 sqrt(C), as a test checks): enough queued
-// upstream that no worker idles between requests, little enough that a
-// request waits there a fraction of a service time. (A
-// tolerance above 1, as Gradient2's 1.5, lets the limit settle at 1.5 C +
-// sqrt: service time half again as long for every request, for no more
-// throughput; the headroom already absorbs RTT noise.) It does not grow
-// while the route uses less than half of it (the mean concurrency of the
-// window's samples, sum of RTT / window length, is below limit/2): an
-// idle route has learnt nothing about a higher limit.
+// with RTT about baseline × L/C, so gradient = C/L and the limit settles
+// where L = C + sqrt(L)/2, a little above C + sqrt(C)/2: within C +
+// max(2, sqrt(C)) for every C from 2 to 256, as a model test checks.
+// That is enough queued upstream that no worker idles between requests,
+// and little enough that a request waits there a fraction of a service
+// time. The headroom is halved once RTT shows a queue (issue 17): with
+// the whole sqrt(limit) the limit settled near C + sqrt(C) plus the
+// baseline's drift, and a 4-worker upstream kept 7–10 requests queued of
+// its own, waiting two service times that tailguard did not see as
+// queueing. The full headroom is kept while RTT is at the baseline, so a
+// route still finds a higher limit as fast as before. (A tolerance above
+// 1, as Gradient2's 1.5, lets the limit settle at 1.5 C + sqrt: service
+// time half again as long for every request, for no more throughput; the
+// headroom already absorbs RTT noise.) It does not grow while the route
+// uses less than half of it (the mean concurrency of the window's
+// samples, sum of RTT / window length, is below limit/2): an idle route
+// has learnt nothing about a higher limit.
 //
 // The baseline is an asymmetric moving average of the window means: it
 // follows a faster window at once (half the gap per window, like
@@ -44,17 +52,21 @@ import (
 // slow rise would drift the baseline, and with it the limit, upward for
 // as long as the overload lasts. So every probeEvery such windows (busy,
 // RTT above the baseline), one window is a probe that enforces limit −
-// 2 sqrt(limit), but never less than two thirds of it: for C of 16 and
-// more that is below the C + sqrt(C) the limit settles at, so the
-// upstream's queue empties, the window's RTT is the service time again,
-// and the baseline falls back to it. This is BBR's ProbeRTT, gently: the
-// baseline is never measured by cutting the limit to its minimum, as
-// Envoy's minRTT probe does at the cost of 503 bursts; a probe costs at
-// most a third of one window's throughput in ten, and only while the
-// route is saturated (shedding anyway). For a smaller C the third does
-// not empty the upstream's queue and the drift is only bounded: over
-// five minutes of modelled overload the limit of a 4-worker upstream
-// stays at 11–15, against up to 28 without probes (the test logs both).
+// sqrt(limit), but never less than half of it: below the C + sqrt(C)/2
+// the limit settles at, so the upstream's queue empties and the window's
+// RTT is the service time again. A probe window measures the baseline
+// and nothing else: a faster mean replaces the baseline outright (not
+// half the gap), and the limit does not move, since a window run below
+// the limit on purpose says nothing about where the limit should be (its
+// RTT at the baseline would otherwise read as room to grow by the full
+// headroom). This is BBR's ProbeRTT, gently: the baseline is never
+// measured by cutting the limit to its minimum, as Envoy's minRTT probe
+// does at the cost of 503 bursts; a probe costs about sqrt(limit) slots
+// for one window in ten, and only while the route is saturated (shedding
+// anyway). For a small C the floor of one half, not the two thirds of
+// earlier versions, is what lets the probe reach C at all: with two
+// thirds a 4-worker upstream's probes never emptied its queue, and its
+// limit drifted to 11–15.
 //
 // gradientLimit is not safe for concurrent use; Admission.Update owns it.
 type gradientLimit struct {
@@ -99,6 +111,7 @@ type rttWindow struct {
 
 // next runs one step of the algorithm on a window's samples.
 func (g *gradientLimit) next(w rttWindow) {
+	probe := g.probing
 	g.probing = false
 	if w.count < gradientMinSamples || w.span <= 0 {
 		return
@@ -107,8 +120,16 @@ func (g *gradientLimit) next(w rttWindow) {
 	if g.baseline == 0 {
 		g.baseline = short
 	}
+	if probe {
+		g.baseline = min(g.baseline, short)
+		return
+	}
 	gradient := min(max(g.baseline/short, 0.5), 1)
-	target := g.limit*gradient + math.Sqrt(g.limit)
+	headroom := math.Sqrt(g.limit)
+	if gradient < 1 {
+		headroom /= 2
+	}
+	target := g.limit*gradient + headroom
 	busy := float64(w.sum)/float64(w.span) >= g.limit/2
 	if !busy {
 		target = min(target, g.limit)
@@ -131,7 +152,7 @@ func (g *gradientLimit) next(w rttWindow) {
 func (g *gradientLimit) current() int64 {
 	l := g.limit
 	if g.probing {
-		l = max(l-2*math.Sqrt(l), l*2/3, g.min)
+		l = max(l-math.Sqrt(l), l/2, g.min)
 	}
 	return int64(math.Round(l))
 }

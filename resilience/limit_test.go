@@ -47,13 +47,13 @@ func TestGradientLimitSteps(t *testing.T) {
 		// gradient 1: +sqrt(100) × smoothing.
 		{"at baseline, busy", gradBusy(100, base), 105},
 		{"faster than the baseline, busy", gradBusy(100, base/2), 105},
-		// gradient 10 / 12.5 = 0.8: 100 + (80 + 10 − 100)/2.
-		{"RTT 1.25×", gradBusy(100, 12500*time.Microsecond), 95},
-		// gradient 0.5: 100 + (50 + 10 − 100)/2.
-		{"RTT 2×", gradBusy(100, 2*base), 80},
-		{"RTT 10×, gradient clamped", gradBusy(100, 10*base), 80},
+		// gradient 10 / 12.5 = 0.8, half the headroom: 100 + (80 + 5 − 100)/2.
+		{"RTT 1.25×", gradBusy(100, 12500*time.Microsecond), 92.5},
+		// gradient 0.5: 100 + (50 + 5 − 100)/2.
+		{"RTT 2×", gradBusy(100, 2*base), 77.5},
+		{"RTT 10×, gradient clamped", gradBusy(100, 10*base), 77.5},
 		{"at baseline, app-limited", gradBusy(40, base), 100},
-		{"RTT 1.25×, app-limited", gradBusy(40, 12500*time.Microsecond), 95},
+		{"RTT 1.25×, app-limited", gradBusy(40, 12500*time.Microsecond), 92.5},
 		{"too few samples", gradWindow(gradientMinSamples-1, 10*base), 100},
 		{"no span", rttWindow{sum: time.Second, count: 100}, 100},
 	}
@@ -146,22 +146,19 @@ func settleModel(c float64, initial int, probes bool) (lo, hi float64) {
 
 // TestGradientLimitSettlesNearUpstreamConcurrency checks, over five
 // minutes of modelled overload (settleModel), that the limit settles
-// between C and C + 2.5 sqrt(C), from below and from far above, and stays
-// there: above, every request would wait upstream for a large part of a
-// service time; below, workers idle. Without probes the baseline's slow
-// rise drifts the limit past that bound, which the probes prevent.
-// Upstreams under 16 workers are only logged: see gradientLimit. `go test
-// -run GradientLimitSettles -v ./resilience/` prints every range.
+// between C and C + max(2, sqrt(C)) for every C from 2 to 256, from below
+// and from far above, and stays there: above, every request would wait
+// upstream for a large part of a service time; below, workers idle.
+// Without probes the baseline's slow rise drifts the limit past that
+// bound, which the probes prevent. `go test -run GradientLimitSettles -v
+// ./resilience/` prints every range.
 func TestGradientLimitSettlesNearUpstreamConcurrency(t *testing.T) {
-	for _, c := range []float64{4, 16, 64, 256} {
-		bound := c + 2.5*math.Sqrt(c)
+	for _, c := range []float64{2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256} {
+		bound := c + max(2, math.Sqrt(c))
 		for _, initial := range []int{4, 1000} {
 			lo, hi := settleModel(c, initial, true)
 			_, drift := settleModel(c, initial, false)
-			t.Logf("C = %v, from %d: limit %.1f–%.1f with probes, up to %.1f without", c, initial, lo, hi, drift)
-			if c < 16 {
-				continue
-			}
+			t.Logf("C = %v, from %d: limit %.1f–%.1f with probes (bound %.1f), up to %.1f without", c, initial, lo, hi, bound, drift)
 			if lo < c || hi > bound {
 				t.Errorf("C = %v, from %d: limit %.1f–%.1f, want within [%v, %.1f]", c, initial, lo, hi, c, bound)
 			}
@@ -174,7 +171,7 @@ func TestGradientLimitSettlesNearUpstreamConcurrency(t *testing.T) {
 
 // TestGradientLimitProbes checks the probe schedule: after probeEvery busy
 // windows with RTT above the baseline, one window enforces limit −
-// 2 sqrt(limit); windows at the baseline or app-limited never lead to one.
+// sqrt(limit); windows at the baseline or app-limited never lead to one.
 func TestGradientLimitProbes(t *testing.T) {
 	const base = 10 * time.Millisecond
 	for _, tt := range []struct {
@@ -197,12 +194,39 @@ func TestGradientLimitProbes(t *testing.T) {
 		if want := int64(100); !tt.probe && g.current() != want {
 			t.Errorf("%s: current %d, want %d", tt.name, g.current(), want)
 		}
-		if want := int64(80); tt.probe && g.current() != want {
-			t.Errorf("%s: probe enforces %d, want 100 − 2 sqrt(100) = %d", tt.name, g.current(), want)
+		if want := int64(90); tt.probe && g.current() != want {
+			t.Errorf("%s: probe enforces %d, want 100 − sqrt(100) = %d", tt.name, g.current(), want)
 		}
 		g.next(tt.window)
 		if g.probing {
 			t.Errorf("%s: two probes in a row", tt.name)
+		}
+	}
+}
+
+// TestGradientLimitProbeWindow checks what a probe window's samples do:
+// a faster mean replaces the baseline outright and the limit stays where
+// it was, whatever the window's RTT says about room to grow.
+func TestGradientLimitProbeWindow(t *testing.T) {
+	const base = 10 * time.Millisecond
+	for _, tt := range []struct {
+		name         string
+		rtt          time.Duration
+		wantBaseline time.Duration
+	}{
+		{"queue emptied: faster than the baseline", 8 * time.Millisecond, 8 * time.Millisecond},
+		{"queue not emptied: slower than the baseline", 15 * time.Millisecond, base},
+	} {
+		g := gradientLimit{limit: 100, baseline: float64(base), min: 4, max: 1000, probing: true}
+		g.next(gradBusy(90, tt.rtt))
+		if g.limit != 100 {
+			t.Errorf("%s: limit %v after a probe window, want 100", tt.name, g.limit)
+		}
+		if g.baseline != float64(tt.wantBaseline) {
+			t.Errorf("%s: baseline %v, want %v", tt.name, time.Duration(g.baseline), tt.wantBaseline)
+		}
+		if g.probing {
+			t.Errorf("%s: still probing", tt.name)
 		}
 	}
 }

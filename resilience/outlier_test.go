@@ -13,7 +13,7 @@ import (
 func outlierFail(o *Outlier, i int, now time.Time, k int) int {
 	ejected := 0
 	for range k {
-		if o.Observe(i, now, Failure) {
+		if o.Observe(i, now, 0, Failure) {
 			ejected++
 		}
 	}
@@ -39,7 +39,7 @@ func TestOutlierObserve(t *testing.T) {
 		o := NewOutlier(OutlierSettings{Consecutive5xx: 3, MaxEjectedPercent: 100}, 2)
 		now := balancerAt(o.clock, 0)
 		for k, out := range tt.give {
-			if got := o.Observe(0, now, out); got != (k == tt.want) {
+			if got := o.Observe(0, now, 0, out); got != (k == tt.want) {
 				t.Errorf("%s: Observe #%d (%v) = %v", tt.name, k, out, got)
 			}
 		}
@@ -124,7 +124,7 @@ func TestOutlierMaxEjectedPercent(t *testing.T) {
 		o := NewOutlier(OutlierSettings{Consecutive5xx: 1, MaxEjectedPercent: tt.pct}, tt.n)
 		now := balancerAt(o.clock, 0)
 		for i := range tt.n {
-			o.Observe(i, now, Failure)
+			o.Observe(i, now, 0, Failure)
 		}
 		if got := o.Ejected(now); got != tt.wantMax {
 			t.Errorf("%s: Ejected = %d, want %d", tt.name, got, tt.wantMax)
@@ -162,24 +162,24 @@ func TestOutlierCapFreedByExpiry(t *testing.T) {
 func TestOutlierEdges(t *testing.T) {
 	o := NewOutlier(OutlierSettings{}, 0)
 	now := balancerAt(o.clock, 0)
-	if o.Observe(0, now, Failure) || o.Available(now) != 0 || o.Ejected(now) != 0 {
+	if o.Observe(0, now, 0, Failure) || o.Available(now) != 0 || o.Ejected(now) != 0 {
 		t.Error("n = 0: want nothing observed, available or ejected")
 	}
 	var none *Outlier
-	if none.Observe(0, now, Failure) || none.Available(now) != math.MaxUint64 ||
+	if none.Observe(0, now, 0, Failure) || none.Available(now) != math.MaxUint64 ||
 		none.Ejected(now) != 0 || none.Ejections() != 0 || none.Skipped() != 0 {
 		t.Error("nil Outlier: want nothing ejected, every endpoint available")
 	}
 	o = NewOutlier(OutlierSettings{Consecutive5xx: 1, EjectionTime: math.MaxInt64, MaxEjectedPercent: 100}, 100)
 	now = balancerAt(o.clock, 0)
 	for _, i := range []int{-1, 64, math.MaxInt} {
-		if o.Observe(i, now, Failure) {
+		if o.Observe(i, now, 0, Failure) {
 			t.Errorf("Observe(%d) ejected", i)
 		}
 	}
 	// The end of the ejection saturates; two centuries later (past the
 	// monotonic reading's range: compared by wall clock) it still holds.
-	if !o.Observe(63, now, Failure) || o.Available(now.Add(200*365*24*time.Hour)) != math.MaxUint64>>1 {
+	if !o.Observe(63, now, 0, Failure) || o.Available(now.Add(200*365*24*time.Hour)) != math.MaxUint64>>1 {
 		t.Error("endpoint 63 with a huge ejection time: want ejected until the end of time")
 	}
 	d := NewOutlier(OutlierSettings{}, 1)
@@ -204,7 +204,7 @@ func outlierHammer(o *Outlier, step time.Duration, check func(now time.Time)) {
 				if k%17 == g {
 					out = Success
 				}
-				o.Observe((g+k)%8, now, out)
+				o.Observe((g+k)%8, now, 0, out)
 				check(now)
 			}
 		})
@@ -254,7 +254,7 @@ func BenchmarkOutlierObserve(b *testing.B) {
 			if k%4 == 0 {
 				out = Failure
 			}
-			o.Observe(k%8, now, out)
+			o.Observe(k%8, now, 0, out)
 			o.Available(now)
 		}
 	})

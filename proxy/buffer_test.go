@@ -61,12 +61,10 @@ func stalledReader(t *testing.T, addr, path string) net.Conn {
 // and descriptors.
 func TestBufferedResponseFreesTheUpstream(t *testing.T) {
 	large := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
-	var finished atomic.Int32
 	up := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/large" {
 			w.Header().Set("Content-Length", strconv.Itoa(len(large)))
 			_, _ = w.Write(large)
-			finished.Add(1)
 			return
 		}
 		_, _ = io.WriteString(w, "small")
@@ -88,13 +86,17 @@ func TestBufferedResponseFreesTheUpstream(t *testing.T) {
 				memory = "1MiB"
 			}
 			srv, addr := startServer(t, bufferConfig, memory, "1GiB", dir, up, 1, tt.route)
-			finished.Store(0)
 			slow := stalledReader(t, addr, "/large")
+			// Buffered: wait until tailguard holds the whole response (the
+			// upstream's handler returning says only that the kernel has it).
 			deadline := time.Now().Add(10 * time.Second)
-			for tt.status == 200 && finished.Load() == 0 && time.Now().Before(deadline) {
+			for tt.status == 200 && time.Now().Before(deadline) {
+				if f := srv.spool.Figures(); f.MemoryBytes+f.DiskBytes >= int64(len(large)) {
+					break
+				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(100 * time.Millisecond) // a streamed response is well under way
+			time.Sleep(100 * time.Millisecond) // the connection is back in the pool; a streamed response is well under way
 			status, cause, _ := dialKept(t, addr).get("/small")
 			if status != tt.status || cause != tt.cause {
 				t.Fatalf("a request behind the stalled client: %d %q, want %d %q", status, cause, tt.status, tt.cause)

@@ -64,6 +64,7 @@ func scenarios() []scenario {
 		{"timeout", "2% of requests stall: route timeout vs none; -rate 200, -duration 10s per arm", runTimeout},
 		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3", runTLS},
 		{"websocket", "WebSocket echo of 64 B and 16 KiB messages through tailguard's tunnel vs direct: messages/s and CPU per message (64 conns), round-trip p50/p99 on one connection and what the tunnel adds; -duration 4s per measurement, median of -rounds 3", runWebSocket},
+		{"slowclients", "a one-worker app, 8 slow readers of its 32 MiB response: normal requests' goodput and p50/p99 through tailguard with buffering on and off and nginx; -rate 50, -duration 10s per arm", runSlowClients},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
 	}
 }

@@ -118,8 +118,7 @@ func (r *Registry) stats(k window) *statsDoc {
 	for _, e := range g.Listener.Errors {
 		doc.Listener.Errors[e.Cause] = e.Count
 	}
-	b := g.Buffers
-	doc.Buffers = bufferStats{MemoryBytes: b.MemoryBytes, DiskBytes: b.DiskBytes, Spills: b.Spills, Fallbacks: b.Fallbacks}
+	doc.Buffers = bufferStats(g.Buffers)
 	doc.Upstreams = make([]upstreamStats, 0, len(g.Upstreams))
 	for _, u := range g.Upstreams {
 		us := upstreamStats{Name: u.Name, Breaker: u.Breaker, Endpoints: make([]endpointStats, 0, len(u.Endpoints))}

@@ -262,9 +262,10 @@ const slowClientCount = 40
 // request stuck behind the slow clients would wait for its connect timeout
 // or longer), tailguard's peak RSS stays within limits.buffer_memory
 // plus its footprint before the slow clients came, serving as many
-// connections (and runtimeAllowance), and once the slow clients are killed
-// mid-response and mid-body nothing stays buffered. The same with buffering off shows that the test can fail:
-// its normal requests are logged, not asserted.
+// connections (and runtimeAllowance), and once the slow clients are
+// killed mid-response and mid-body nothing stays buffered. The same with
+// buffering off shows that the test can fail: its normal requests are
+// logged, not asserted.
 func TestShieldLegacyAppFromSlowClients(t *testing.T) {
 	skipShort(t)
 	tool, err := exec.LookPath("slowhttptest")

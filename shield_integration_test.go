@@ -723,3 +723,76 @@ func TestShieldSenderGoneMidBodyReleasesConnections(t *testing.T) {
 		t.Errorf("%d client connections still open at tailguard after their clients went away", open)
 	}
 }
+
+// dialHeld opens n connections to tg and writes raw on each; the returned
+// function closes them.
+func dialHeld(t *testing.T, tg *tailguardProc, n int, raw string) func() {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	closeAll := func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	for range n {
+		c, err := net.DialTimeout("tcp", tg.listen, 5*time.Second)
+		if err != nil {
+			closeAll()
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.WriteString(c, raw); err != nil {
+			closeAll()
+			t.Fatal(err)
+		}
+	}
+	return closeAll
+}
+
+// TestShieldSpillingSendersStayWithinMemoryBudget: 300 slow senders, each
+// 16 KiB into a large body and then silent, with buffer_memory 1 MiB: 16
+// bodies take the memory and the rest spill to disk, and tailguard's peak
+// RSS stays within the budget plus its footprint holding as many
+// connections mid-head (plus runtimeAllowance).
+func TestShieldSpillingSendersStayWithinMemoryBudget(t *testing.T) {
+	skipShort(t)
+	t.Skip("bug: spool.Store.Fill takes a 64 KiB stage chunk from the pool for every body that spills to disk, outside limits.buffer_memory, and holds it for as long as the client takes to send the body: 284 spilling senders, /stats memory_bytes 1 MiB, peak RSS 12.9 MiB over budget plus footprint (up to 625 MiB outside the budget at max_connections 10000)")
+	const senders, memory = 300, 1 << 20
+	up := startGoUpstream(t)
+	tg := startWithConfig(t, configHead+fmt.Sprintf(`limits: {buffer_memory: 1MiB, max_body_bytes: 100MiB}
+upstreams:
+  app:
+    endpoints: [%q]
+routes:
+  - name: default
+    upstream: app
+`, up.addr))
+	connections := func(want int64) {
+		t.Helper()
+		var open int64
+		if !pollUntil(250, 20*time.Millisecond, func() bool {
+			open = readShieldStats(t, tg).Listener.Connections
+			return open == want
+		}) {
+			t.Fatalf("%d client connections open, want %d", open, want)
+		}
+	}
+	head := "POST /sink HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10000000\r\n"
+	release := dialHeld(t, tg, senders, head)
+	connections(senders)
+	footprint := tg.peakRSS(t)
+	release()
+	connections(0)
+
+	release = dialHeld(t, tg, senders, head+"\r\n"+strings.Repeat("b", 16<<10))
+	defer release()
+	var b buffersStats
+	if !pollUntil(250, 20*time.Millisecond, func() bool {
+		b = readShieldStats(t, tg).Buffers
+		return b.Spills >= senders-memory/(64<<10)
+	}) {
+		t.Fatalf("only %d bodies spilled: %+v", b.Spills, b)
+	}
+	t.Logf("spilling senders: /stats buffers %+v", b)
+	checkPeakRSS(t, tg.peakRSS(t), footprint, memory)
+}

@@ -252,6 +252,12 @@ func startPythonServer(t *testing.T, args func(port string) []string) string {
 	if err != nil {
 		t.Skip("python3 is not on PATH: skipping the legacy-app tests that run Python's http.server")
 	}
+	return startPythonWith(t, python, args)
+}
+
+// startPythonWith is startPythonServer with the interpreter python.
+func startPythonWith(t *testing.T, python string, args func(port string) []string) string {
+	t.Helper()
 	for attempt := 1; attempt <= 3; attempt++ { // the free port may be taken meanwhile
 		_, port, _ := net.SplitHostPort(freeAddrs(t, 1)[0])
 		cmd := exec.Command(python, args(port)...)

@@ -263,7 +263,9 @@ var smugglingVectors = []smugglingVector{
 	{name: "space in the target", by: "fasthttp", raw: "GET /a b HTTP/1.1\r\n" + hostLine + "\r\n"},
 	{name: "HTTP/2 preface", by: "fasthttp", raw: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"},
 
-	// Accepted, and forwarded with normalised framing.
+	// Accepted, and forwarded with normalised framing. Request buffering,
+	// on by default, collects a chunked body whole and sends it with a
+	// Content-Length.
 	{name: "Transfer-Encoding in another case", status: 200,
 		raw:  "POST / HTTP/1.1\r\n" + hostLine + "Transfer-Encoding: ChUnKeD\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 		want: &forwarded{line: "POST / HTTP/1.1", framing: []string{"Content-Length: 5"}, body: "hello"}}, // collected: routes buffer requests by default

@@ -138,6 +138,9 @@ func pollUntil(attempts int, pause time.Duration, cond func() bool) bool {
 // ---------------------------------------------------------------------------
 // Tests: large bodies
 
+// TestLargeBodiesStreamInBoundedMemory: on a route without buffering, a 1
+// GiB upload and a 1 GiB download stream through in a few MiB (buffered
+// routes: TestShieldBigBodiesSpill).
 func TestLargeBodiesStreamInBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("streams 1 GiB each way; skipped with -short")

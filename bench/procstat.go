@@ -34,16 +34,23 @@ func cpuTicks(pid int) (int64, error) {
 const userHZ = 100
 
 // rssMiB is a process's resident memory now, from /proc/PID/status.
-func rssMiB(pid int) (float64, error) {
+func rssMiB(pid int) (float64, error) { return statusMiB(pid, "VmRSS") }
+
+// peakRSSMiB is a process's peak resident memory (its high-water mark),
+// from /proc/PID/status.
+func peakRSSMiB(pid int) (float64, error) { return statusMiB(pid, "VmHWM") }
+
+// statusMiB is the field (a size in kB) of /proc/PID/status, in MiB.
+func statusMiB(pid int, field string) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024, err
 		}
 	}
-	return 0, errors.New("no VmRSS")
+	return 0, errors.New("no " + field)
 }

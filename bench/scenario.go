@@ -64,6 +64,7 @@ func scenarios() []scenario {
 		{"timeout", "2% of requests stall: route timeout vs none; -rate 200, -duration 10s per arm", runTimeout},
 		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3", runTLS},
 		{"websocket", "WebSocket echo of 64 B and 16 KiB messages through tailguard's tunnel vs direct: messages/s and CPU per message (64 conns), round-trip p50/p99 on one connection and what the tunnel adds; -duration 4s per measurement, median of -rounds 3", runWebSocket},
+		{"slowclients", "a one-worker app, 8 slow readers of its 32 MiB response: normal requests' goodput and p50/p99 through tailguard with buffering on and off and nginx; -rate 50, -duration 10s per arm", runSlowClients},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
 		{"noisy-neighbor", "a polite client at 15% of an upstream of capacity -rate (400 req/s) beside a flood at 4×: tailguard with and without shed.fair_by vs HAProxy with a backend per client; -duration 8s per arm", runNoisyNeighbor},
 		{"gray", "three endpoints, one with 20% of answers at 150 ms: round robin and p2c, each with and without latency-induced probation, and p2c + probation + hedging, p50/p99/p99.9, the gray endpoint's share, extra load; -rate 1000, a first 10s then -duration 10s per arm", runGray},

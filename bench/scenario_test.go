@@ -187,6 +187,23 @@ func TestScenarioTimeoutSmoke(t *testing.T) {
 	}
 }
 
+func TestScenarioSlowClientsSmoke(t *testing.T) {
+	skipShort(t)
+	tb := runSmoke(t, "slowclients").Tables[0]
+	names := comparedRows(t, tb, 1, "tailguard, buffering on (default)", "tailguard, buffering off")
+	for _, arm := range names {
+		n, ok := cell(t, tb, arm, "normal requests"), cell(t, tb, arm, "200")
+		if n != 20 || ok > n || cell(t, tb, arm, "goodput") != 100*ok/n {
+			t.Errorf("%s: %v requests (want 20), %v answered 200, goodput %v", arm, n, ok, cell(t, tb, arm, "goodput"))
+		}
+		if cell(t, tb, arm, "p99") < cell(t, tb, arm, "p50") || cell(t, tb, arm, "slow readers served") > 2 ||
+			cell(t, tb, arm, "proxy peak RSS") <= 0 {
+			t.Errorf("%s: p99 below p50, more than the 2 slow readers served, or no peak RSS", arm)
+		}
+		cell(t, tb, arm, "large responses the app finished")
+	}
+}
+
 func TestScenarioFanoutSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "fanout")

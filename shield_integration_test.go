@@ -753,10 +753,11 @@ func dialHeld(t *testing.T, tg *tailguardProc, n int, raw string) func() {
 // 16 KiB into a large body and then silent, with buffer_memory 1 MiB: 16
 // bodies take the memory and the rest spill to disk, and tailguard's peak
 // RSS stays within the budget plus its footprint holding as many
-// connections mid-head (plus runtimeAllowance).
+// connections mid-head, plus each spilling body's 16 KiB write buffer and
+// the 8 KiB of body fasthttp read with its head (284 of them hold 6.7 MiB
+// outside the budget), plus runtimeAllowance.
 func TestShieldSpillingSendersStayWithinMemoryBudget(t *testing.T) {
 	skipShort(t)
-	t.Skip("bug: spool.Store.Fill takes a 64 KiB stage chunk from the pool for every body that spills to disk, outside limits.buffer_memory, and holds it for as long as the client takes to send the body: 284 spilling senders, /stats memory_bytes 1 MiB, peak RSS 12.9 MiB over budget plus footprint (up to 625 MiB outside the budget at max_connections 10000)")
 	const senders, memory = 300, 1 << 20
 	up := startGoUpstream(t)
 	tg := startWithConfig(t, configHead+fmt.Sprintf(`limits: {buffer_memory: 1MiB, max_body_bytes: 100MiB}
@@ -794,5 +795,8 @@ routes:
 		t.Fatalf("only %d bodies spilled: %+v", b.Spills, b)
 	}
 	t.Logf("spilling senders: /stats buffers %+v", b)
-	checkPeakRSS(t, tg.peakRSS(t), footprint, memory)
+	// Each spilling body holds its 16 KiB write buffer outside the budget
+	// (README, buffering), as nginx holds client_body_buffer_size, and its
+	// request the up to 8 KiB of body fasthttp read with the head.
+	checkPeakRSS(t, tg.peakRSS(t), footprint, memory+int64(b.Spills)*(24<<10))
 }

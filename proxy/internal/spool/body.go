@@ -15,6 +15,17 @@ type chunk = [ChunkSize]byte
 
 var chunkPool = sync.Pool{New: func() any { return new(chunk) }}
 
+// stageSize is the write buffer of a body spilling to disk: the one part
+// of a spilled body in memory, outside the memory budget, for as long as
+// its source takes to send it (a slow client's upload). It is small for
+// that reason, like nginx's client_body_buffer_size: a thousand slow
+// senders spilling hold 16 MiB.
+const stageSize = 16 << 10
+
+type stage = [stageSize]byte
+
+var stagePool = sync.Pool{New: func() any { return new(stage) }}
+
 // A Body is one body held whole, or its first part when the room ran out:
 // its bytes in memory chunks, then in a temporary file, then (only if
 // writing the file failed) a last chunk that never reached it. Once
@@ -29,7 +40,7 @@ type Body struct {
 	file   *os.File
 	disk   int64 // disk budget taken, in whole chunks
 	// tail holds tailLen bytes read for the file when writing it failed.
-	tail    *chunk
+	tail    *stage
 	tailLen int
 	refs    atomic.Int32
 }
@@ -51,10 +62,10 @@ func (s *Store) Fill(r io.Reader) (b *Body, complete bool, err error) {
 	b = bodyPool.Get().(*Body)
 	b.store = s
 	b.refs.Store(1)
-	var stage *chunk // the file's write buffer, taken when the body spills
+	var buf *stage // the file's write buffer, taken when the body spills
 	defer func() {
-		if stage != nil {
-			chunkPool.Put(stage)
+		if buf != nil {
+			stagePool.Put(buf)
 		}
 		if err != nil {
 			b.Release()
@@ -81,18 +92,23 @@ func (s *Store) Fill(r io.Reader) (b *Body, complete bool, err error) {
 					return b, false, nil
 				}
 				s.spills.Add(1)
-				stage = chunkPool.Get().(*chunk)
+				buf = stagePool.Get().(*stage)
 			}
-			n, err = readFull(r, stage[:])
-			if _, werr := b.file.WriteAt(stage[:n], b.size-b.memory); werr != nil {
-				// The bytes are read and must not be lost: they stay in
-				// memory as the tail, and the rest streams.
-				b.tail, b.tailLen, stage = stage, n, nil
-				b.size += int64(n)
-				s.fallbacks.Add(1)
-				return b, false, nil
+			// A chunk of disk budget is filled a write buffer at a time.
+			for filled := 0; filled < ChunkSize && err == nil; {
+				var m int
+				m, err = readFull(r, buf[:])
+				if _, werr := b.file.WriteAt(buf[:m], b.size-b.memory); werr != nil {
+					// The bytes are read and must not be lost: they stay
+					// in memory as the tail, and the rest streams.
+					b.tail, b.tailLen, buf = buf, m, nil
+					b.size += int64(m)
+					s.fallbacks.Add(1)
+					return b, false, nil
+				}
+				b.size += int64(m)
+				filled += m
 			}
-			b.size += int64(n)
 		default:
 			s.fallbacks.Add(1)
 			return b, false, nil
@@ -142,7 +158,7 @@ func (b *Body) Release() {
 		s.room.ReturnDisk(b.disk)
 	}
 	if b.tail != nil {
-		chunkPool.Put(b.tail)
+		stagePool.Put(b.tail)
 	}
 	*b = Body{chunks: b.chunks[:0]}
 	bodyPool.Put(b)

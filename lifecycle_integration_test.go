@@ -4,10 +4,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -158,44 +154,10 @@ routes:
     max_body_bytes: 0
     buffering: {request: off, response: off}
 `, up.addr))
-	want := patternSHA256(size)
-	client := newClient(t, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // safety limit only
-	defer cancel()
-
-	// Upload: a generated body with a Content-Length, hashed by the upstream.
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tg.url("/sink"), io.NopCloser(newPatternReader(size)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.ContentLength = size
-	resp, body := client.fetch(t, req)
-	var sunk sinkResult
-	if resp.StatusCode != 200 || json.Unmarshal(body, &sunk) != nil {
-		t.Fatalf("upload: status %d, body %.300q", resp.StatusCode, body)
-	}
-	if sunk.Bytes != size || sunk.SHA256 != want {
-		t.Errorf("upload: upstream got %d bytes sha256 %s, want %d bytes sha256 %s", sunk.Bytes, sunk.SHA256, size, want)
-	}
-
-	// Download: a generated body hashed by the client as it arrives.
-	req, err = http.NewRequestWithContext(ctx, http.MethodGet, tg.url(fmt.Sprintf("/big?n=%d", size)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err = client.Do(req)
-	if err != nil {
-		t.Fatalf("download: %v", err)
-	}
-	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	_ = resp.Body.Close()
-	if got := hex.EncodeToString(h.Sum(nil)); err != nil || resp.StatusCode != 200 || n != size || got != want {
-		t.Errorf("download: status %d, %d bytes sha256 %s, error %v; want 200, %d bytes sha256 %s", resp.StatusCode, n, got, err, size, want)
-	}
+	transferBoth(t, tg, size, false)
 
 	hwm := tg.peakRSS(t)
-	t.Logf("uploaded %d bytes and downloaded %d bytes through tailguard; its peak RSS (VmHWM) was %.1f MiB", sunk.Bytes, n, float64(hwm)/(1<<20))
+	t.Logf("uploaded and downloaded %d bytes through tailguard; its peak RSS (VmHWM) was %.1f MiB", int64(size), float64(hwm)/(1<<20))
 	if hwm > maxRSS {
 		t.Errorf("tailguard's peak RSS %.1f MiB is over %d MiB: bodies are not streaming", float64(hwm)/(1<<20), maxRSS>>20)
 	}

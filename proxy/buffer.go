@@ -31,17 +31,12 @@ import (
 // rest streams from the client.
 func (x *exchange) spoolBody(cl int) cause.Cause {
 	ctx, route := x.ctx, x.route
-	store := x.srv.spool
-	if cl > 0 && !store.Fits(int64(cl)) {
-		store.Streams()
-		return x.streamBody(cl)
-	}
 	limit := int64(-1)
 	if cl < 0 {
 		limit = route.maxBody
 	}
 	src := client.NewRequestBody(x.clientBody(), limit)
-	b, complete, err := store.Fill(src)
+	b, complete, err := x.srv.spool.Fill(src, int64(cl))
 	switch {
 	case err != nil:
 		return x.bodyFailure(err)
@@ -50,8 +45,9 @@ func (x *exchange) spoolBody(cl int) cause.Cause {
 		x.setDeadline(time.Now())
 		return cause.None
 	}
-	// The room ran out: the rest streams from the client behind what was
-	// collected, and the body cannot be sent twice.
+	// The room ran out (or the body was known not to fit): the rest
+	// streams from the client behind what was collected, and the body
+	// cannot be sent twice.
 	rest := b.NewReader(src)
 	b.Release()
 	ctx.Request.SetBodyStream(client.NewRequestBody(rest, -1), cl)
@@ -116,16 +112,12 @@ func (s *Server) bufferResponse(resp *fasthttp.Response) error {
 	if !resp.IsBodyStream() || !buffers(&resp.Header) {
 		return nil
 	}
-	cl := resp.Header.ContentLength()
-	if cl > 0 && !s.spool.Fits(int64(cl)) {
-		s.spool.Streams()
-		return nil
-	}
 	stream, ok := resp.BodyStream().(client.Handover)
 	if !ok {
 		return nil
 	}
-	b, complete, err := s.spool.Fill(stream)
+	cl := resp.Header.ContentLength()
+	b, complete, err := s.spool.Fill(stream, int64(cl))
 	if err != nil {
 		return err
 	}
@@ -148,14 +140,11 @@ func (s *Server) bufferResponse(resp *fasthttp.Response) error {
 
 // buffers reports whether a response may be buffered: not server-sent
 // events, and not one whose upstream asked for streaming with nginx's
-// X-Accel-Buffering: no (which tailguard, like nginx, keeps to itself).
+// X-Accel-Buffering: no (which respond, like nginx, keeps from the
+// client).
 func buffers(h *fasthttp.ResponseHeader) bool {
-	accel := h.Peek(headerAccelBuffering)
-	if len(accel) > 0 {
-		h.Del(headerAccelBuffering)
-		if bytes.EqualFold(accel, strNo) {
-			return false
-		}
+	if bytes.EqualFold(h.Peek(headerAccelBuffering), strNo) {
+		return false
 	}
 	ct := h.ContentType()
 	return len(ct) < len(strEventStream) || !bytes.EqualFold(ct[:len(strEventStream)], strEventStream)

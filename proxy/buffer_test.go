@@ -291,6 +291,11 @@ func TestBufferedRequestBody(t *testing.T) {
 func TestStreamsStayStreams(t *testing.T) {
 	release := make(chan struct{})
 	up := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/small" { // held whole however it is marked
+			w.Header().Set("X-Accel-Buffering", "no")
+			_, _ = io.WriteString(w, "ok")
+			return
+		}
 		if r.URL.Path == "/events" {
 			w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 		} else {
@@ -305,6 +310,14 @@ func TestStreamsStayStreams(t *testing.T) {
 		_, _ = io.WriteString(w, "data: last\n\n")
 	}))
 	addr := startProxy(t, oneRoute, up)
+	resp, err := http.Get("http://" + addr + "/small")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Accel-Buffering"); v != "" {
+		t.Errorf("/small: X-Accel-Buffering %q reached the client", v)
+	}
 	for _, path := range []string{"/events", "/accel"} {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {

@@ -9,7 +9,7 @@ import (
 // respond makes the response in ctx the one to hand back: tailguard's own
 // answer if the exchange has a cause, a tunnel if the upstream switched
 // protocols (tunnel.go), else the upstream's response, made
-// fit to pass on (hop-by-hop headers out, the route's response header
+// fit to pass on (hop-by-hop headers and X-Accel-Buffering out, the route's response header
 // rules; the client's own connection semantics are the server's to answer
 // after the handler returns).
 func (x *exchange) respond() {
@@ -27,6 +27,7 @@ func (x *exchange) respond() {
 		return
 	}
 	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)
+	ctx.Response.Header.Del(headerAccelBuffering) // a word to the proxy, not the client
 	x.route.responseHeaders.apply(&ctx.Response.Header)
 	if x.clientClose {
 		ctx.Response.SetConnectionClose()

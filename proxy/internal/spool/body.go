@@ -50,18 +50,24 @@ var bodyPool = sync.Pool{New: func() any { return new(Body) }}
 // Len is the number of bytes the body holds.
 func (b *Body) Len() int64 { return b.size }
 
-// Fill reads r into a new Body until r ends, fails or the room runs out.
-// complete reports that r ended (io.EOF): the Body holds all of it. An
-// error is r's, and no Body is returned. A nil error with complete false
-// means the room ran out: the Body holds what was read, the rest is still
-// in r, and the caller streams it after the Body (counted as a fallback).
+// Fill reads r, a body of size bytes (< 0: unknown), into a new Body
+// until r ends, fails or the room runs out. complete reports that r ended
+// (io.EOF): the Body holds all of it. An error is r's, and no Body is
+// returned. A nil error with complete false means the room ran out: the
+// Body holds what was read, the rest is still in r, and the caller
+// streams it after the Body (counted as a fallback). A body whose size is
+// known not to fit is not read at all: it streams whole.
 //
 // Fill stores the bytes as it reads them: memory while the budget has a
 // chunk to give, then the file while the disk budget has one.
-func (s *Store) Fill(r io.Reader) (b *Body, complete bool, err error) {
+func (s *Store) Fill(r io.Reader, size int64) (b *Body, complete bool, err error) {
 	b = bodyPool.Get().(*Body)
 	b.store = s
 	b.refs.Store(1)
+	if size > 0 && !s.room.Fits(size) {
+		s.fallbacks.Add(1)
+		return b, false, nil
+	}
 	var buf *stage // the file's write buffer, taken when the body spills
 	defer func() {
 		if buf != nil {

@@ -57,7 +57,7 @@ func TestFillHoldsTheBodyExactly(t *testing.T) {
 				if slow {
 					src = oneByteAtATime{src}
 				}
-				b, complete, err := s.Fill(src)
+				b, complete, err := s.Fill(src, -1)
 				if err != nil {
 					t.Fatalf("%s, %d bytes: %v", room.name, size, err)
 				}
@@ -100,7 +100,7 @@ func TestReadersReadInParallel(t *testing.T) {
 	r := resilience.NewBufferRoom(2*ChunkSize, 10*ChunkSize)
 	s := NewStore(r, t.TempDir())
 	want := payload(4*ChunkSize + 99)
-	b, complete, err := s.Fill(bytes.NewReader(want))
+	b, complete, err := s.Fill(bytes.NewReader(want), -1)
 	if err != nil || !complete {
 		t.Fatalf("fill: %v, complete %v", err, complete)
 	}
@@ -143,7 +143,7 @@ func TestFillFailsCleanly(t *testing.T) {
 	for _, n := range []int{0, ChunkSize + 5, 3 * ChunkSize} {
 		r := resilience.NewBufferRoom(ChunkSize, 10*ChunkSize)
 		s := NewStore(r, t.TempDir())
-		b, _, err := s.Fill(&failingReader{n})
+		b, _, err := s.Fill(&failingReader{n}, -1)
 		if !errors.Is(err, errBroken) || b != nil {
 			t.Fatalf("after %d bytes: body %v, error %v", n, b, err)
 		}
@@ -158,7 +158,7 @@ func TestFillFailsCleanly(t *testing.T) {
 func TestFilesHaveNoName(t *testing.T) {
 	dir := t.TempDir()
 	s := NewStore(resilience.NewBufferRoom(0, 10*ChunkSize), dir)
-	b, complete, err := s.Fill(bytes.NewReader(payload(3 * ChunkSize)))
+	b, complete, err := s.Fill(bytes.NewReader(payload(3*ChunkSize)), -1)
 	if err != nil || !complete {
 		t.Fatalf("fill: %v, complete %v", err, complete)
 	}
@@ -170,7 +170,7 @@ func TestFilesHaveNoName(t *testing.T) {
 	gone := NewStore(resilience.NewBufferRoom(0, 10*ChunkSize), filepath.Join(dir, "missing"))
 	want := payload(2 * ChunkSize)
 	src := bytes.NewReader(want)
-	b, complete, err = gone.Fill(src)
+	b, complete, err = gone.Fill(src, -1)
 	if err != nil || complete || b.Len() != 0 || gone.Figures().Fallbacks != 1 {
 		t.Fatalf("without a directory: err %v, complete %v, %d held, %+v", err, complete, b.Len(), gone.Figures())
 	}
@@ -216,10 +216,32 @@ func BenchmarkFillSmall(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		src.Reset(body)
-		sb, _, err := s.Fill(src)
+		sb, _, err := s.Fill(src, -1)
 		if err != nil {
 			b.Fatal(err)
 		}
 		sb.Release()
+	}
+}
+
+// TestFillLeavesABodyKnownTooLarge: a body whose size is known not to fit
+// the room is not read at all; it streams whole, counted as a fallback.
+func TestFillLeavesABodyKnownTooLarge(t *testing.T) {
+	r := resilience.NewBufferRoom(ChunkSize, ChunkSize)
+	s := NewStore(r, t.TempDir())
+	want := payload(2*ChunkSize + 1)
+	src := bytes.NewReader(want)
+	b, complete, err := s.Fill(src, int64(len(want)))
+	if err != nil || complete || b.Len() != 0 || src.Len() != len(want) || s.Figures().Fallbacks != 1 {
+		t.Fatalf("err %v, complete %v, %d held, %d read, %+v", err, complete, b.Len(), len(want)-src.Len(), s.Figures())
+	}
+	rd := b.NewReader(src)
+	b.Release()
+	if got, _ := io.ReadAll(rd); !bytes.Equal(got, want) {
+		t.Fatal("the streamed body differs")
+	}
+	_ = rd.Close()
+	if mem, disk := r.InUse(); mem != 0 || disk != 0 {
+		t.Fatalf("%d memory + %d disk taken", mem, disk)
 	}
 }

@@ -49,13 +49,6 @@ func (s *Store) Figures() Figures {
 	return Figures{MemoryBytes: mem, DiskBytes: disk, Spills: s.spills.Load(), Fallbacks: s.fallbacks.Load()}
 }
 
-// Streams counts a body streamed without buffering because its length is
-// known not to fit (Fits), for the caller that decided so.
-func (s *Store) Streams() { s.fallbacks.Add(1) }
-
-// Fits reports whether a body of n bytes would fit in the room now.
-func (s *Store) Fits(n int64) bool { return s.room.Fits(n) }
-
 // Sweep removes the temporary files in dir ("": the OS temp dir) that a
 // tailguard process killed at the wrong instant may have left behind. It is
 // safe while other processes buffer in dir: their files are unlinked the

@@ -116,7 +116,10 @@ func (x *exchange) setDeadline(start time.Time) {
 	if route.timeout > 0 {
 		x.deadline = start.Add(route.timeout)
 	}
-	if v := x.ctx.Request.Header.Peek(route.deadlineHeader); route.deadlineHeader != "" && len(v) > 0 {
+	if route.deadlineHeader == "" {
+		return
+	}
+	if v := x.ctx.Request.Header.Peek(route.deadlineHeader); len(v) > 0 {
 		if d, ok := resilience.ParseTimeoutMillis(v); ok {
 			x.deadline = resilience.Earliest(x.deadline, x.arrived.Add(d))
 		}

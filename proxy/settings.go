@@ -115,7 +115,7 @@ func routePoliciesOf(rc *config.Route) routePolicies {
 			CoDelTarget:    sh.CoDel.Target.D(),
 			CoDelInterval:  sh.CoDel.Interval.D(),
 			Shadow:         sh.Mode == config.ShedShadow,
-			Fair:           sh.FairBy != nil,
+			Fair:           sh.FairBy != nil && sh.Mode != config.ShedShadow, // a shadow admission is blind to keys
 			MaxKeys:        sh.MaxKeys,
 		})
 	}

@@ -187,8 +187,9 @@ func (a *Admission) AdmitKey(now, deadline time.Time, p Priority, key []byte) (P
 // admitFair is AdmitKey for a fair Admission: every request takes the
 // lock, to count per key.
 func (a *Admission) admitFair(now, deadline time.Time, p Priority, key []byte) (Permit, error) {
+	h := a.q.fair.hash(key) // outside the lock every admission takes
 	a.mu.Lock()
-	k := a.q.fair.key(key, now)
+	k := a.q.fair.key(h, key, now)
 	if a.tooLate(now, deadline) {
 		refuseKey(k)
 		a.mu.Unlock()

@@ -83,10 +83,14 @@ func fairIdle(s *fairState, _ int64) (bool, int64) {
 	return s.inflight == 0 && s.queued == 0, s.last
 }
 
-// key returns the entry of the key whose bytes are key, arriving at now.
-func (f *fairKeys) key(key []byte, now time.Time) *fairKey {
+// hash is key's hash in f's table, for key.
+func (f *fairKeys) hash(key []byte) uint64 { return f.t.hash(key) }
+
+// key returns the entry of the key whose bytes are key and hash h
+// (hash), arriving at now.
+func (f *fairKeys) key(h uint64, key []byte, now time.Time) *fairKey {
 	t := f.clock.nanos(now)
-	k, _ := f.t.lookup(f.t.hash(key), key, t)
+	k, _ := f.t.lookup(h, key, t)
 	k.v.last = t
 	return k
 }

@@ -62,7 +62,7 @@ func (m *fairModel) arrive(key string, p Priority) {
 	use, waits := m.usages(p)
 	a := m.a
 	a.mu.Lock()
-	k := a.q.fair.key([]byte(key), m.now)
+	k := a.q.fair.key(a.q.fair.hash([]byte(key)), []byte(key), m.now)
 	w, _, err := a.enterLocked(m.now, time.Time{}, p, k)
 	a.mu.Unlock()
 	switch {

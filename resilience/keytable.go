@@ -95,13 +95,16 @@ func keyHash(seed maphash.Seed, key []byte) uint64 {
 // overflow entry. It allocates nothing.
 func (t *keyTable[V]) lookup(h uint64, key []byte, now int64) (e *keyEntry[V], fresh bool) {
 	b := &t.buckets[bucketOf(h, len(t.buckets))]
+	for i := range b {
+		if b[i].hash == h {
+			return &b[i], false // the common case: no entry is judged idle
+		}
+	}
 	var free, victim *keyEntry[V]
 	var victimSince int64
 	for i := range b {
 		e := &b[i]
 		switch {
-		case e.hash == h:
-			return e, false
 		case e.hash == 0:
 			if free == nil {
 				free = e

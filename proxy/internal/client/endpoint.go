@@ -36,7 +36,7 @@ const (
 	responseHeaderLimit = 16 << 10
 	requestWriteBuffer  = 8 << 10
 	// idleConnTimeout closes pooled connections unused this long. Upstream
-	// closes are also detected at reuse (upstreamConn.reusable), so this
+	// closes are also detected at reuse (upstreamConn.send, socketIdle), so this
 	// only bounds idle sockets.
 	idleConnTimeout = 60 * time.Second
 )

@@ -25,6 +25,9 @@ var (
 	errClientBody     = errors.New("client request body failed")
 	errBodyTooLarge   = errors.New("request body too large")
 	errUploadAborted  = errors.New("upload stopped: the upstream answered first")
+	// errStale is a pooled connection that failed its reuse check; it is
+	// replaced before anything is written, so no caller sees it.
+	errStale = errors.New("pooled upstream connection not reusable")
 )
 
 // roundTripErrors gives each round-trip error the cause tailguard answers

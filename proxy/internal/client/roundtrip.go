@@ -25,7 +25,7 @@ const (
 // A connection is pooled again only when the upstream's framing was exact:
 // no byte beyond the response, no Connection: close. Before a pooled
 // connection is reused, it is checked for bytes that arrived since
-// (upstreamConn.reusable), so a response can never be read by the wrong
+// (upstreamConn.send, socketIdle), so a response can never be read by the wrong
 // request. No request is ever sent twice: a connection found unusable is
 // replaced before anything is written to it.
 func (e *Endpoint) RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time) error {
@@ -42,19 +42,8 @@ func (e *Endpoint) Upgrade(req *fasthttp.Request, resp *fasthttp.Response, start
 }
 
 func (e *Endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, start, deadline time.Time, upgrade bool) (*Upgraded, error) {
-	c, uc, err := e.acquire(start, deadline)
+	c, uc, up, err := e.send(req, start, deadline)
 	if err != nil {
-		return nil, err
-	}
-	if err = uc.SetDeadline(deadline); err != nil {
-		pooledConns.close(e.hc, c)
-		return nil, errReset
-	}
-	var up *upload
-	if req.IsBodyStream() {
-		up = startUpload(e, uc, req)
-	} else if err = e.write(uc, req); err != nil {
-		pooledConns.close(e.hc, c)
 		return nil, err
 	}
 	br := e.hc.AcquireReader(uc)
@@ -89,35 +78,51 @@ func (e *Endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, sta
 	return nil, err
 }
 
-// acquire takes a pooled connection that is safe to use, or dials one
-// within what the deadline leaves after start, the attempt's start (a
-// dial is bounded by its own connect timeout too; a pooled connection
-// needs no timeout). Pooled connections that fail the reuse check are
-// closed; the loop ends because each pass either returns or shrinks the
-// pool.
-func (e *Endpoint) acquire(start, deadline time.Time) (connRef, *upstreamConn, error) {
+// send takes a connection and writes req on it: a pooled connection that
+// is safe to use, or one dialled within what the deadline leaves after
+// start, the attempt's start (a dial is bounded by its own connect timeout
+// too; a pooled connection needs no timeout). A request with a streamed
+// body is written by an upload running beside the response's read;
+// any other is written by upstreamConn.send, which returns once the
+// response has begun to arrive. Pooled connections that fail the reuse
+// check are closed before anything is written to them; the loop ends
+// because each pass either returns or shrinks the pool.
+func (e *Endpoint) send(req *fasthttp.Request, start, deadline time.Time) (connRef, *upstreamConn, *upload, error) {
 	var dialTimeout time.Duration
 	if !deadline.IsZero() {
 		if dialTimeout = deadline.Sub(start); dialTimeout <= 0 {
-			return nil, nil, errTimeout
+			return nil, nil, nil, errTimeout
 		}
 	}
 	for range e.hc.MaxConns + 1 {
 		c, err := pooledConns.acquire(e.hc, dialTimeout)
 		if err != nil {
-			return nil, nil, dialErr(err)
+			return nil, nil, nil, dialErr(err)
 		}
 		uc := c.Conn().(*upstreamConn)
-		if !uc.used {
-			uc.used = true
-			return c, uc, nil
+		check := uc.used
+		uc.used = true
+		switch {
+		case check && uc.tls != nil && !tlsIdle(uc.tls): // before SetDeadline: it moves the read deadline
+			err = errStale
+		case uc.SetDeadline(deadline) != nil:
+			err = errReset
+		case !req.IsBodyStream():
+			err = uc.send(e, req, check)
+		case check && !uc.socketIdle():
+			err = errStale
+		default:
+			return c, uc, startUpload(e, uc, req), nil
 		}
-		if uc.reusable() {
-			return c, uc, nil
+		if err == nil {
+			return c, uc, nil, nil
 		}
 		pooledConns.close(e.hc, c)
+		if err != errStale {
+			return nil, nil, nil, err
+		}
 	}
-	return nil, nil, errPoolFull
+	return nil, nil, nil, errPoolFull
 }
 
 func (e *Endpoint) write(uc *upstreamConn, req *fasthttp.Request) error {

@@ -158,26 +158,29 @@ func (c *recordConn) Read(p []byte) (int, error) {
 func (c *upstreamConn) peekFD(fd uintptr) { c.peeked = peek.Socket(fd) }
 
 // send writes req on c and returns once the response has begun to arrive
-// (or the deadline set on c has passed), with check the reuse check of a
-// pooled connection first: errStale, before anything is written, if the
-// connection is not reusable.
+// (or the deadline set on c has passed). pooled says whether c carried a
+// request before: then a socket that is not idle (socketIdle) is errStale,
+// found before anything is written.
 //
 // It saves the read that would find nothing: a request written and then
 // read at once, with the upstream on the same CPU, finds an empty socket
 // (EAGAIN) and only then waits for the poller. Here the write happens
 // inside the poller's wait (syscall.RawConn.Read): the wait is armed
 // before the request leaves, so the response's arrival cannot be missed,
-// and the read that follows finds it. With the reuse check in the same
-// pass, a pooled connection costs three system calls a round trip (the
-// check, the write, the read) where it cost four.
+// and the read that follows finds it. Bytes that arrived before the wait
+// was armed would wake nothing, so the socket is peeked inside the wait
+// first, on a fresh connection too (an upstream that speaks before it is
+// asked, or closes at once, is then answered for, not waited on). A round
+// trip costs three system calls (the peek, the write, the read) where it
+// cost four.
 //
 // Over TLS the reuse check's second half (tlsIdle) must run before send:
 // it reads through the TLS layer, which would wait for the read lock the
 // raw wait holds.
-func (c *upstreamConn) send(e *Endpoint, req *fasthttp.Request, check bool) error {
-	c.sendStep, c.sendErr, c.sendBy, c.sendReq = stepWrite, nil, e, req
-	if check {
-		c.sendStep = stepCheck
+func (c *upstreamConn) send(e *Endpoint, req *fasthttp.Request, pooled bool) error {
+	c.sendStep, c.sendErr, c.sendBy, c.sendReq = stepFresh, nil, e, req
+	if pooled {
+		c.sendStep = stepPooled
 	}
 	err := c.raw.Read(c.sendFn)
 	if err != nil {
@@ -193,28 +196,31 @@ func (c *upstreamConn) send(e *Endpoint, req *fasthttp.Request, check bool) erro
 type sendStep uint8
 
 const (
-	stepCheck sendStep = iota // peek for stray bytes, then write
-	stepWrite                 // write the request
-	stepWait                  // the request is out: the socket is readable
+	stepFresh  sendStep = iota // peek, then write
+	stepPooled                 // peek (the reuse check), then write
+	stepWait                   // the request is out: the socket is readable
 )
 
 // sendFD is send's step on the socket, called by the poller: true ends the
 // wait, false waits until the socket is readable.
 func (c *upstreamConn) sendFD(fd uintptr) bool {
-	switch c.sendStep {
-	case stepCheck: // socketIdle, on the descriptor at hand
-		if peek.Socket(fd) != peek.Clean {
-			c.sendErr = errStale
-			return true
-		}
-		fallthrough
-	case stepWrite:
-		c.sendStep = stepWait
-		if c.sendErr = c.sendBy.write(c, c.sendReq); c.sendErr != nil {
-			return true
-		}
-		return false
-	default:
+	if c.sendStep == stepWait {
 		return true
 	}
+	switch peek.Socket(fd) {
+	case peek.Clean:
+	case peek.Stray:
+		c.sendErr = errBadResponse // bytes nobody asked for
+	default:
+		c.sendErr = errReset
+	}
+	if c.sendErr != nil {
+		if c.sendStep == stepPooled {
+			c.sendErr = errStale
+		}
+		return true
+	}
+	c.sendStep = stepWait
+	c.sendErr = c.sendBy.write(c, c.sendReq)
+	return c.sendErr != nil
 }

@@ -82,11 +82,14 @@ func (e *Endpoint) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, sta
 // is safe to use, or one dialled within what the deadline leaves after
 // start, the attempt's start (a dial is bounded by its own connect timeout
 // too; a pooled connection needs no timeout). A request with a streamed
-// body is written by an upload running beside the response's read;
-// any other is written by upstreamConn.send, which returns once the
-// response has begun to arrive. Pooled connections that fail the reuse
-// check are closed before anything is written to them; the loop ends
-// because each pass either returns or shrinks the pool.
+// body is written by an upload running beside the response's read; any
+// other on plain HTTP by upstreamConn.send, which returns once the
+// response has begun to arrive. (Over TLS, a fresh connection may hold
+// the server's session tickets, which the TLS layer reads as it reads the
+// response, so its socket cannot be judged by a peek; it is written as the
+// request is read, one after the other.) Pooled connections that fail the
+// reuse check are closed before anything is written to them; the loop
+// ends because each pass either returns or shrinks the pool.
 func (e *Endpoint) send(req *fasthttp.Request, start, deadline time.Time) (connRef, *upstreamConn, *upload, error) {
 	var dialTimeout time.Duration
 	if !deadline.IsZero() {
@@ -100,19 +103,21 @@ func (e *Endpoint) send(req *fasthttp.Request, start, deadline time.Time) (connR
 			return nil, nil, nil, dialErr(err)
 		}
 		uc := c.Conn().(*upstreamConn)
-		check := uc.used
+		pooled := uc.used
 		uc.used = true
 		switch {
-		case check && uc.tls != nil && !tlsIdle(uc.tls): // before SetDeadline: it moves the read deadline
+		case pooled && uc.tls != nil && !tlsIdle(uc.tls): // before SetDeadline: it moves the read deadline
 			err = errStale
 		case uc.SetDeadline(deadline) != nil:
 			err = errReset
-		case !req.IsBodyStream():
-			err = uc.send(e, req, check)
-		case check && !uc.socketIdle():
+		case uc.tls == nil && !req.IsBodyStream():
+			err = uc.send(e, req, pooled)
+		case pooled && !uc.socketIdle():
 			err = errStale
-		default:
+		case req.IsBodyStream():
 			return c, uc, startUpload(e, uc, req), nil
+		default:
+			err = e.write(uc, req)
 		}
 		if err == nil {
 			return c, uc, nil, nil

@@ -1,0 +1,53 @@
+#!/bin/sh
+# Refreshes default.pgo, the CPU profile the Go toolchain optimises the
+# tailguard binary with (profile-guided optimisation): the real binary,
+# built without a profile, proxies the bench generator's closed loop for
+# 20 s twice, once in the quick form and once with every policy configured
+# but not firing, and the two CPU profiles are merged.
+#
+#   sh bench/pgo.sh        # from the repository's root; writes default.pgo
+#
+# Loopback only; every load is bounded in time. Needs Go and curl.
+set -eu
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+go build -pgo=off -o "$dir/tailguard" .
+tg=$dir/tailguard
+cat > "$dir/policies.yaml" <<'YAML'
+listen: 127.0.0.1:19102
+admin: 127.0.0.1:19103
+log: {level: warn, access: off}
+upstreams:
+  app:
+    endpoints: ["127.0.0.1:19101"]
+    breaker: {consecutive_failures: 5, failure_ratio: 0.5, min_requests: 20, interval: 10s, open_timeout: 5s}
+    outlier: {consecutive_5xx: 5, latency_factor: 3, ejection_time: 30s, max_ejected_percent: 50}
+routes:
+  - name: api
+    match: {path_prefix: /}
+    upstream: app
+    timeout: 2s
+    per_try_timeout: 1s
+    retry: {attempts: 2, on: [connect_failure, reset, "503"], budget: 0.2, backoff: 25ms}
+    hedge: {delay: 900ms, max_extra: 1, budget: 0.05}
+    shed: {max_concurrency: 1000, queue: 128, queue_timeout: 50ms}
+    slo: {latency: 200ms, latency_target: 0.99, availability: 0.999}
+YAML
+"$tg" upstream -listen 127.0.0.1:19101 >/dev/null 2>&1 &
+profile() { # $1: output; the rest: how to run the proxy
+	out=$1
+	shift
+	"$@" >/dev/null 2>&1 &
+	proxy=$!
+	sleep 1
+	"$tg" bench -url http://127.0.0.1:19102/ -closed -connections 64 -duration 22s -quiet >/dev/null &
+	sleep 1
+	curl -fsS -o "$out" "http://127.0.0.1:19103/debug/pprof/profile?seconds=20"
+	wait $!
+	kill $proxy
+	wait $proxy || true
+}
+profile "$dir/quick.pprof" "$tg" -upstream http://127.0.0.1:19101 -listen 127.0.0.1:19102 -admin 127.0.0.1:19103
+profile "$dir/policies.pprof" "$tg" run -config "$dir/policies.yaml"
+go tool pprof -proto "$dir/quick.pprof" "$dir/policies.pprof" > default.pgo
+echo "wrote default.pgo"

@@ -96,6 +96,7 @@ var streamingRoutes = []struct{ name, limits, route string }{
 // status sent, a failure of the endpoint for outlier detection (which
 // ejects it after 3) and for the breaker (which opens after 3, so the
 // next request is refused). A complete 1 MiB stream counts as a success.
+// Each case runs on every route of streamingRoutes.
 func TestIssue16StreamedFailureCounts(t *testing.T) {
 	// Each upstream connection serves one response (Connection: close):
 	// a closed connection is never the next request's failure.

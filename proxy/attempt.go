@@ -53,12 +53,17 @@ type round struct {
 	cause      cause.Cause
 	endpoint   int
 	start, end time.Time
+	// owed is the report held back from the upstream while the response
+	// streams (owed.go).
+	owed owed
 }
 
 // run makes the one upstream try: pick an endpoint, bound the try by the
 // per-try deadline and tell the upstream so, round trip (on a buffering
 // route, to the response's last byte), and report how it ended to the
-// upstream's balancer and outlier detection.
+// upstream's balancer and outlier detection; for a good response whose
+// body still streams from the upstream, the report is owed until the
+// stream ends.
 func (a *attempt) run() {
 	x := a.x
 	u := x.route.upstream
@@ -84,8 +89,11 @@ func (a *attempt) run() {
 		status = 0
 	}
 	out := resilience.Classify(status, why)
-	u.done(i, end, end.Sub(start), out)
-	a.res = round{out: out, status: status, why: why, cause: c, endpoint: i, start: start, end: end}
+	o := owes(u, i, end.Sub(start), out, a.resp)
+	if o.u == nil {
+		u.done(i, end, end.Sub(start), out)
+	}
+	a.res = round{out: out, status: status, why: why, cause: c, endpoint: i, start: start, end: end, owed: o}
 }
 
 // setDeadlineHeader tells the upstream how long the attempt has
@@ -120,7 +128,13 @@ func (x *exchange) dropAttempt(a *attempt) {
 	x.release()
 }
 
+// releaseAttempt returns a hedged-path attempt to the pool. One whose
+// response lost while it streamed is reported as it ended, at its head:
+// its stream is closed unread.
 func releaseAttempt(a *attempt) {
+	if a.res.owed.u != nil {
+		a.res.owed.pay(time.Now(), a.res.out)
+	}
 	a.own.req.Reset()
 	a.own.resp.Reset() // closes a body stream the attempt still owns
 	a.x, a.req, a.resp, a.res = nil, nil, nil, round{}

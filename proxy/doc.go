@@ -20,6 +20,7 @@
 //	  x.respond()                        tailguard's own answer for a cause, a tunnel for a 101 (tunnel.go),
 //	                                     or the upstream's response
 //	  s.record(x)                        one metrics.Sample per request; RateLimit headers
+//	                                     (a streamed body: when it ends, sent.go)
 //
 // The breaker stands outside the attempt loop, so it counts what the
 // client saw: one outcome per request, and no attempt at all while it is
@@ -29,6 +30,12 @@
 // endpoints outlier detection leaves in, those back from an ejection
 // weighted by their slow start. While the breaker is half-open the loop
 // makes one plain attempt, so that probes are not amplified.
+//
+// A response whose body streams from the upstream is judged when its
+// stream ends, not at its head (owed.go): one that breaks off mid-body is
+// a failure (cause.MidBodyFailure) for the balancer, outlier detection,
+// the endpoint's counts, the breaker and the request's metrics, though
+// its head, already sent, carried a success.
 //
 // A policy in shadow mode (shadow.go) takes its decisions where enforce
 // mode would and only counts them: a shadow breaker lets the loop run

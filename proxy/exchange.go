@@ -68,11 +68,14 @@ type exchange struct {
 	// results receives finished hedged-path attempts.
 	results chan *attempt
 	refs    atomic.Int32
-	// runAttempts runs x.attempts for the breaker and leaves the result in
-	// guarded; it is made once per pooled exchange, so that passing it to
-	// the breaker allocates nothing.
+	// runAttempts runs x.attempts for the breaker (guard) and leaves the
+	// result in guarded; it is made once per pooled exchange, so that
+	// passing it to the breaker allocates nothing.
 	runAttempts func() resilience.Outcome
 	guarded     result
+	// owed is the report held back from the upstream and its breaker
+	// while the response streams from it; finish pays it.
+	owed owed
 }
 
 // maxParallelAttempts bounds the attempts of one request that may be in
@@ -90,10 +93,7 @@ func newExchange() any {
 		results: make(chan *attempt, maxParallelAttempts),
 	}
 	x.timer.Stop()
-	x.runAttempts = func() resilience.Outcome {
-		x.guarded = x.attempts()
-		return x.guarded.out
-	}
+	x.runAttempts = x.guard
 	return x
 }
 
@@ -190,11 +190,23 @@ const headerTraceparent = "Traceparent"
 // sample is what metrics records for the request, once, when the response
 // is handed back at now. Its ids point into the request's headers: Record
 // copies them.
+//
+// A response that broke off mid-body (cause.MidBodyFailure) is recorded
+// as the 502 it would have been had the failure come before its head,
+// not as the status its head carried: the client did not get the
+// response, so the route's status counts, its availability SLO and its
+// error rate must count it as failed, as the breaker and outlier
+// detection do, and a 502 is what a buffering route answers for the same
+// failure. The access log keeps the status sent, with the cause.
 func (x *exchange) sample(now time.Time) metrics.Sample {
+	status := x.ctx.Response.StatusCode()
+	if x.cause == cause.MidBodyFailure {
+		status = x.cause.Status()
+	}
 	s := metrics.Sample{
 		Response:  now.Sub(x.arrived),
 		Service:   x.service,
-		Status:    x.ctx.Response.StatusCode(),
+		Status:    status,
 		Flags:     x.flags(),
 		Retries:   x.retries,
 		Hedges:    x.hedges,

@@ -72,14 +72,16 @@ func (x *exchange) hedgedRound(avoid int) round {
 
 // win makes attempt a the request's answer: its response moves into
 // ctx.Response (a streamed body changes hands without being read), and
-// its round is returned. a is released.
+// its round is returned, with what a owes its upstream. a is released.
 func (x *exchange) win(a *attempt) round {
-	defer releaseAttempt(a)
 	if a.hedge && a.res.out != resilience.Failure {
 		x.hedgeWon = true
 	}
 	if a.res.cause == cause.None {
 		client.Move(&x.ctx.Response, a.resp)
 	}
-	return a.res
+	res := a.res
+	a.res.owed = owed{}
+	releaseAttempt(a)
+	return res
 }

@@ -8,20 +8,24 @@ import (
 )
 
 // A result is how the attempt loop ended: the outcome the breaker counts,
-// the winning (or last) attempt's service time, and the cause tailguard
-// answers with if no attempt produced a response to pass on.
+// the winning (or last) attempt's service time, the cause tailguard
+// answers with if no attempt produced a response to pass on, and the
+// report owed to the upstream until a streamed response ends.
 type result struct {
 	out     resilience.Outcome
 	service time.Duration
 	cause   cause.Cause
+	owed    owed
 }
 
 // guardedAttempts runs the attempt loop under the upstream's breaker: an
 // open breaker refuses the request without an attempt, and counts the
-// loop's outcome otherwise. The breaker takes a func value made once per
-// pooled exchange (runAttempts), which leaves its result in x.guarded. A
-// shadow breaker that would have refused has run the loop all the same;
-// the request is marked so.
+// loop's outcome otherwise: at once, or for a response that streams from
+// the upstream when its stream ends (guard). The breaker takes a func
+// value made once per pooled exchange (runAttempts), which leaves its
+// result in x.guarded. A shadow breaker that would have refused has run
+// the loop all the same, outside it: the request is marked so, and its
+// outcome is not the breaker's.
 func (x *exchange) guardedAttempts() result {
 	b := x.route.upstream.breaker
 	if b == nil {
@@ -31,10 +35,26 @@ func (x *exchange) guardedAttempts() result {
 	case nil:
 	case resilience.ErrWouldReject:
 		x.shadow.reject = true
+		x.guarded.owed.breaker = resilience.Ticket{}
 	default:
 		return result{cause: cause.BreakerOpen}
 	}
 	return x.guarded
+}
+
+// guard is the attempt loop as the breaker runs it: the loop's outcome,
+// or for a response that still streams from the upstream, Excluded, its
+// outcome deferred to the stream's end (owed.pay). A probe, while the
+// breaker is half-open, is judged at its head as before: deferring would
+// free its place for more probes while it streams.
+func (x *exchange) guard() resilience.Outcome {
+	x.guarded = x.attempts()
+	b := x.route.upstream.breaker
+	if x.guarded.owed.u == nil || b.Probing() {
+		return x.guarded.out
+	}
+	x.guarded.owed.breaker = b.Defer()
+	return resilience.Excluded
 }
 
 // attempts is the attempt loop. Each round is one attempt, or on a hedged
@@ -87,7 +107,7 @@ func (x *exchange) attempts() result {
 
 // result is how the loop ends with r as its last round.
 func (r round) result() result {
-	return result{out: r.out, service: r.end.Sub(r.start), cause: r.cause}
+	return result{out: r.out, service: r.end.Sub(r.start), cause: r.cause, owed: r.owed}
 }
 
 // replayable reports whether the request may be sent more than once: an

@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"tailguard/proxy/internal/cause"
 	"tailguard/proxy/internal/client"
 	"tailguard/proxy/internal/spool"
 )
@@ -18,10 +19,18 @@ import (
 // its pace, one that stops is cut off. Any other stream keeps the
 // request's deadline respond set, so that a client that stops reading
 // cannot pin the upstream connection behind it.
+//
+// A read that fails is the upstream's failure (a reset, a stall past the
+// deadline, a short or malformed body), not the client's: sentBody notes
+// it, and the request ends with cause.MidBodyFailure. fasthttp then closes
+// the client connection, the only way left to tell the client that the
+// response is incomplete. A write that fails (the client went away) is
+// not the upstream's.
 type sentBody struct {
-	x    *exchange
-	r    client.Handover
-	idle time.Duration // 0: no deadline of its own
+	x      *exchange
+	r      client.Handover
+	idle   time.Duration // 0: no deadline of its own
+	failed bool          // a read failed
 }
 
 // watch puts sentBody between the response's body stream, if it has one,
@@ -47,16 +56,23 @@ func (b *sentBody) Read(p []byte) (int, error) {
 	if b.idle > 0 {
 		_ = b.x.ctx.SetWriteDeadline(time.Now().Add(b.idle))
 	}
-	return b.r.Read(p)
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.failed = true
+	}
+	return n, err
 }
 
 // CloseWithError implements fasthttp.ReadCloserWithError: the body is
 // written (err nil) or the write failed. It closes the stream it read and
-// finishes the exchange.
+// finishes the exchange, failed if a read failed.
 func (b *sentBody) CloseWithError(err error) error {
 	x := b.x
 	if x == nil {
 		return nil
+	}
+	if b.failed {
+		x.cause = cause.MidBodyFailure
 	}
 	var cerr error
 	switch c := b.r.(type) {

@@ -60,7 +60,7 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		x.prepareHeaders()
 		res := x.guardedAttempts()
 		permit.Release(res.service, res.cause == cause.None)
-		x.service, x.cause = res.service, res.cause
+		x.service, x.cause, x.owed = res.service, res.cause, res.owed
 	}
 	x.respond()
 	s.record(x)
@@ -247,13 +247,24 @@ func (s *Server) record(x *exchange) {
 }
 
 // finish records the request, once, as its response's last byte was
-// handed to the client connection at now, and lets go of the exchange.
+// handed to the client connection at now (or its stream broke off), pays
+// what the attempt owes its upstream for a streamed response, and lets go
+// of the exchange. A response that broke off is logged with its cause
+// like tailguard's own answers.
 func (s *Server) finish(x *exchange, now time.Time) {
+	out := resilience.Success
+	if x.cause == cause.MidBodyFailure {
+		out = resilience.Failure
+	}
+	x.owed.pay(now, out)
 	sample := x.sample(now)
 	if m := x.route.metrics; m != nil {
 		m.Record(x.ctx.ConnID(), sample)
 	}
-	if x.cause == cause.None && s.access.logsUpstream(x.ctx.Response.StatusCode()) {
+	switch {
+	case x.cause == cause.MidBodyFailure && s.access.errors:
+		s.logRequest(x.ctx, x.route, x.cause, x.requestID)
+	case x.cause == cause.None && s.access.logsUpstream(x.ctx.Response.StatusCode()):
 		s.logRequest(x.ctx, x.route, cause.None, x.requestID)
 	}
 	x.release()

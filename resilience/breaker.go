@@ -84,11 +84,15 @@ var (
 
 // Breaker stops sending to an upstream that keeps failing, then lets a
 // few probe requests test it before closing again. One Breaker guards one
-// upstream. It wraps sony/gobreaker's CircuitBreaker; Do allocates nothing.
-// Breaker is safe for concurrent use and must not be copied.
+// upstream. It wraps sony/gobreaker's CircuitBreaker; Do, Defer and Settle
+// allocate nothing. Breaker is safe for concurrent use and must not be
+// copied.
 type Breaker struct {
-	cb     *gobreaker.CircuitBreaker[struct{}]
-	state  atomic.Uint32 // a State: gobreaker's, as of its last decision
+	cb    *gobreaker.CircuitBreaker[struct{}]
+	state atomic.Uint32 // a State: gobreaker's, as of its last decision
+	// epoch counts the state changes, from 1: a Ticket names the state
+	// its request was let through in.
+	epoch  atomic.Uint64
 	shadow atomic.Bool
 }
 
@@ -112,6 +116,7 @@ func (b *Breaker) SetShadow(shadow bool) {
 // half_open→closed and half_open→open.
 func NewBreaker(name string, s BreakerSettings, onChange func(name string, from, to State)) *Breaker {
 	b := &Breaker{}
+	b.epoch.Store(1)
 	st := gobreaker.Settings{
 		Name:        name,
 		MaxRequests: s.HalfOpenRequests,
@@ -124,6 +129,7 @@ func NewBreaker(name string, s BreakerSettings, onChange func(name string, from,
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			b.state.Store(uint32(breakerState(to)))
+			b.epoch.Add(1)
 			if onChange != nil {
 				onChange(name, breakerState(from), breakerState(to))
 			}
@@ -179,6 +185,41 @@ func (b *Breaker) Do(fn func() Outcome) (Outcome, error) {
 		return 0, ErrOpen
 	}
 	return out, nil
+}
+
+// A Ticket is a request whose outcome Do did not count, to be counted by
+// Settle once it is known. It is a value: deferring allocates nothing.
+// The zero Ticket defers nothing.
+type Ticket struct{ epoch uint64 }
+
+// Defer, called from Do's fn, holds the request's outcome back: fn then
+// returns Excluded, so that Do counts nothing, and the caller passes the
+// Ticket with the outcome to Settle once it knows it. The proxy defers a
+// response whose body still streams from the upstream: it may yet break
+// off (issue 16).
+//
+// gobreaker's own two-step form (TwoStepCircuitBreaker.Allow) allocates
+// its callback on every request, and its breaker is a separate one, so
+// Do's fn cannot choose it once it sees the response streams; Defer and
+// Settle give the same counts on the one CircuitBreaker Do uses.
+func (b *Breaker) Defer() Ticket { return Ticket{epoch: b.epoch.Load()} }
+
+// Settle counts out for a request Do let through and fn deferred (t),
+// as a request of its own: counted, as gobreaker counts any outcome, only
+// if the breaker is still in the state the request was let through in
+// (an outcome from before the breaker opened, or closed, counts for
+// nothing); while half-open, only if a probe's place is free. In shadow
+// mode it counts what enforce mode would have. A zero Ticket is ignored.
+func (b *Breaker) Settle(t Ticket, out Outcome) {
+	if t.epoch == 0 {
+		return
+	}
+	_, _ = b.cb.Execute(func() (struct{}, error) {
+		if b.epoch.Load() != t.epoch {
+			return struct{}{}, errBreakerExcluded
+		}
+		return struct{}{}, breakerErr(out)
+	})
 }
 
 // Shadow reports whether the breaker is in shadow mode (SetShadow).

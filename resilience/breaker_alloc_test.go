@@ -23,6 +23,20 @@ func TestBreakerDoAllocs(t *testing.T) {
 	}
 }
 
+// TestBreakerSettleAllocs: deferring an outcome past Do and settling it
+// later allocates nothing, so a streamed response costs the breaker no
+// allocation.
+func TestBreakerSettleAllocs(t *testing.T) {
+	b := NewBreaker("app", BreakerSettings{ConsecutiveFailures: 5, FailureRatio: 0.5, MinRequests: 20, Interval: 10 * time.Second}, nil)
+	var tk Ticket
+	if n := testing.AllocsPerRun(1000, func() {
+		_, _ = b.Do(func() Outcome { tk = b.Defer(); return Excluded })
+		b.Settle(tk, Success)
+	}); n != 0 {
+		t.Errorf("Do, Defer, Settle: %v allocs, want 0", n)
+	}
+}
+
 // TestShadowAllocs: the shadow paths allocate nothing either: a shadow
 // breaker that would refuse, and a shadow budget withdrawal.
 func TestShadowAllocs(t *testing.T) {

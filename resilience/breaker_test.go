@@ -283,3 +283,71 @@ func BenchmarkBreakerDoOpen(b *testing.B) {
 		}
 	})
 }
+
+// deferred lets one request through b with its outcome deferred, as the
+// proxy does for a streamed response, and returns its Ticket.
+func deferred(t *testing.T, b *Breaker) Ticket {
+	t.Helper()
+	var tk Ticket
+	out, err := b.Do(func() Outcome { tk = b.Defer(); return Excluded })
+	if err != nil || out != Excluded {
+		t.Fatalf("Do = %v, %v; want Excluded, nil", out, err)
+	}
+	return tk
+}
+
+// TestBreakerSettle (issue 16): outcomes deferred past Do count when
+// settled, in the state their request was let through in, and for nothing
+// once the breaker has changed state since.
+func TestBreakerSettle(t *testing.T) {
+	consecutive := BreakerSettings{ConsecutiveFailures: 3, OpenTimeout: time.Hour}
+	tests := []struct {
+		name string
+		s    BreakerSettings
+		run  func(t *testing.T, b *Breaker)
+		want State
+	}{
+		{"three deferred failures open it", consecutive, func(t *testing.T, b *Breaker) {
+			tks := []Ticket{deferred(t, b), deferred(t, b), deferred(t, b)}
+			if b.State() != Closed {
+				t.Fatalf("before settling: %v, want closed", b.State())
+			}
+			for _, tk := range tks {
+				b.Settle(tk, Failure)
+			}
+		}, Open},
+		{"a deferred success breaks the run", consecutive, func(t *testing.T, b *Breaker) {
+			b.Do(breakerOutcome(Failure))
+			b.Do(breakerOutcome(Failure))
+			b.Settle(deferred(t, b), Success)
+			b.Do(breakerOutcome(Failure))
+		}, Closed},
+		{"ratio over settled outcomes", BreakerSettings{FailureRatio: 0.5, MinRequests: 4, OpenTimeout: time.Hour},
+			func(t *testing.T, b *Breaker) {
+				tks := []Ticket{deferred(t, b), deferred(t, b), deferred(t, b), deferred(t, b)}
+				b.Settle(tks[0], Success)
+				b.Settle(tks[1], Success)
+				b.Settle(tks[2], Failure)
+				b.Settle(tks[3], Failure)
+			}, Open},
+		{"a zero ticket counts nothing", BreakerSettings{ConsecutiveFailures: 1, OpenTimeout: time.Hour},
+			func(t *testing.T, b *Breaker) { b.Settle(Ticket{}, Failure) }, Closed},
+		{"an outcome from before the breaker opened counts for nothing",
+			BreakerSettings{ConsecutiveFailures: 1, OpenTimeout: 5 * time.Millisecond},
+			func(t *testing.T, b *Breaker) {
+				tk := deferred(t, b)
+				b.Do(breakerOutcome(Failure))
+				breakerAwait(t, b, HalfOpen)
+				b.Settle(tk, Failure) // a probe's failure would reopen it
+			}, HalfOpen},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := NewBreaker("app", tt.s, nil)
+			tt.run(t, b)
+			if got := b.State(); got != tt.want {
+				t.Errorf("state %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -47,6 +47,17 @@ const (
 	TLSFailure
 	BodyTimeout
 	RateLimited
+	// MidBodyFailure is a streamed response that broke off after its head
+	// was sent (issue 16): the upstream reset or closed the connection,
+	// stalled past the deadline, sent less than its Content-Length or a
+	// malformed chunked body (or, rarely, a buffered body could not be
+	// read back from its spool file, which the upstream is not blamed
+	// for). The client cannot be answered any more; its connection
+	// closes, and the request counts as the 502 it would have had
+	// (Status) in the route's figures and the SLO, and as a failure for
+	// the breaker and outlier detection, while the access log shows the
+	// status sent.
+	MidBodyFailure
 	count
 )
 
@@ -80,6 +91,7 @@ var table = [count]info{
 	TLSFailure:      {fasthttp.StatusBadGateway, "tls_failure", "TLS with the upstream failed", 0},
 	BodyTimeout:     {fasthttp.StatusRequestTimeout, "body_timeout", "request body not received in time", 0},
 	RateLimited:     {fasthttp.StatusTooManyRequests, "rate_limited", "rate limit exceeded, slow down", metrics.RateLimited},
+	MidBodyFailure:  {fasthttp.StatusBadGateway, "mid_body_failure", "upstream response broke off mid-body", 0},
 }
 
 // Status is the HTTP status tailguard answers c with (a route may shed
@@ -96,8 +108,11 @@ func (c Cause) Flags() metrics.Flag { return table[c].flags }
 // Closes reports whether answering c must close the client connection:
 // the request's framing cannot be trusted (400), or its body was not read
 // to its end (413, 408), so the next bytes on the connection may not be a
-// request.
-func (c Cause) Closes() bool { return c == BadRequest || c == BodyTooLarge || c == BodyTimeout }
+// request; or the response itself broke off (MidBodyFailure), which only
+// closing the connection can tell the client.
+func (c Cause) Closes() bool {
+	return c == BadRequest || c == BodyTooLarge || c == BodyTimeout || c == MidBodyFailure
+}
 
 // Bodies holds the fixed response bodies of one route, built once so that
 // answering an error allocates nothing.

@@ -30,6 +30,7 @@ func TestTable(t *testing.T) {
 		{UpstreamReset, 502, "upstream_reset", 0, false},
 		{BadResponse, 502, "bad_response", 0, false},
 		{TLSFailure, 502, "tls_failure", 0, false},
+		{MidBodyFailure, 502, "mid_body_failure", 0, true},
 		{PoolFull, 503, "pool_exhausted", 0, false},
 		{Shed, 503, "shed", metrics.Shed, false},
 		{BreakerOpen, 503, "breaker_open", metrics.BreakerRejected, false},

@@ -3,7 +3,10 @@ package metrics
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,8 +23,8 @@ var updateGolden = flag.Bool("update-scrape", false, "rewrite the golden files o
 // goldenRegistry is a registry on a fake clock that exercises every
 // series the Collector exposes: a route with an SLO, every gauge and
 // exemplars (among them one above the last bound), one with nothing but
-// traffic, one never used, and the server's gauges.
-func goldenRegistry(t testing.TB) *Registry {
+// traffic, one never used, and the server's gauges; and its clock.
+func goldenRegistry(t testing.TB) (*Registry, *fakeClock) {
 	t.Helper()
 	reg, clock := newTestRegistry(t,
 		RouteConfig{
@@ -59,15 +62,18 @@ func goldenRegistry(t testing.TB) *Registry {
 	s.TraceID = []byte(traceNew)
 	api.Record(1, s)
 	reg.Tick(clock.set(start, 2*time.Second))
-	return reg
+	return reg, clock
 }
 
 // scrapeFormats are the expositions a scraper may negotiate, by golden
-// file.
-var scrapeFormats = map[string]expfmt.Format{
-	"scrape.txt":       expfmt.NewFormat(expfmt.TypeTextPlain),
-	"scrape.om.txt":    expfmt.NewFormat(expfmt.TypeOpenMetrics),
-	"scrape.delimited": expfmt.NewFormat(expfmt.TypeProtoDelim),
+// file: the format and the Accept header that asks for it.
+var scrapeFormats = map[string]struct {
+	f      expfmt.Format
+	accept string
+}{
+	"scrape.txt":       {expfmt.NewFormat(expfmt.TypeTextPlain), ""},
+	"scrape.om.txt":    {expfmt.NewFormat(expfmt.TypeOpenMetrics), openMetricsAccept},
+	"scrape.delimited": {expfmt.NewFormat(expfmt.TypeProtoDelim), protobufAccept},
 }
 
 // encodeScrape gathers g and encodes it in format f.
@@ -89,22 +95,40 @@ func encodeScrape(g prometheus.Gatherer, f expfmt.Format) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// TestIssue16ScrapeGolden checks that the Collector's exposition of a
-// fixed registry (goldenRegistry) is the one in testdata, in the text,
-// OpenMetrics and protobuf formats: issue 16 made scrapes cheaper and
-// must not have changed a byte of what they say. Run with -update-scrape to
-// rewrite the files after an intended change.
+// scrapeHTTP gets /metrics from h with the given Accept header.
+func scrapeHTTP(h http.Handler, accept string) ([]byte, error) {
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.Bytes(), nil
+}
+
+// TestIssue16ScrapeGolden checks that the exposition of a fixed registry
+// (goldenRegistry) is the one in testdata, in the text, OpenMetrics and
+// protobuf formats, from the Collector alone and from /metrics' handler,
+// twice (the second scrape reuses the first one's memory): issue 16 made
+// scrapes cheaper and must not have changed a byte of what they say. The
+// files were written before that change. Run with -update-scrape to
+// rewrite them after an intended change.
 func TestIssue16ScrapeGolden(t *testing.T) {
+	reg, _ := goldenRegistry(t)
 	p := prometheus.NewPedanticRegistry()
-	p.MustRegister(NewCollector(goldenRegistry(t)))
-	for name, f := range scrapeFormats {
-		got, err := encodeScrape(p, f)
-		if err != nil {
-			t.Fatal(err)
-		}
+	p.MustRegister(NewCollector(reg))
+	h := metricsHandler(reg)
+	for name, sf := range scrapeFormats {
 		path := filepath.Join("testdata", name)
 		if *updateGolden {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
+			got, err := encodeScrape(p, sf.f)
+			if err == nil {
+				err = os.WriteFile(path, got, 0o644)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			continue
@@ -113,10 +137,21 @@ func TestIssue16ScrapeGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f == scrapeFormats["scrape.delimited"] {
-			equalDelimited(t, name, got, want)
-		} else if !bytes.Equal(got, want) {
-			t.Errorf("%s: the exposition changed; got:\n%s", name, got)
+		for i, scrape := range []func() ([]byte, error){
+			func() ([]byte, error) { return encodeScrape(p, sf.f) },
+			func() ([]byte, error) { return scrapeHTTP(h, sf.accept) },
+			func() ([]byte, error) { return scrapeHTTP(h, sf.accept) },
+		} {
+			got, err := scrape()
+			if err != nil {
+				t.Fatal(err)
+			}
+			how := fmt.Sprintf("%s, scrape %d (0: the Collector, 1 and 2: /metrics)", name, i)
+			if sf.accept == protobufAccept {
+				equalDelimited(t, how, got, want)
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("%s: the exposition changed; got:\n%s", how, got)
+			}
 		}
 	}
 }
@@ -138,32 +173,53 @@ func equalDelimited(t *testing.T, name string, got, want []byte) {
 	}
 }
 
-// TestScrapesConcurrent runs scrapes in every format at once (under
-// -race, a data race between them fails it) and checks that each says
-// what a scrape alone says.
+// TestScrapesConcurrent runs /metrics scrapes in every format at once
+// (under -race, a data race between them fails it) and checks that each
+// says what a scrape alone says; then again while requests are recorded
+// and ticked, checking only that the scrapes succeed.
 func TestScrapesConcurrent(t *testing.T) {
-	p := prometheus.NewRegistry()
-	p.MustRegister(NewCollector(goldenRegistry(t)))
+	reg, clock := goldenRegistry(t)
+	h := metricsHandler(reg)
 	want := map[string][]byte{}
-	for name, f := range scrapeFormats {
-		b, err := encodeScrape(p, f)
+	for name, sf := range scrapeFormats {
+		b, err := scrapeHTTP(h, sf.accept)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want[name] = b
 	}
-	var wg sync.WaitGroup
-	for range 4 {
-		for name, f := range scrapeFormats {
-			wg.Go(func() {
-				for range 5 {
-					got, err := encodeScrape(p, f)
-					if err != nil || !bytes.Equal(got, want[name]) {
-						t.Errorf("%s: a concurrent scrape differs from one alone (%v)", name, err)
+	scrapes := func(check bool) {
+		var wg sync.WaitGroup
+		for range 4 {
+			for name, sf := range scrapeFormats {
+				wg.Go(func() {
+					for range 10 {
+						got, err := scrapeHTTP(h, sf.accept)
+						if err != nil || check && !bytes.Equal(got, want[name]) {
+							t.Errorf("%s: a concurrent scrape differs from one alone (%v)", name, err)
+						}
 					}
-				}
-			})
+				})
+			}
 		}
+		wg.Wait()
 	}
-	wg.Wait()
+	scrapes(true)
+	stop, ticked := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ticked)
+		r, start := rand.New(rand.NewPCG(5, 6)), clock.Now()
+		for sec := 1; ; sec++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			fill(reg.Route("api"), r, 100)
+			reg.Tick(clock.set(start, time.Duration(sec)*time.Second))
+		}
+	}()
+	scrapes(false)
+	close(stop)
+	<-ticked
 }

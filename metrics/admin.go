@@ -9,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"tailguard/metrics/dashboard"
 )
@@ -68,32 +67,20 @@ func NewAdmin(o AdminOptions) *Admin {
 	if a.reg != nil {
 		a.mux.Handle("GET /stats", a.authorized(http.HandlerFunc(a.stats)))
 		a.mux.Handle("GET /stats/hdr", a.authorized(http.HandlerFunc(a.statsHDR)))
-		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg, a.reloads)))
+		others := []prometheus.Collector{
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		}
+		for _, r := range a.reloads {
+			others = append(others, r)
+		}
+		a.mux.Handle("GET /metrics", a.authorized(metricsHandler(a.reg, others...)))
 		// The dashboard page and its assets hold no data, and a browser
 		// sends no Authorization header when it opens a page: they need no
 		// token. The page sends ?token= on its own /stats fetches.
 		a.mux.Handle("GET /", dashboard.Handler())
 	}
 	return a
-}
-
-// metricsHandler serves reg's routes, and the Go runtime's and process's
-// metrics, in Prometheus exposition from a registry of its own (never the
-// global one, which other code may fill).
-func metricsHandler(reg *Registry, reloads []*Reloads) http.Handler {
-	p := prometheus.NewRegistry()
-	p.MustRegister(
-		NewCollector(reg),
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	for _, r := range reloads {
-		p.MustRegister(r)
-	}
-	// OpenMetrics, to a scraper that asks for it, carries the latency
-	// histograms' exemplars; the Prometheus text format has no place for
-	// them (protobuf does).
-	return promhttp.HandlerFor(p, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }
 
 // stats serves /stats: ?window=10s|1m|5m|all (default 1m) and

@@ -138,7 +138,8 @@ func TestNativeQuantileError(t *testing.T) {
 					layout := newNativeLayout(schema)
 					b := newPromBuckets(layout)
 					b.add(p, layout)
-					nb := b.nativeBuckets(layout)
+					var nb nativeBuckets
+					nb.set(&b, layout)
 					native := nativeBucketsOf(&dto.Histogram{PositiveSpan: nb.spans, PositiveDelta: nb.deltas})
 					var total int64
 					for _, c := range native {

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -28,8 +26,14 @@ type Collector struct {
 	// created is the registry's start, when every histogram started
 	// counting: a route configured later had recorded nothing until then.
 	created *timestamppb.Timestamp
-	// scrapes are *routeScrape buffers, one per concurrent scrape.
-	scrapes sync.Pool
+	// native is whether the latency histograms carry native buckets:
+	// false for a Collector that only text scrapes read (see
+	// metricsHandler).
+	native bool
+	// lent, if not nil, is the memory of the scrape in progress, which a
+	// scrapeGatherer lends its own Collector while it gathers; without
+	// it, Collect allocates a scrapeBuf of its own.
+	lent *scrapeBuf
 
 	requests, shed, timeouts, breakerRejects *prometheus.Desc
 	retries, hedgesSent, hedgesWon           *prometheus.Desc
@@ -62,6 +66,7 @@ func NewCollector(reg *Registry) *Collector {
 	c := &Collector{
 		reg:             reg,
 		created:         timestamppb.New(reg.start),
+		native:          true,
 		requests:        d("requests_total", "Requests answered, by status class (tailguard's own errors included).", "code"),
 		shed:            d("shed_total", "Requests refused by admission control."),
 		timeouts:        d("timeouts_total", "Requests answered with 504 because a deadline passed."),
@@ -108,7 +113,6 @@ func NewCollector(reg *Registry) *Collector {
 		bufferSpills:     desc("buffer_spills_total", "Buffered bodies that outgrew memory and went on to disk."),
 		bufferFallbacks:  desc("buffer_fallbacks_total", "Bodies streamed unbuffered, whole or in part, because memory and disk were full."),
 	}
-	c.scrapes.New = func() any { return newRouteScrape() }
 	return c
 }
 
@@ -145,21 +149,25 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector: counters and histograms since
 // the route was first configured, gauges as they are now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	s := c.scrapes.Get().(*routeScrape)
-	defer c.scrapes.Put(s)
+	buf := c.lent
+	if buf == nil {
+		buf = newScrapeBuf()
+	}
+	buf.reset()
+	s, b := &buf.route, &buf.samples
 	for _, rt := range c.reg.configured() {
-		rt.readScrape(s)
+		rt.readScrape(s, c.native)
 		cfg := rt.cfg.Load()
-		c.collectCounters(ch, rt.name, &s.c)
-		c.collectHistograms(ch, rt.name, s)
+		c.collectCounters(ch, b, &rt.labels, &s.c)
+		c.collectHistograms(ch, buf, &rt.labels)
 		active, total := rt.Tunnels()
-		ch <- prometheus.MustNewConstMetric(c.tunnelsActive, prometheus.GaugeValue, float64(active), rt.name)
-		ch <- prometheus.MustNewConstMetric(c.tunnelsTotal, prometheus.CounterValue, float64(total), rt.name)
+		ch <- b.gauge(c.tunnelsActive, rt.labels.route, float64(active))
+		ch <- b.counter(c.tunnelsTotal, rt.labels.route, float64(total))
 		if cfg.Gauges != nil {
-			c.collectGauges(ch, rt.name, cfg.Gauges())
+			c.collectGauges(ch, b, rt, cfg.Gauges())
 		}
 		if cfg.SLO != nil {
-			c.collectSLO(ch, rt, cfg.SLO, &s.c)
+			c.collectSLO(ch, b, rt, cfg.SLO, &s.c)
 		}
 	}
 	c.collectServer(ch, c.reg.serverGauges())
@@ -207,26 +215,38 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-func (c *Collector) collectCounters(ch chan<- prometheus.Metric, route string, n *counters) {
-	for i, code := range classNames {
-		ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(n.status[i]), route, code)
+// collectCounters exposes the route's counters n, labelled l.
+func (c *Collector) collectCounters(ch chan<- prometheus.Metric, b *sampleBuf, l *routeLabels, n *counters) {
+	for i := range classNames {
+		ch <- b.counter(c.requests, l.code[i], float64(n.status[i]))
 	}
-	for d, v := range map[*prometheus.Desc]int64{
-		c.shed: n.shed, c.rateLimited: n.rateLimited, c.timeouts: n.timeouts, c.breakerRejects: n.breakerRejects,
-		c.retries: n.retries, c.hedgesSent: n.hedgesSent, c.hedgesWon: n.hedgesWon,
-		c.wouldRetry: n.wouldRetry, c.wouldHedge: n.wouldHedge, c.wouldReject: n.wouldReject,
+	for _, v := range [...]struct {
+		d *prometheus.Desc
+		n int64
+	}{
+		{c.shed, n.shed}, {c.rateLimited, n.rateLimited}, {c.timeouts, n.timeouts}, {c.breakerRejects, n.breakerRejects},
+		{c.retries, n.retries}, {c.hedgesSent, n.hedgesSent}, {c.hedgesWon, n.hedgesWon},
+		{c.wouldRetry, n.wouldRetry}, {c.wouldHedge, n.wouldHedge}, {c.wouldReject, n.wouldReject},
 	} {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), route)
+		ch <- b.counter(v.d, l.route, float64(v.n))
 	}
 }
 
-// collectHistograms exposes the route's latency histograms from s, each
-// in both layouts (see latencyHistogram), with their exemplars.
-func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, route string, s *routeScrape) {
+// collectHistograms exposes the latency histograms of the route read
+// into buf, labelled l, each in both layouts unless c is not native (see
+// latencyHistogram), with their exemplars.
+func (c *Collector) collectHistograms(ch chan<- prometheus.Metric, buf *scrapeBuf, l *routeLabels) {
+	var layout *nativeLayout
+	if c.native {
+		layout = nativeLayout4
+	}
+	s := &buf.route
 	for m, d := range c.histograms {
 		if d != nil {
 			exemplars := s.ex.forMetric(Metric(m))
-			ch <- newLatencyHistogram(d, route, &s.prom[m], nativeLayout4, s.c.sum[m], &exemplars, c.created)
+			h := buf.histogram()
+			h.set(d, l.route, &s.prom[m], layout, s.c.sum[m], &exemplars, c.created)
+			ch <- h
 		}
 	}
 }
@@ -259,20 +279,22 @@ const nativeSchema = 4
 // observations yet is a native one.
 const nativeZeroThreshold = 0x1p-20
 
-func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g Gauges) {
+// collectGauges exposes the route's live state g.
+func (c *Collector) collectGauges(ch chan<- prometheus.Metric, b *sampleBuf, rt *Route, g Gauges) {
+	l := &rt.labels
 	if v, ok := breakerStates[g.Breaker]; ok {
-		ch <- prometheus.MustNewConstMetric(c.breakerState, prometheus.GaugeValue, v, route)
+		ch <- b.gauge(c.breakerState, l.route, v)
 	}
-	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(g.ConcurrencyLimit), route)
-	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(g.InFlight), route)
-	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(g.Queued), route)
+	ch <- b.gauge(c.limit, l.route, float64(g.ConcurrencyLimit))
+	ch <- b.gauge(c.inFlight, l.route, float64(g.InFlight))
+	ch <- b.gauge(c.queued, l.route, float64(g.Queued))
 	for p, n := range g.ShedByPriority {
-		ch <- prometheus.MustNewConstMetric(c.shedByPriority, prometheus.CounterValue, float64(n), route, p)
+		ch <- prometheus.MustNewConstMetric(c.shedByPriority, prometheus.CounterValue, float64(n), rt.name, p)
 	}
-	for table, k := range map[string]*KeyGauges{"fair": g.Fair, "rate_limit": g.RateLimit} {
+	for i, k := range [len(keyTables)]*KeyGauges{g.Fair, g.RateLimit} {
 		if k != nil {
-			ch <- prometheus.MustNewConstMetric(c.keysTracked, prometheus.GaugeValue, float64(k.Tracked), route, table)
-			ch <- prometheus.MustNewConstMetric(c.keysMax, prometheus.GaugeValue, float64(k.MaxKeys), route, table)
+			ch <- b.gauge(c.keysTracked, l.table[i], float64(k.Tracked))
+			ch <- b.gauge(c.keysMax, l.table[i], float64(k.MaxKeys))
 		}
 	}
 }
@@ -281,18 +303,17 @@ func (c *Collector) collectGauges(ch chan<- prometheus.Metric, route string, g G
 // of the slower burn rate) and both burn rates. Longer SLO periods are
 // PromQL's: use tailguard_requests_total and
 // tailguard_slo_latency_good_total.
-func (c *Collector) collectSLO(ch chan<- prometheus.Metric, rt *Route, o *SLO, all *counters) {
+func (c *Collector) collectSLO(ch chan<- prometheus.Metric, b *sampleBuf, rt *Route, o *SLO, all *counters) {
 	hour := rt.view(win1h, false)
 	rep := o.report(&hour.c, &rt.view(win5m, false).c, &hour.c)
-	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{rt.name}, labels...)...)
-	}
+	l := &rt.labels
 	if rep.LatencySLI != nil {
-		ch <- prometheus.MustNewConstMetric(c.latencyGood, prometheus.CounterValue, float64(all.latencyGood), rt.name)
-		gauge(c.latencySLI, *rep.LatencySLI)
+		ch <- b.counter(c.latencyGood, l.route, float64(all.latencyGood))
+		ch <- b.gauge(c.latencySLI, l.route, *rep.LatencySLI)
 	}
-	gauge(c.availabilitySLI, rep.AvailabilitySLI)
-	gauge(c.budget, rep.ErrorBudgetRemaining)
-	gauge(c.burnRate, rep.BurnRate5m, "5m")
-	gauge(c.burnRate, rep.BurnRate1h, "1h")
+	ch <- b.gauge(c.availabilitySLI, l.route, rep.AvailabilitySLI)
+	ch <- b.gauge(c.budget, l.route, rep.ErrorBudgetRemaining)
+	for i, v := range [len(burnWindows)]float64{rep.BurnRate5m, rep.BurnRate1h} {
+		ch <- b.gauge(c.burnRate, l.window[i], v)
+	}
 }

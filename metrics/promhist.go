@@ -3,7 +3,6 @@ package metrics
 import (
 	"math"
 	"math/bits"
-	"slices"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,16 +105,15 @@ func hdrBucketWidth(v int64, subBits int) int64 {
 
 // A routeScrape is what one scrape reads of a route under its read lock:
 // the counters since the route was configured, its latency histograms'
-// buckets and their exemplars. A Collector reuses them from scrape to
-// scrape.
+// buckets and their exemplars. A scrapeBuf reuses it from route to route.
 type routeScrape struct {
 	c    counters
 	prom [numMetrics]promBuckets // Overhead: empty, /metrics has no such histogram
 	ex   routeExemplars
 }
 
-func newRouteScrape() *routeScrape {
-	s := &routeScrape{}
+func newRouteScrape() routeScrape {
+	var s routeScrape
 	for _, m := range promMetrics {
 		s.prom[m] = newPromBuckets(nativeLayout4)
 	}
@@ -126,23 +124,31 @@ func newRouteScrape() *routeScrape {
 var promMetrics = [...]Metric{Queue, Service, Response}
 
 // readScrape fills s with the route's counters and histogram buckets
-// since it was configured ("all"), and its exemplars.
-func (rt *Route) readScrape(s *routeScrape) {
+// since it was configured ("all"), the native ones only if native, and
+// its exemplars.
+func (rt *Route) readScrape(s *routeScrape, native bool) {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	s.c = rt.win.allC
 	s.ex = rt.win.ex
 	for _, m := range promMetrics {
-		s.prom[m].copyFrom(&rt.win.prom[m])
+		if native {
+			s.prom[m].copyFrom(&rt.win.prom[m])
+		} else {
+			s.prom[m].classic = rt.win.prom[m].classic
+		}
 	}
 }
 
 // A latencyHistogram is one route's latency histogram as /metrics shows
-// it: classic buckets (bucketMicros) for text scrapes and native ones
-// (nativeSchema) for scrapers that negotiate protobuf, in one metric, as
-// client_golang's own histograms expose both. It is built straight into
-// the exposition's data model (no maps, no sorting) and owns all of it,
-// so the scrape's buffers can be reused while client_golang encodes it.
+// it: classic buckets (bucketMicros) for text scrapes and, unless the
+// scrape is text, native ones (nativeSchema) for scrapers that negotiate
+// protobuf, in one metric, as client_golang's own histograms expose both.
+// It is built straight into the exposition's data model (no maps, no
+// sorting) and owns all of it but the route's label pairs and the
+// buckets' bounds, which never change, so the scrape's buffers can be
+// reused while client_golang encodes it. set rebuilds it in place, in the
+// memory of the last scrape that used it (see scrapeBuf).
 type latencyHistogram struct {
 	desc   *prometheus.Desc
 	labels []*dto.LabelPair
@@ -153,41 +159,44 @@ type latencyHistogram struct {
 	schema           int32
 	// The classic buckets, and a +Inf one when an exemplar is above the
 	// last bound (the exposition has no other place for it).
-	bounds     [len(bucketMicros) + 1]float64 // upper bounds in seconds
 	cumulative [len(bucketMicros) + 1]uint64
 	buckets    [len(bucketMicros) + 1]dto.Bucket
 	bucketPtrs [len(bucketMicros) + 1]*dto.Bucket
+	exemplars  []*dto.Exemplar // the classic buckets', for the native histogram
+	native     nativeBuckets
 }
 
 var _ prometheus.Metric = (*latencyHistogram)(nil)
 
-// newLatencyHistogram builds metric d of a route (labels: its name) from
-// its buckets b at layout l, the sum of its values in microseconds and
-// its exemplars by classic bucket (nil: none; the last one above the last
-// bound). created is when the histogram started counting (the registry's
-// start).
-func newLatencyHistogram(d *prometheus.Desc, route string, b *promBuckets, l *nativeLayout, sumMicros int64,
-	exemplars *[len(bucketMicros) + 1]*dto.Exemplar, created *timestamppb.Timestamp) *latencyHistogram {
-	h := &latencyHistogram{
-		desc:       d,
-		labels:     prometheus.MakeLabelPairs(d, []string{route}),
-		sum:        float64(sumMicros) / 1e6,
-		zeroThresh: nativeZeroThreshold,
-		schema:     l.schema,
+// classicBounds are the classic buckets' upper bounds in seconds, +Inf
+// last: every histogram of every scrape points to them (client_golang
+// never writes them).
+var classicBounds = func() (b [len(bucketMicros) + 1]float64) {
+	for i, us := range bucketMicros {
+		b[i] = float64(us) / 1e6
 	}
+	b[len(bucketMicros)] = math.Inf(1)
+	return b
+}()
+
+// set makes h metric d of a route (labels: its label pairs) from its
+// buckets b, the sum of its values in microseconds and its exemplars by
+// classic bucket (nil: none; the last one above the last bound), with
+// native buckets at layout l (nil: classic buckets only). created is when
+// the histogram started counting (the registry's start).
+func (h *latencyHistogram) set(d *prometheus.Desc, labels []*dto.LabelPair, b *promBuckets, l *nativeLayout, sumMicros int64,
+	exemplars *[len(bucketMicros) + 1]*dto.Exemplar, created *timestamppb.Timestamp) {
+	h.desc, h.labels = d, labels
+	h.sum = float64(sumMicros) / 1e6
+	h.exemplars = h.exemplars[:0]
 	var cum uint64
-	var native []*dto.Exemplar
 	for i, n := range b.classic {
 		cum += n
-		h.bounds[i] = math.Inf(1)
-		if i < len(bucketMicros) {
-			h.bounds[i] = float64(bucketMicros[i]) / 1e6
-		}
 		h.cumulative[i] = cum
-		h.buckets[i] = dto.Bucket{CumulativeCount: &h.cumulative[i], UpperBound: &h.bounds[i], Exemplar: exemplars[i]}
+		h.buckets[i] = dto.Bucket{CumulativeCount: &h.cumulative[i], UpperBound: &classicBounds[i], Exemplar: exemplars[i]}
 		h.bucketPtrs[i] = &h.buckets[i]
 		if exemplars[i] != nil {
-			native = append(native, exemplars[i])
+			h.exemplars = append(h.exemplars, exemplars[i])
 		}
 	}
 	h.count = cum
@@ -195,20 +204,20 @@ func newLatencyHistogram(d *prometheus.Desc, route string, b *promBuckets, l *na
 	if exemplars[len(bucketMicros)] != nil {
 		classic = h.bucketPtrs[:]
 	}
-	nb := b.nativeBuckets(l)
 	h.h = dto.Histogram{
 		SampleCount:      &h.count,
 		SampleSum:        &h.sum,
 		Bucket:           classic,
-		Exemplars:        native,
 		CreatedTimestamp: created,
-		Schema:           &h.schema,
-		ZeroThreshold:    &h.zeroThresh,
-		ZeroCount:        &h.zeroCount,
-		PositiveSpan:     nb.spans,
-		PositiveDelta:    nb.deltas,
 	}
-	return h
+	if l == nil {
+		return
+	}
+	h.native.set(b, l)
+	h.zeroCount, h.zeroThresh, h.schema = 0, nativeZeroThreshold, l.schema
+	h.h.Exemplars = h.exemplars
+	h.h.Schema, h.h.ZeroThreshold, h.h.ZeroCount = &h.schema, &h.zeroThresh, &h.zeroCount
+	h.h.PositiveSpan, h.h.PositiveDelta = h.native.spans, h.native.deltas
 }
 
 // Desc implements prometheus.Metric.
@@ -229,23 +238,26 @@ func (h *latencyHistogram) Write(out *dto.Metric) error {
 type nativeBuckets struct {
 	spans  []*dto.BucketSpan
 	deltas []int64
+	// at are the spans' offsets and lengths, which spans point to.
+	at []spanAt
+	// made are the BucketSpans allocated so far; spans are the first of
+	// them.
+	made []*dto.BucketSpan
 }
 
-// nativeBuckets returns b's native buckets at layout l.
-func (b *promBuckets) nativeBuckets(l *nativeLayout) nativeBuckets {
-	first := slices.IndexFunc(b.native, func(n int64) bool { return n != 0 })
-	if first < 0 {
-		return nativeBuckets{}
-	}
-	last := len(b.native) - 1
-	for b.native[last] == 0 {
-		last--
-	}
-	nb := nativeBuckets{deltas: make([]int64, 0, last-first+1)}
+// spanAt is a native span's offset from the end of the last one and its
+// length, in buckets.
+type spanAt struct {
+	offset int32
+	length uint32
+}
+
+// set makes nb b's native buckets at layout l, in the memory it had.
+func (nb *nativeBuckets) set(b *promBuckets, l *nativeLayout) {
+	nb.deltas, nb.at = nb.deltas[:0], nb.at[:0]
 	next := 0      // the index after the last bucket
 	var prev int64 // the last bucket's count
-	for j := first; j <= last; j++ {
-		n := b.native[j]
+	for j, n := range b.native {
 		if n == 0 {
 			continue
 		}
@@ -256,13 +268,19 @@ func (b *promBuckets) nativeBuckets(l *nativeLayout) nativeBuckets {
 				nb.deltas = append(nb.deltas, -prev)
 				prev = 0
 			}
-			*nb.spans[len(nb.spans)-1].Length += uint32(gap + 1)
+			nb.at[len(nb.at)-1].length += uint32(gap + 1)
 		default:
-			offset, length := int32(gap), uint32(1)
-			nb.spans = append(nb.spans, &dto.BucketSpan{Offset: &offset, Length: &length})
+			nb.at = append(nb.at, spanAt{offset: int32(gap), length: 1})
 		}
 		nb.deltas = append(nb.deltas, n-prev)
 		prev, next = n, idx+1
 	}
-	return nb
+	// Only now that at has stopped growing can the spans point into it.
+	for len(nb.made) < len(nb.at) {
+		nb.made = append(nb.made, new(dto.BucketSpan))
+	}
+	nb.spans = nb.made[:len(nb.at)]
+	for i, s := range nb.spans {
+		*s = dto.BucketSpan{Offset: &nb.at[i].offset, Length: &nb.at[i].length}
+	}
 }

@@ -58,6 +58,10 @@ type Route struct {
 	// now, and opened since the process started.
 	tunnelsActive atomic.Int64
 	tunnelsTotal  atomic.Uint64
+
+	// labels are the route's label pairs in /metrics, shared by every
+	// scrape.
+	labels routeLabels
 }
 
 // TunnelOpened counts a connection the route upgraded (a 101 relayed);
@@ -97,7 +101,8 @@ type tally struct {
 }
 
 func newRoute(name string, digits, nshards int, born time.Time) *Route {
-	rt := &Route{name: name, digits: digits, shards: make([]shard, nshards), mask: uint64(nshards - 1)}
+	rt := &Route{name: name, digits: digits, shards: make([]shard, nshards), mask: uint64(nshards - 1),
+		labels: newRouteLabels(name)}
 	for i := range rt.shards {
 		rt.shards[i].hot = newTally(digits)
 		rt.shards[i].cold = newTally(digits)

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-var updateGolden = flag.Bool("update-scrape", false, "rewrite the golden files of TestIssue16ScrapeGolden")
+var updateGolden = flag.Bool("update-scrape", false, "rewrite the golden files of TestScrapeGolden")
 
 // goldenRegistry is a registry on a fake clock that exercises every
 // series the Collector exposes: a route with an SLO, every gauge and
@@ -109,14 +109,14 @@ func scrapeHTTP(h http.Handler, accept string) ([]byte, error) {
 	return rec.Body.Bytes(), nil
 }
 
-// TestIssue16ScrapeGolden checks that the exposition of a fixed registry
+// TestScrapeGolden checks that the exposition of a fixed registry
 // (goldenRegistry) is the one in testdata, in the text, OpenMetrics and
 // protobuf formats, from the Collector alone and from /metrics' handler,
 // twice (the second scrape reuses the first one's memory): issue 16 made
 // scrapes cheaper and must not have changed a byte of what they say. The
 // files were written before that change. Run with -update-scrape to
 // rewrite them after an intended change.
-func TestIssue16ScrapeGolden(t *testing.T) {
+func TestScrapeGolden(t *testing.T) {
 	reg, _ := goldenRegistry(t)
 	p := prometheus.NewPedanticRegistry()
 	p.MustRegister(NewCollector(reg))

@@ -87,7 +87,7 @@ var streamingRoutes = []struct{ name, limits, route string }{
 	{"buffered past the budget", "limits: {buffer_memory: 64KiB, buffer_disk: 0}", ""},
 }
 
-// TestIssue16StreamedFailureCounts (issue 16, item 5): a streamed response
+// TestStreamBrokenOffCountsAsFailure (issue 16, item 5): a streamed response
 // that breaks off after its head was sent (the upstream resets or closes
 // mid-body, stalls past the route timeout, or sends a truncated or
 // malformed chunked body) ends the client's connection without the full
@@ -97,7 +97,7 @@ var streamingRoutes = []struct{ name, limits, route string }{
 // ejects it after 3) and for the breaker (which opens after 3, so the
 // next request is refused). A complete 1 MiB stream counts as a success.
 // Each case runs on every route of streamingRoutes.
-func TestIssue16StreamedFailureCounts(t *testing.T) {
+func TestStreamBrokenOffCountsAsFailure(t *testing.T) {
 	// Each upstream connection serves one response (Connection: close):
 	// a closed connection is never the next request's failure.
 	const ok = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n"
@@ -210,10 +210,10 @@ func checkStreamedFailures(t *testing.T, srv *Server, addr string, fails bool) {
 	}
 }
 
-// TestIssue16ClientGoneMidBody: a client that goes away mid-body is not
+// TestClientGoneMidStreamIsNotUpstreamFailure: a client that goes away mid-body is not
 // the upstream's failure: the request keeps the upstream's status, and
 // neither outlier detection nor the breaker counts a failure.
-func TestIssue16ClientGoneMidBody(t *testing.T) {
+func TestClientGoneMidStreamIsNotUpstreamFailure(t *testing.T) {
 	part := strings.Repeat("x", streamedPart)
 	up := startRaw(t, func(c net.Conn, _ int, _ string) {
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", 64*streamedPart, part)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Counts the system calls tailguard makes per proxied request: the quick
+# form in front of `tailguard upstream`, both on CPU 0 (a sidecar shares
+# its pod's CPU), the bench generator's closed loop of 64 connections on
+# CPU 1 for 3 s, and perf stat's syscall tracepoints on the proxy for
+# that time (perf counts in the kernel: unlike strace, it does not slow
+# the process down and change what it does).
+#
+#   sh bench/syscalls.sh [BINARY]     # default: builds ./tailguard from the tree
+#
+# Needs perf (Debian's linux-perf) with tracepoint access (root), taskset.
+# Loopback only; the load is bounded in time.
+set -eu
+dir=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+tg=${1:-}
+if [ -z "$tg" ]; then
+	go build -o "$dir/tailguard" .
+	tg=$dir/tailguard
+fi
+taskset -c 0 "$tg" upstream -listen 127.0.0.1:19201 >/dev/null 2>&1 &
+taskset -c 0 "$tg" -upstream http://127.0.0.1:19201 -listen 127.0.0.1:19202 -admin 127.0.0.1:19203 >/dev/null 2>&1 &
+proxy=$!
+sleep 1
+taskset -c 1 "$tg" bench -url http://127.0.0.1:19202/ -closed -connections 64 -duration 1s -quiet >/dev/null
+perf stat -x, -o "$dir/perf.csv" -p $proxy \
+	-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_recvfrom \
+	-e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
+	-e syscalls:sys_exit_read --filter 'ret == -11' &
+perf=$!
+sleep 0.3
+taskset -c 1 "$tg" bench -url http://127.0.0.1:19202/ -closed -connections 64 -duration 3s -json - -quiet > "$dir/load.json"
+kill -INT $perf
+wait $perf || true
+requests=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$dir/load.json")
+echo "requests: $requests (syscalls:sys_exit_read below: reads that found nothing, EAGAIN)"
+awk -F, -v r="$requests" '$1 ~ /^[0-9]/ { printf "%-32s %9d  %5.2f a request\n", $3, $1, $1 / r }' "$dir/perf.csv"

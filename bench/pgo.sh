@@ -10,7 +10,8 @@
 # Loopback only; every load is bounded in time. Needs Go and curl.
 set -eu
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=
+trap 'kill -9 $pids 2>/dev/null || true; rm -rf "$dir"' EXIT
 go build -pgo=off -o "$dir/tailguard" .
 tg=$dir/tailguard
 cat > "$dir/policies.yaml" <<'YAML'
@@ -34,6 +35,7 @@ routes:
     slo: {latency: 200ms, latency_target: 0.99, availability: 0.999}
 YAML
 "$tg" upstream -listen 127.0.0.1:19101 >/dev/null 2>&1 &
+pids=$!
 profile() { # $1: output; the rest: how to run the proxy
 	out=$1
 	shift
@@ -44,7 +46,7 @@ profile() { # $1: output; the rest: how to run the proxy
 	sleep 1
 	curl -fsS -o "$out" "http://127.0.0.1:19103/debug/pprof/profile?seconds=20"
 	wait $!
-	kill $proxy
+	kill -9 $proxy
 	wait $proxy || true
 }
 profile "$dir/quick.pprof" "$tg" -upstream http://127.0.0.1:19101 -listen 127.0.0.1:19102 -admin 127.0.0.1:19103

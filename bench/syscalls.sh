@@ -12,15 +12,18 @@
 # Loopback only; the load is bounded in time.
 set -eu
 dir=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids=
+trap 'kill -9 $pids 2>/dev/null || true; rm -rf "$dir"' EXIT
 tg=${1:-}
 if [ -z "$tg" ]; then
 	go build -o "$dir/tailguard" .
 	tg=$dir/tailguard
 fi
 taskset -c 0 "$tg" upstream -listen 127.0.0.1:19201 >/dev/null 2>&1 &
+pids=$!
 taskset -c 0 "$tg" -upstream http://127.0.0.1:19201 -listen 127.0.0.1:19202 -admin 127.0.0.1:19203 >/dev/null 2>&1 &
 proxy=$!
+pids="$pids $proxy"
 sleep 1
 taskset -c 1 "$tg" bench -url http://127.0.0.1:19202/ -closed -connections 64 -duration 1s -quiet >/dev/null
 perf stat -x, -o "$dir/perf.csv" -p $proxy \

@@ -92,7 +92,7 @@ type evConn struct {
 	buf      []byte // what was read and not yet used: buf[:n]
 	n        int
 	pending  []byte // still to write: part of out or, for body bytes, of the upstream's buf
-	out      []byte // a serialized head: the request for the upstream, the response for the client
+	out      []byte // a client's response head, serialized, with the first body bytes
 	// readable: data or an EOF may wait (edge-triggered, so reads go on
 	// until one comes back short). eof: the peer has shut down its side.
 	readable, eof bool

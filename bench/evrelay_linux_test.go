@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // evTestBody is the body the test upstream sends for /n/SIZE.
@@ -145,6 +146,30 @@ func TestEvRelayKeepAlive(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestEvRelayBackpressure relays an 8 MiB body, more than loopback's
+// socket buffers hold, to a client that waits before it reads: the relay
+// stops reading the upstream while the client's socket is full and
+// resumes when it drains, and the body arrives intact.
+func TestEvRelayBackpressure(t *testing.T) {
+	addr, _, _ := startEvRelay(t)
+	c := dialEv(t, addr)
+	if _, err := fmt.Fprintf(c.conn, "GET /n/%d HTTP/1.1\r\nHost: relay\r\n\r\n", 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the relay fills the client's socket meanwhile
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(body, evTestBody(8<<20)) {
+		t.Fatalf("%d bytes, %v; want the upstream's 8 MiB", len(body), err)
+	}
+	if err := c.get(1); err != nil {
+		t.Fatalf("after the large body: %v", err)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sys/unix"
@@ -289,12 +288,12 @@ func (r *evRelay) clientRead(c *evConn) {
 			r.refuse(c, evHeadTooLarge)
 			return
 		}
-		n, errno := sysRead(c.fd, c.buf[c.n:])
-		if errno == unix.EAGAIN {
+		n, err := unix.Read(c.fd, c.buf[c.n:])
+		if err == unix.EAGAIN {
 			c.readable = false
 			return
 		}
-		if errno != 0 || n == 0 {
+		if err != nil || n == 0 {
 			r.closeClient(c)
 			return
 		}
@@ -386,22 +385,25 @@ func (r *evRelay) upstreamWritable(u *evConn) {
 
 // sendRequest writes u's pending request.
 func (r *evRelay) sendRequest(u *evConn) {
-	if _, errno := r.flush(u); errno != 0 && errno != unix.EAGAIN {
+	if _, err := r.flush(u); err != nil && err != unix.EAGAIN {
 		r.upstreamFailed(u.peer)
 	}
 }
 
 // flush writes c.pending as far as the socket takes it and says whether
 // all of it went; EAGAIN leaves the rest for the next writable edge.
-func (r *evRelay) flush(c *evConn) (bool, unix.Errno) {
+// (x/sys returns EAGAIN as a preallocated error: no allocation. Raw
+// system calls, without the scheduler's entersyscall and exitsyscall,
+// measured no cheaper here.)
+func (r *evRelay) flush(c *evConn) (bool, error) {
 	for len(c.pending) > 0 {
-		n, errno := sysWrite(c.fd, c.pending)
-		if errno != 0 {
-			return false, errno
+		n, err := unix.Write(c.fd, c.pending)
+		if err != nil {
+			return false, err
 		}
 		c.pending = c.pending[n:]
 	}
-	return true, 0
+	return true, nil
 }
 
 // pump moves the response from c's upstream to c as far as both sockets
@@ -413,8 +415,8 @@ func (r *evRelay) pump(c *evConn) {
 	u := c.peer
 	for {
 		if len(c.pending) > 0 {
-			done, errno := r.flush(c)
-			if errno != 0 && errno != unix.EAGAIN {
+			done, err := r.flush(c)
+			if err != nil && err != unix.EAGAIN {
 				r.closeClient(c)
 				return
 			}
@@ -429,12 +431,12 @@ func (r *evRelay) pump(c *evConn) {
 		if !u.readable {
 			return // the upstream's next readable edge resumes
 		}
-		n, errno := sysRead(u.fd, u.buf[u.n:])
-		if errno == unix.EAGAIN {
+		n, err := unix.Read(u.fd, u.buf[u.n:])
+		if err == unix.EAGAIN {
 			u.readable = false
 			return
 		}
-		if errno != 0 || n == 0 {
+		if err != nil || n == 0 {
 			r.upstreamFailed(c)
 			return
 		}
@@ -585,19 +587,4 @@ func (r *evRelay) closeAll() {
 			_ = unix.Close(fd)
 		}
 	}
-}
-
-// sysRead and sysWrite are read(2) and write(2) as raw system calls,
-// without the scheduler's entersyscall and exitsyscall: every socket is
-// non-blocking, so they never block, and the loop's locked thread has no
-// other goroutine to hand its P to. The errno comes back as a value, so
-// that an EAGAIN allocates nothing.
-func sysRead(fd int, p []byte) (int, unix.Errno) {
-	n, _, errno := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	return int(n), errno
-}
-
-func sysWrite(fd int, p []byte) (int, unix.Errno) {
-	n, _, errno := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-	return int(n), errno
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -159,8 +160,9 @@ func (r *overheadRow) setFigures(f []float64) {
 }
 
 // overheadTargets are direct, tailguard, the bare fasthttp relay (the
-// floor of what tailguard is built on), nginx and HAProxy; the proxies
-// run on CPU 0 with one worker each.
+// floor of what tailguard is built on), the event-loop relay (the same on
+// one epoll loop, an experiment), nginx and HAProxy; the proxies run on
+// CPU 0 with one worker each.
 func overheadTargets(e *Env) []overheadTarget {
 	targets := []overheadTarget{
 		{name: "direct"},
@@ -177,6 +179,18 @@ func overheadTargets(e *Env) []overheadTarget {
 		{name: "fasthttp relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
 			return startPeer(func(listen string) (*process, error) {
 				p, err := startProcess("relay", e.command(ctx, "0", "bench", "relay", "-listen", listen, "-upstream", upstream))
+				if err != nil {
+					return nil, err
+				}
+				return ready(p, listen)
+			})
+		}},
+		{name: "event-loop relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
+			if runtime.GOOS != "linux" {
+				return "", nil, &skipped{"epoll: Linux only"}
+			}
+			return startPeer(func(listen string) (*process, error) {
+				p, err := startProcess("evrelay", e.command(ctx, "0", "bench", "evrelay", "-listen", listen, "-upstream", "http://"+upstream))
 				if err != nil {
 					return nil, err
 				}

@@ -30,6 +30,9 @@ type Env struct {
 	// Rounds repeats overhead's measurements, each figure the median of
 	// its rounds; 0 means the scenario's default.
 	Rounds int
+	// Connections is how many client connections idle holds open; 0
+	// means its default.
+	Connections int
 	// Pin pins processes with taskset, as overhead documents.
 	Pin bool
 	// Baseline, if set, is another tailguard binary (an earlier build)
@@ -67,6 +70,7 @@ func scenarios() []scenario {
 		{"slowclients", "a one-worker app, 8 slow readers of its 32 MiB response: normal requests' goodput and p50/p99 through tailguard with buffering on and off and nginx; -rate 50, -duration 10s per arm", runSlowClients},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},
 		{"noisy-neighbor", "a polite client at 15% of an upstream of capacity -rate (400 req/s) beside a flood at 4×: tailguard with and without shed.fair_by vs HAProxy with a backend per client; -duration 8s per arm", runNoisyNeighbor},
+		{"idle", "-connections (10000) keep-alive connections, each used for one GET, then idle: tailguard's RSS, Go heap and stacks fresh, idle and after GCs, and their growth per idle connection", runIdle},
 		{"gray", "three endpoints, one with 20% of answers at 150 ms: round robin and p2c, each with and without latency-induced probation, and p2c + probation + hedging, p50/p99/p99.9, the gray endpoint's share, extra load; -rate 1000, a first 10s then -duration 10s per arm", runGray},
 	}
 }

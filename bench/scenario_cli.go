@@ -28,6 +28,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 	fs.Float64Var(&e.Rate, "rate", 0, "scale: requests a second (what it scales: see `scenario list`; 0: the scenario's default)")
 	fs.DurationVar(&e.Duration, "duration", 0, "scale: length of each measured phase (0: the scenario's default)")
 	fs.IntVar(&e.Rounds, "rounds", 0, "overhead: rounds to take each figure's median over (0: 3)")
+	fs.IntVar(&e.Connections, "connections", 0, "idle: client connections to hold open (0: 10000, the quick form's cap)")
 	fs.BoolVar(&e.Smoke, "smoke", false, "tiny scale, a few seconds: checks that it runs, not what it finds")
 	ok, _ := canPin()
 	fs.BoolVar(&e.Pin, "pin", ok, "overhead: pin proxy and upstream to CPU 0, the load to CPU 1 (taskset)")
@@ -55,7 +56,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 }
 
 func (c *cli) listScenarios() {
-	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-smoke] [-pin] [-baseline BIN] [-json FILE] [-svg FILE]")
+	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-connections N] [-smoke] [-pin] [-baseline BIN] [-json FILE] [-svg FILE]")
 	fmt.Fprintln(c.out, "(-rate and -duration scale each scenario as it says, with the defaults shown)")
 	for _, s := range scenarios() {
 		fmt.Fprintf(c.out, "  %-14s %s\n", s.name, s.about)

@@ -40,6 +40,7 @@ const (
 	unitPerSec  = "/s"
 	unitMicros  = "µs"
 	unitMiB     = "MiB"
+	unitKiB     = "KiB"
 	unitCount   = ""
 )
 
@@ -80,6 +81,8 @@ func (c Cell) String() string {
 		return fmt.Sprintf("%.1f µs", c.Value)
 	case unitMiB:
 		return fmt.Sprintf("%.1f MiB", c.Value)
+	case unitKiB:
+		return fmt.Sprintf("%.2f KiB", c.Value)
 	default:
 		return fmt.Sprintf("%.0f", c.Value)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -107,6 +108,18 @@ func NewServer(cfg *config.Config, reg *metrics.Registry, log *zap.Logger) (*Ser
 		// The read buffer bounds the request head: larger heads get 431.
 		ReadBufferSize:  int(l.MaxHeaderBytes.Int64()),
 		WriteBufferSize: 8 << 10,
+		// Issue 15, idle memory. ReduceMemoryUsage: a keep-alive
+		// connection gives its 8 KiB write buffer back once its response
+		// is flushed. ConnState tells the client edge when a connection
+		// waits for its next request, so that one idle for half a second
+		// is parked (internal/edge/park.go) and gives back its goroutine,
+		// read buffer and request context too. The fasthttp worker a
+		// parked connection leaves exits after a second idle, not
+		// fasthttp's default 10 s, which kept a burst's worth of 8 KiB
+		// stacks that long; starting a new one costs about a µs.
+		ReduceMemoryUsage:     true,
+		ConnState:             edge.ConnState,
+		MaxIdleWorkerDuration: time.Second,
 		// ReadTimeout runs from a request's first byte to the end of its
 		// head (and of the up to prereadBytes of body fasthttp reads
 		// before the handler): the slowloris guard.
@@ -161,7 +174,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.life.Unlock()
-	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig, &s.clients))
+	err := s.srv.Serve(edge.NewListener(ln, s.maxConns, s.tlsConfig, &s.clients, s.srv.ServeConn))
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -57,6 +58,8 @@ type clientListener struct {
 	refuse []byte // the whole 503 response, built once
 	// lingering bounds the goroutines draining refused connections.
 	lingering chan struct{}
+	// parking holds the idle connections parked (park.go).
+	parking parking
 }
 
 const (
@@ -74,8 +77,10 @@ const (
 // above TLS, so that a refusal reaches a TLS client as a response it can
 // read and the meter counts the body's own framing, not TLS records.
 // stats keeps the open count and counts refusals; listeners sharing it
-// share the cap.
-func NewListener(ln net.Listener, maxConns int, tc *tls.Config, stats *Stats) net.Listener {
+// share the cap. serve, fasthttp.Server.ServeConn, serves a parked idle
+// connection again when its next request comes (park.go); nil: idle
+// connections are not parked.
+func NewListener(ln net.Listener, maxConns int, tc *tls.Config, stats *Stats, serve func(net.Conn) error) net.Listener {
 	ln = lingerListener{ln}
 	if tc != nil {
 		ln = tls.NewListener(ln, tc)
@@ -86,7 +91,13 @@ func NewListener(ln net.Listener, maxConns int, tc *tls.Config, stats *Stats) ne
 		"%s: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s",
 		c.Status(), fasthttp.StatusMessage(c.Status()), cause.Header, c, len(body), body)
 	return &clientListener{Listener: ln, max: int64(maxConns), stats: stats, refuse: refuse,
-		lingering: make(chan struct{}, maxRefuseLingers)}
+		lingering: make(chan struct{}, maxRefuseLingers), parking: parking{serve: serve}}
+}
+
+// Close implements net.Listener; it closes the parked connections too.
+func (l *clientListener) Close() error {
+	l.parking.close()
+	return l.Listener.Close()
 }
 
 // Accept implements net.Listener: it returns the next connection under the
@@ -98,7 +109,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.stats.open.Add(1) <= l.max {
-			return &clientConn{Conn: c, l: l}, nil
+			return &clientConn{Conn: c, l: l, raw: rawConn(c)}, nil
 		}
 		l.stats.open.Add(-1)
 		l.stats.Refuse(cause.ConnLimit)
@@ -136,6 +147,15 @@ type clientConn struct {
 	net.Conn
 	l      *clientListener
 	closed atomic.Bool
+	// raw is the socket of a plain-TCP connection, which can be parked
+	// while idle; nil for TLS.
+	raw syscall.RawConn
+	// idle is set while fasthttp waits for the next request, parked once
+	// that wait has been cut short to park the connection (park.go).
+	idle, parked atomic.Bool
+	// readDeadline is the read deadline last set, in Unix nanoseconds
+	// (0: none): a parked connection's idle timeout.
+	readDeadline atomic.Int64
 	// spoke is set once the client has sent a byte: a connection that
 	// times out before it ever does is closed without an answer.
 	spoke bool
@@ -149,8 +169,12 @@ type clientConn struct {
 	meter    chunkMeter
 }
 
-// Close implements net.Conn; the connection leaves the count once.
+// Close implements net.Conn; the connection leaves the count once. A
+// connection fasthttp lets go of to be parked is parked instead.
 func (c *clientConn) Close() error {
+	if c.parked.CompareAndSwap(true, false) {
+		return c.l.parking.park(c)
+	}
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.stats.open.Add(-1)
 	}
@@ -173,7 +197,13 @@ var errChunkOverhead = errors.New("chunked request body: too much framing for it
 // Read implements net.Conn.
 func (c *clientConn) Read(p []byte) (int, error) {
 	if !c.metering {
-		n, err := c.Conn.Read(p)
+		var n int
+		var err error
+		if c.idle.Load() {
+			n, err = c.awaitIdle(p)
+		} else {
+			n, err = c.Conn.Read(p)
+		}
 		if n > 0 {
 			c.spoke = true
 			c.lastRead = n

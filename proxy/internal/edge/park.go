@@ -1,0 +1,196 @@
+package edge
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"tailguard/proxy/internal/peek"
+)
+
+// Parking idle connections (issue 15): fasthttp serves a connection on a
+// goroutine of its own for the connection's whole life, and while the
+// connection waits for its next request that goroutine keeps the stack
+// it grew serving the last one (8 KiB), the request context (2 KiB) and,
+// since tailguard streams request bodies, the 16 KiB read buffer. A
+// plain-TCP client connection that stays idle past parkAfter is
+// therefore taken away from fasthttp instead: its Read fails with
+// errParked, which fasthttp takes for a keep-alive connection ending and
+// answers by releasing everything and closing it; the close parks the
+// socket instead, and a small goroutine of its own waits for it to
+// become readable (no read, only readiness, so it stays on its first,
+// smallest stack). When the client's next request arrives the
+// connection is handed back to fasthttp (Server.ServeConn) as if newly
+// accepted; when its idle timeout passes first, or the client closes, it
+// is closed. A connection over TLS is not parked: crypto/tls keeps its
+// record buffers with the connection whoever holds it.
+
+// parkAfter is how long a keep-alive connection waits on fasthttp's
+// goroutine for its next request before it is parked: long enough that
+// a busy connection never is (parking and waking cost a few µs and two
+// syscalls), short enough that the memory of idle ones comes back soon.
+const parkAfter = 500 * time.Millisecond
+
+// errParked ends fasthttp's wait for a connection's next request when the
+// connection is to be parked.
+var errParked = errors.New("idle connection parked")
+
+// ConnState is the fasthttp.Server's ConnState hook: it tells a client
+// connection when it waits for its next request (StateIdle, set after a
+// response and before fasthttp reads again) and when that request has
+// begun (StateActive), so that only that wait is cut short to park it.
+func ConnState(c net.Conn, s fasthttp.ConnState) {
+	cc, ok := c.(*clientConn)
+	if !ok {
+		return
+	}
+	switch s {
+	case fasthttp.StateIdle:
+		cc.idle.Store(true)
+	case fasthttp.StateActive:
+		cc.idle.Store(false)
+	}
+}
+
+// parking holds a listener's parked connections, so that closing the
+// listener (a shutdown) closes them too, as fasthttp closes its idle
+// ones. Safe for concurrent use.
+type parking struct {
+	// serve hands a woken connection back to fasthttp; nil: connections
+	// are never parked.
+	serve  func(net.Conn) error
+	mu     sync.Mutex
+	conns  map[*clientConn]struct{}
+	closed bool
+}
+
+// park takes c, which fasthttp has let go of, and waits for its next
+// request on a goroutine of its own; after close it closes c instead.
+func (p *parking) park(c *clientConn) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return c.Close()
+	}
+	if p.conns == nil {
+		p.conns = make(map[*clientConn]struct{})
+	}
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	go p.wait(c)
+	return nil
+}
+
+// wait waits until c is readable, then serves it, or closes it when its
+// idle deadline passes or the client has closed it.
+func (p *parking) wait(c *clientConn) {
+	readable := c.awaitRequest()
+	p.mu.Lock()
+	_, mine := p.conns[c]
+	delete(p.conns, c)
+	p.mu.Unlock()
+	if !mine { // close took it
+		return
+	}
+	c.idle.Store(false)
+	if !readable || c.Conn.SetReadDeadline(time.Time{}) != nil {
+		_ = c.Close()
+		return
+	}
+	_ = p.serve(c) // fasthttp closes c, or parks it again through Close
+}
+
+// close closes the parked connections, and any parked later.
+func (p *parking) close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for c := range conns {
+		_ = c.Close()
+	}
+}
+
+// awaitIdle is clientConn.Read while fasthttp waits for the next request:
+// it reads under a deadline of parkAfter (unless fasthttp's own idle
+// deadline comes first) and, when that passes with nothing read, marks
+// the connection for parking and fails with errParked.
+func (c *clientConn) awaitIdle(p []byte) (int, error) {
+	deadline := time.Unix(0, c.readDeadline.Load())
+	soon := time.Now().Add(parkAfter)
+	if c.raw == nil || c.l.parking.serve == nil || (c.readDeadline.Load() != 0 && deadline.Before(soon)) {
+		return c.Conn.Read(p)
+	}
+	if err := c.Conn.SetReadDeadline(soon); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Read(p)
+	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.parked.Store(true)
+		return 0, errParked
+	}
+	if derr := c.Conn.SetReadDeadline(c.deadline()); err == nil {
+		err = derr
+	}
+	return n, err
+}
+
+// awaitRequest waits, under the idle deadline fasthttp last set, until
+// the parked connection has bytes to read (true), or its client closed it,
+// or the deadline passed (false). It reads nothing: the request is left
+// whole for fasthttp.
+func (c *clientConn) awaitRequest() bool {
+	if c.Conn.SetReadDeadline(c.deadline()) != nil {
+		return false
+	}
+	var r peek.Result
+	err := c.raw.Read(func(fd uintptr) bool {
+		r = peek.Socket(fd)
+		return r != peek.Clean
+	})
+	return err == nil && r == peek.Stray
+}
+
+// deadline is the read deadline last set on c (zero: none).
+func (c *clientConn) deadline() time.Time {
+	if ns := c.readDeadline.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// SetReadDeadline implements net.Conn, and keeps the deadline for the
+// wait of a parked connection.
+func (c *clientConn) SetReadDeadline(t time.Time) error {
+	c.keepDeadline(t)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline implements net.Conn, and keeps the read deadline.
+func (c *clientConn) SetDeadline(t time.Time) error {
+	c.keepDeadline(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *clientConn) keepDeadline(t time.Time) {
+	if t.IsZero() {
+		c.readDeadline.Store(0)
+	} else {
+		c.readDeadline.Store(t.UnixNano())
+	}
+}
+
+// rawConn is the socket under a plain-TCP connection, for the readiness
+// wait of a parked one; nil for TLS and other connections.
+func rawConn(c net.Conn) syscall.RawConn {
+	if lc, ok := c.(lingerConn); ok {
+		return lc.raw
+	}
+	return nil
+}

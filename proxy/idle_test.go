@@ -80,7 +80,7 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestIssue15ParkedConnectionServesAgain(t *testing.T) {
+func TestParkedConnectionServesAgain(t *testing.T) {
 	up := startRaw(t, replyOK)
 	s, addr := startServer(t, oneRoute, up.addr())
 	c := dialUsed(t, addr)
@@ -108,7 +108,7 @@ func TestIssue15ParkedConnectionServesAgain(t *testing.T) {
 	_ = resp.Body.Close()
 }
 
-func TestIssue15ParkedConnectionIdleTimeout(t *testing.T) {
+func TestParkedConnectionIdleTimeout(t *testing.T) {
 	up := startRaw(t, replyOK)
 	s, addr := startServer(t, oneRoute+"limits: {idle_timeout: 1500ms}\n", up.addr())
 	c := dialUsed(t, addr)
@@ -121,7 +121,7 @@ func TestIssue15ParkedConnectionIdleTimeout(t *testing.T) {
 	waitParked(t, 0)
 }
 
-func TestIssue15ShutdownClosesParked(t *testing.T) {
+func TestShutdownClosesParked(t *testing.T) {
 	up := startRaw(t, replyOK)
 	s, addr := startServer(t, oneRoute, up.addr())
 	c := dialUsed(t, addr)
@@ -138,7 +138,7 @@ func TestIssue15ShutdownClosesParked(t *testing.T) {
 	waitParked(t, 0)
 }
 
-// idleConns is how many connections TestIssue15IdleConnectionMemory holds.
+// idleConns is how many connections TestIdleConnectionMemory holds.
 const idleConns = 1000
 
 // maxIdleBytes bounds the Go heap and goroutine stack one idle
@@ -155,9 +155,9 @@ const idleConns = 1000
 // those coming back crosses it.
 const maxIdleBytes = 10 << 10
 
-// TestIssue15IdleConnectionMemory: 1,000 idle keep-alive connections, each
+// TestIdleConnectionMemory: 1,000 idle keep-alive connections, each
 // used once, add at most maxIdleBytes each to the live heap and stacks.
-func TestIssue15IdleConnectionMemory(t *testing.T) {
+func TestIdleConnectionMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("opens 1,000 connections")
 	}

@@ -158,14 +158,18 @@ func (r *overheadRow) setFigures(f []float64) {
 	r.rps, r.cpuUS, r.p50, r.p99, r.p999, r.rss = f[0], f[1], f[2], f[3], f[4], f[5]
 }
 
-// overheadTargets are direct, tailguard, the bare fasthttp relay (the
-// floor of what tailguard is built on), nginx and HAProxy; the proxies
-// run on CPU 0 with one worker each.
+// overheadTargets are direct, tailguard, tailguard with every policy
+// configured and none firing (policiesConfig), the bare fasthttp relay
+// (the floor of what tailguard is built on), nginx and HAProxy; the
+// proxies run on CPU 0 with one worker each.
 func overheadTargets(e *Env) []overheadTarget {
 	targets := []overheadTarget{
 		{name: "direct"},
 		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upstream}}, e.self())
+		}},
+		{name: "tailguard, policies", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
+			return e.startTailguardProcess(ctx, dir, policiesConfig(upstream), e.self())
 		}},
 	}
 	if e.Baseline != "" {

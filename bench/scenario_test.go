@@ -224,7 +224,7 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
-	names := comparedRows(t, tb, 2, "direct", "tailguard", "fasthttp relay")
+	names := comparedRows(t, tb, 2, "direct", "tailguard", "tailguard, policies", "fasthttp relay")
 	for _, n := range names {
 		if cell(t, tb, n, "req/s (closed loop, 64 conns)") <= 0 || cell(t, tb, n, "RSS") <= 0 {
 			t.Errorf("%s: no throughput or no RSS", n)

@@ -38,8 +38,12 @@ type overheadRow struct {
 // targets take turns for -rounds rounds and each figure is the median of
 // its rounds, so that one disturbance on a shared machine does not decide
 // a comparison. -rate is the fixed rate (default 2000), -duration each
-// measurement (default 4s), -rounds 3.
+// measurement (default 4s), -rounds 3. With -pairs it compares builds
+// instead, in pairs (runOverheadPairs).
 func runOverhead(ctx context.Context, e *Env) (*Outcome, error) {
+	if e.Pairs > 0 {
+		return runOverheadPairs(ctx, e)
+	}
 	rate, d := e.rate(2000, 200), e.span(4*time.Second, 500*time.Millisecond)
 	b, err := e.newBed(ctx, "upstream")
 	if err != nil {
@@ -251,8 +255,14 @@ func (e *Env) overheadTarget(ctx context.Context, tg overheadTarget, dir, upAddr
 		return overheadRow{}, err
 	}
 	defer stop()
+	return e.measureOverhead(ctx, tg.name, addr, proc, rate, d)
+}
+
+// measureOverhead measures the target called name at addr, whose CPU is
+// proc's, as overheadTarget says.
+func (e *Env) measureOverhead(ctx context.Context, name, addr string, proc *process, rate float64, d time.Duration) (overheadRow, error) {
 	url := "http://" + addr + "/"
-	e.logf("overhead: %s at %s", tg.name, url)
+	e.logf("overhead: %s at %s", name, url)
 	closed, err := e.closedLoop(ctx, proc, url, d)
 	if err != nil {
 		return overheadRow{}, err
@@ -263,7 +273,7 @@ func (e *Env) overheadTarget(ctx context.Context, tg overheadTarget, dir, upAddr
 	}
 	rss, err := rssMiB(proc.pid())
 	return overheadRow{
-		name: tg.name, rps: closed.rps, rss: rss, cpuUS: closed.cpuUS,
+		name: name, rps: closed.rps, rss: rss, cpuUS: closed.cpuUS,
 		p50: open.LatencyMS.P50, p99: open.LatencyMS.P99, p999: open.LatencyMS.P999,
 	}, err
 }

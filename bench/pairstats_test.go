@@ -2,6 +2,7 @@ package bench
 
 import (
 	"math"
+	"os"
 	"testing"
 )
 
@@ -112,3 +113,20 @@ func TestRatioWithin(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// TestCPUNanos: this process's CPU time, summed over its threads, is
+// read and does not go backwards.
+func TestCPUNanos(t *testing.T) {
+	t0, err := cpuNanos(os.Getpid())
+	if err != nil {
+		t.Skipf("no /proc schedstat here: %v", err)
+	}
+	x := 0
+	for i := range 1_000_000 {
+		x += i % 7
+	}
+	t1, err := cpuNanos(os.Getpid())
+	if err != nil || t0 <= 0 || t1 < t0 {
+		t.Errorf("cpuNanos %d then %d (%v); x %d", t0, t1, err, x)
+	}
+}

@@ -255,14 +255,8 @@ func (e *Env) overheadTarget(ctx context.Context, tg overheadTarget, dir, upAddr
 		return overheadRow{}, err
 	}
 	defer stop()
-	return e.measureOverhead(ctx, tg.name, addr, proc, rate, d)
-}
-
-// measureOverhead measures the target called name at addr, whose CPU is
-// proc's, as overheadTarget says.
-func (e *Env) measureOverhead(ctx context.Context, name, addr string, proc *process, rate float64, d time.Duration) (overheadRow, error) {
 	url := "http://" + addr + "/"
-	e.logf("overhead: %s at %s", name, url)
+	e.logf("overhead: %s at %s", tg.name, url)
 	closed, err := e.closedLoop(ctx, proc, url, d)
 	if err != nil {
 		return overheadRow{}, err
@@ -273,7 +267,7 @@ func (e *Env) measureOverhead(ctx context.Context, name, addr string, proc *proc
 	}
 	rss, err := rssMiB(proc.pid())
 	return overheadRow{
-		name: name, rps: closed.rps, rss: rss, cpuUS: closed.cpuUS,
+		name: tg.name, rps: closed.rps, rss: rss, cpuUS: closed.cpuUS,
 		p50: open.LatencyMS.P50, p99: open.LatencyMS.P99, p999: open.LatencyMS.P999,
 	}, err
 }

@@ -16,7 +16,27 @@ type pairArm struct {
 	name string
 	addr string
 	proc *process
-	rows []overheadRow
+	rows []pairRow
+}
+
+// pairRow is one measurement of an arm: closed-loop req/s and CPU per
+// request (µs), CPU per request in the open loop at the fixed rate, and
+// that loop's latency percentiles (ms).
+type pairRow struct {
+	name                string
+	rps, cpuUS, rateCPU float64
+	p50, p99, p999      float64
+}
+
+func (r pairRow) rowName() string { return r.name }
+
+// figures are in pairArmColumns' order.
+func (r pairRow) figures() []float64 {
+	return []float64{r.rps, r.cpuUS, r.rateCPU, r.p50, r.p99, r.p999}
+}
+
+func (r *pairRow) setFigures(f []float64) {
+	r.rps, r.cpuUS, r.rateCPU, r.p50, r.p99, r.p999 = f[0], f[1], f[2], f[3], f[4], f[5]
 }
 
 // comparison is two arms measured in pairs: each pair measures both, one
@@ -24,8 +44,8 @@ type pairArm struct {
 type comparison struct {
 	name  string
 	a, b  *pairArm
-	aa    bool             // b is a second process of a's binary
-	pairs [][2]overheadRow // a's row, b's row
+	aa    bool         // b is a second process of a's binary
+	pairs [][2]pairRow // a's row, b's row
 }
 
 // runOverheadPairs is overhead's paired mode (-pairs N): tailguard
@@ -110,10 +130,10 @@ func (e *Env) startPairArm(ctx context.Context, dir, name, bin, upAddr string) (
 // measurePair measures c's two arms as pair i, in abba(i)'s order.
 func (e *Env) measurePair(ctx context.Context, c *comparison, i int, rate float64, d time.Duration) error {
 	arms := [2]*pairArm{c.a, c.b}
-	var rows [2]overheadRow
+	var rows [2]pairRow
 	for _, j := range abba(i) {
 		e.logf("overhead pairs: pair %d of %s: %s", i+1, c.name, arms[j].name)
-		r, err := e.measureOverhead(ctx, arms[j].name, arms[j].addr, arms[j].proc, rate, d)
+		r, err := e.measureArm(ctx, arms[j], rate, d)
 		if err != nil {
 			return fmt.Errorf("pair %d, %s: %w", i+1, arms[j].name, err)
 		}
@@ -124,41 +144,78 @@ func (e *Env) measurePair(ctx context.Context, c *comparison, i int, rate float6
 	return nil
 }
 
+// measureArm measures a once: a closed loop (after a warm-up) with the
+// CPU read in ticks around it, as overhead's rounds do, then an open loop
+// at rate with the CPU read to the nanosecond around it (at 2,000 req/s a
+// proxy uses too little CPU in a few seconds for 10 ms ticks).
+func (e *Env) measureArm(ctx context.Context, a *pairArm, rate float64, d time.Duration) (pairRow, error) {
+	url := "http://" + a.addr + "/"
+	closed, err := e.closedLoop(ctx, a.proc, url, d)
+	if err != nil {
+		return pairRow{}, err
+	}
+	t0, err := cpuNanos(a.proc.pid())
+	if err != nil {
+		return pairRow{}, err
+	}
+	open, err := e.generate(ctx, url, "-rate", fmt.Sprint(rate), "-duration", d.String())
+	if err != nil {
+		return pairRow{}, err
+	}
+	t1, err := cpuNanos(a.proc.pid())
+	return pairRow{
+		name: a.name, rps: closed.rps, cpuUS: closed.cpuUS,
+		rateCPU: float64(t1-t0) / 1e3 / float64(max(open.Requests, 1)),
+		p50:     open.LatencyMS.P50, p99: open.LatencyMS.P99, p999: open.LatencyMS.P999,
+	}, err
+}
+
+// pairArmColumns are the arms table's columns.
+var pairArmColumns = []string{"target", "req/s (closed loop)", "CPU per request (closed loop)", "CPU per request (open loop)", "p50", "p99", "p99.9"}
+
 // pairColumns are the ratios table's columns: each figure's median ratio
 // over the pairs, and its interval.
-var pairColumns = []string{"comparison", "pairs", "CPU per request", "95% interval", "p99", "95% interval", "req/s", "95% interval"}
+var pairColumns = []string{"comparison", "pairs", "CPU per request (closed loop)", "95% interval", "CPU per request (open loop)", "95% interval", "p99", "95% interval"}
 
 // pairsOutcome tabulates each arm's medians over its measurements, then
 // each comparison's paired ratios.
 func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d time.Duration, notes []string) *Outcome {
-	loops := fmt.Sprintf("closed loop (64 conns) for req/s and CPU, open loop at %.0f/s for latency, %v each after a %v warm-up", rate, d, d/4)
-	t := &Table{Title: "Overhead in pairs: each arm's medians; " + loops, Columns: overheadColumns, Notes: notes}
+	t := &Table{
+		Title:   fmt.Sprintf("Overhead in pairs, each arm's medians: closed loop (64 conns) for req/s and CPU, open loop at %.0f/s for CPU and latency, %v each", rate, d),
+		Columns: pairArmColumns, Notes: notes,
+	}
 	for _, a := range arms {
 		m := medianFigures(a.rows)
-		t.add(a.name, numCell(m.rps, unitPerSec), numCell(m.cpuUS, unitMicros), numCell(m.p50, unitMS),
-			numCell(m.p99, unitMS), numCell(m.p999, unitMS), numCell(m.rss, unitMiB))
+		t.add(a.name, numCell(m.rps, unitPerSec), numCell(m.cpuUS, unitMicros), numCell(m.rateCPU, unitMicros),
+			numCell(m.p50, unitMS), numCell(m.p99, unitMS), numCell(m.p999, unitMS))
 	}
 	t.note("tailguard: %s; tailguard (second process): the same binary again, for the A/A comparison", strings.Join(e.self(), " "))
 	if e.Baseline != "" {
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
-	t.note("the three run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own")
-	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of %d paired ratios (ABBA order)", e.Pairs), Columns: pairColumns}
+	t.note("the three run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
+	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of %d paired ratios (ABBA order), open loop at %.0f/s", e.Pairs, rate), Columns: pairColumns}
 	for _, c := range comps {
-		cpu := c.summarize(func(r overheadRow) float64 { return r.cpuUS })
-		p99 := c.summarize(func(r overheadRow) float64 { return r.p99 })
-		rps := c.summarize(func(r overheadRow) float64 { return r.rps })
+		cpu, rateCPU, p99 := c.summaries()
 		r.add(c.name, countCell(int64(cpu.n)),
 			numCell(cpu.median, unitRatio), textCell(cpu.interval()),
-			numCell(p99.median, unitRatio), textCell(p99.interval()),
-			numCell(rps.median, unitRatio), textCell(rps.interval()))
+			numCell(rateCPU.median, unitRatio), textCell(rateCPU.interval()),
+			numCell(p99.median, unitRatio), textCell(p99.interval()))
 	}
 	r.Notes = pairNotes(comps)
 	return &Outcome{Tables: []*Table{t, r}}
 }
 
+// summaries are the ratios a ÷ b over c's pairs of the figures the
+// ratios table shows: closed-loop CPU, open-loop CPU and p99.
+func (c *comparison) summaries() (cpu, rateCPU, p99 ratioSummary) {
+	return c.summarize(func(r pairRow) float64 { return r.cpuUS }),
+		c.summarize(func(r pairRow) float64 { return r.rateCPU }),
+		c.summarize(func(r pairRow) float64 { return r.p99 })
+}
+
 // summarize is the ratios a ÷ b of one figure over c's pairs.
-func (c *comparison) summarize(get func(overheadRow) float64) ratioSummary {
+func (c *comparison) summarize(get func(pairRow) float64) ratioSummary {
 	ratios := make([]float64, 0, len(c.pairs))
 	for _, p := range c.pairs {
 		if b := get(p[1]); b > 0 {
@@ -177,15 +234,14 @@ func pairNotes(comps []*comparison) []string {
 		"95% interval: the k-th smallest to k-th largest ratio, distribution-free (binomial) for the median ratio; a level under 95% is shown when there are too few pairs",
 	}
 	for _, c := range comps {
-		cpu := c.summarize(func(r overheadRow) float64 { return r.cpuUS })
-		p99 := c.summarize(func(r overheadRow) float64 { return r.p99 })
+		cpu, rateCPU, p99 := c.summaries()
 		if !c.aa {
-			notes = append(notes, fmt.Sprintf("new ÷ baseline ≤ 1.05× shown (the 95%% interval's top ≤ 1.05×): CPU per request %s, p99 %s",
-				cpu.within(1.05), p99.within(1.05)))
+			notes = append(notes, fmt.Sprintf("new ÷ baseline ≤ 1.05× shown (the 95%% interval's top ≤ 1.05×): CPU per request %s (closed loop), %s (open loop); p99 %s",
+				cpu.within(1.05), rateCPU.within(1.05), p99.within(1.05)))
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request and ±%.1f%% in p99 (the interval's farther end): smaller differences are not resolved on this machine now",
-			100*cpu.spread(), 100*p99.spread()))
+		notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop) and ±%.1f%% in p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
+			100*cpu.spread(), 100*rateCPU.spread(), 100*p99.spread()))
 	}
 	return notes
 }

@@ -254,7 +254,8 @@ func TestScenarioOverheadPairsSmoke(t *testing.T) {
 	}
 	wantRows(t, out.Tables[0], "tailguard", "tailguard baseline", "tailguard (second process)")
 	for _, n := range rowNames(out.Tables[0]) {
-		if cell(t, out.Tables[0], n, "CPU per request") <= 0 || cell(t, out.Tables[0], n, "p99") <= 0 {
+		if cell(t, out.Tables[0], n, "CPU per request (closed loop)") <= 0 || cell(t, out.Tables[0], n, "CPU per request (open loop)") <= 0 ||
+			cell(t, out.Tables[0], n, "p99") <= 0 {
 			t.Errorf("%s: no CPU or no p99", n)
 		}
 	}
@@ -264,7 +265,7 @@ func TestScenarioOverheadPairsSmoke(t *testing.T) {
 		if got := cell(t, r, n, "pairs"); got != 2 {
 			t.Errorf("%s: %v pairs, want 2", n, got)
 		}
-		if cell(t, r, n, "CPU per request") <= 0 || cell(t, r, n, "p99") <= 0 {
+		if cell(t, r, n, "CPU per request (closed loop)") <= 0 || cell(t, r, n, "CPU per request (open loop)") <= 0 || cell(t, r, n, "p99") <= 0 {
 			t.Errorf("%s: a ratio is not positive", n)
 		}
 		if c := r.Rows[slices.Index(rowNames(r), n)].Cells[2]; !strings.Contains(c.Text, "–") {

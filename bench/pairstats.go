@@ -86,12 +86,18 @@ func medianIntervalLevel(n, k int) float64 {
 	return 1 - 2*cdf
 }
 
+// cells are the median ratio and its interval, for a table; blanks when
+// there are no ratios.
+func (s ratioSummary) cells() []Cell {
+	if s.n == 0 {
+		return []Cell{blank, blank}
+	}
+	return []Cell{numCell(s.median, unitRatio), textCell(s.interval())}
+}
+
 // interval is the interval for a table cell, "low–high×", with its
 // level when that is under 95%.
 func (s ratioSummary) interval() string {
-	if s.n == 0 {
-		return "-"
-	}
 	t := fmt.Sprintf("%#.3g–%#.3g×", s.low, s.high)
 	if s.level < 0.95 {
 		t += fmt.Sprintf(" (%.0f%%)", 100*s.level)

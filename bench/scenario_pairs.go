@@ -98,15 +98,23 @@ func runOverheadPairs(ctx context.Context, e *Env) (*Outcome, error) {
 		return nil, err
 	}
 	comps = append(comps, &comparison{name: "A/A: tailguard ÷ tailguard (second process)", a: self, b: again, aa: true})
-	for i := range e.Pairs {
-		for _, c := range comps {
-			if err := e.measurePair(ctx, c, i, rate, d); err != nil {
-				return nil, err
-			}
-		}
-	}
 	// The bed's note on rounds is about medians over rounds, not pairs.
 	notes := slices.DeleteFunc(b.notes, func(n string) bool { return strings.HasPrefix(n, "each figure is the median over") })
+	// A pair that fails (a request timing out on an overloaded machine)
+	// is dropped and noted rather than losing the run, up to half of them.
+	dropped := 0
+	for i := range e.Pairs {
+		for _, c := range comps {
+			err := e.measurePair(ctx, c, i, rate, d)
+			if err == nil {
+				continue
+			}
+			if dropped++; ctx.Err() != nil || dropped > e.Pairs*len(comps)/2 {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			notes = append(notes, fmt.Sprintf("dropped: %s, %v", c.name, err))
+		}
+	}
 	return pairsOutcome(started, comps, e, rate, d, notes), nil
 }
 
@@ -138,8 +146,9 @@ func (e *Env) measurePair(ctx context.Context, c *comparison, i int, rate float6
 			return fmt.Errorf("pair %d, %s: %w", i+1, arms[j].name, err)
 		}
 		rows[j] = r
-		arms[j].rows = append(arms[j].rows, r)
 	}
+	c.a.rows = append(c.a.rows, rows[0])
+	c.b.rows = append(c.b.rows, rows[1])
 	c.pairs = append(c.pairs, rows)
 	return nil
 }
@@ -185,6 +194,9 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 		Columns: pairArmColumns, Notes: notes,
 	}
 	for _, a := range arms {
+		if len(a.rows) == 0 {
+			continue // every pair it was in dropped, as noted
+		}
 		m := medianFigures(a.rows)
 		t.add(a.name, numCell(m.rps, unitPerSec), numCell(m.cpuUS, unitMicros), numCell(m.rateCPU, unitMicros),
 			numCell(m.p50, unitMS), numCell(m.p99, unitMS), numCell(m.p999, unitMS))
@@ -194,13 +206,11 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
 	t.note("the three run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
-	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of %d paired ratios (ABBA order), open loop at %.0f/s", e.Pairs, rate), Columns: pairColumns}
+	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of the paired ratios (ABBA order), open loop at %.0f/s", rate), Columns: pairColumns}
 	for _, c := range comps {
 		cpu, rateCPU, p99 := c.summaries()
-		r.add(c.name, countCell(int64(cpu.n)),
-			numCell(cpu.median, unitRatio), textCell(cpu.interval()),
-			numCell(rateCPU.median, unitRatio), textCell(rateCPU.interval()),
-			numCell(p99.median, unitRatio), textCell(p99.interval()))
+		r.add(c.name, append(append(append([]Cell{countCell(int64(len(c.pairs)))},
+			cpu.cells()...), rateCPU.cells()...), p99.cells()...)...)
 	}
 	r.Notes = pairNotes(comps)
 	return &Outcome{Tables: []*Table{t, r}}

@@ -104,3 +104,21 @@ func (s ratioSummary) interval() string {
 	}
 	return t
 }
+
+// spread is how far the interval reaches from 1 (no difference), either
+// way, as a fraction.
+func (s ratioSummary) spread() float64 { return max(1-s.low, s.high-1, 0) }
+
+// within says whether the ratios show the median ratio at most bound:
+// "yes" when the whole 95% interval is, "no" when it is not, and "too few
+// pairs" when there is no 95% interval.
+func (s ratioSummary) within(bound float64) string {
+	switch {
+	case s.n == 0 || s.level < 0.95:
+		return "too few pairs"
+	case s.high <= bound:
+		return "yes"
+	default:
+		return "no"
+	}
+}

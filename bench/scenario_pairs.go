@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,14 +54,15 @@ type comparison struct {
 // of itself (A/A), each compared in N pairs of short measurements. The
 // three processes run at once on CPU 0 beside the one upstream; a pair
 // measures its two arms back to back in ABBA order, each with a closed
-// loop (CPU per request, req/s) and an open loop at -rate (p99). A
+// loop (CPU per request, req/s) and an open loop at -rate (CPU per
+// request, p99). A
 // pair's ratio cancels what the machine was doing during that pair,
 // which the medians of a few long rounds cannot on a shared VM; the A/A
 // comparison, measured the same way and interleaved, shows how large a
 // difference the machine can resolve at all.
 func runOverheadPairs(ctx context.Context, e *Env) (*Outcome, error) {
 	if e.Rounds > 0 {
-		return nil, fmt.Errorf("overhead: -pairs and -rounds: give one")
+		return nil, errors.New("overhead: -pairs and -rounds: give one")
 	}
 	rate, d := e.rate(2000, 200), e.span(2*time.Second, 300*time.Millisecond)
 	b, err := e.newBed(ctx, "upstream")
@@ -205,7 +207,7 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 	if e.Baseline != "" {
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
-	t.note("the three run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
+	t.note("the arms run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
 	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of the paired ratios (ABBA order), open loop at %.0f/s", rate), Columns: pairColumns}
 	for _, c := range comps {
 		cpu, rateCPU, p99 := c.summaries()
@@ -254,22 +256,4 @@ func pairNotes(comps []*comparison) []string {
 			100*cpu.spread(), 100*rateCPU.spread(), 100*p99.spread()))
 	}
 	return notes
-}
-
-// spread is how far the interval reaches from 1 (no difference), either
-// way, as a fraction.
-func (s ratioSummary) spread() float64 { return max(1-s.low, s.high-1, 0) }
-
-// within says whether the ratios show the median ratio at most bound:
-// "yes" when the whole 95% interval is, "no" when it is not, and "too few
-// pairs" when there is no 95% interval.
-func (s ratioSummary) within(bound float64) string {
-	switch {
-	case s.n == 0 || s.level < 0.95:
-		return "too few pairs"
-	case s.high <= bound:
-		return "yes"
-	default:
-		return "no"
-	}
 }

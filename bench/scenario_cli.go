@@ -33,6 +33,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 	ok, _ := canPin()
 	fs.BoolVar(&e.Pin, "pin", ok, "overhead: pin proxy and upstream to CPU 0, the load to CPU 1 (taskset)")
 	fs.StringVar(&e.Baseline, "baseline", "", "overhead: also measure this tailguard binary (an earlier build), in the same rounds")
+	fs.IntVar(&e.Pairs, "pairs", 0, "overhead: compare tailguard with -baseline and with itself in this many alternating (ABBA) pairs of short loops, instead of rounds (0: rounds)")
 	jsonOut := fs.String("json", "", "also write the tables as JSON to this file")
 	svgOut := fs.String("svg", "", "write the arms' percentile spectra to this SVG file")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -56,7 +57,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 }
 
 func (c *cli) listScenarios() {
-	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-connections N] [-smoke] [-pin] [-baseline BIN] [-json FILE] [-svg FILE]")
+	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-connections N] [-smoke] [-pin] [-baseline BIN] [-pairs N] [-json FILE] [-svg FILE]")
 	fmt.Fprintln(c.out, "(-rate and -duration scale each scenario as it says, with the defaults shown)")
 	for _, s := range scenarios() {
 		fmt.Fprintf(c.out, "  %-14s %s\n", s.name, s.about)

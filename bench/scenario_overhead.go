@@ -39,8 +39,12 @@ type overheadRow struct {
 // targets take turns for -rounds rounds and each figure is the median of
 // its rounds, so that one disturbance on a shared machine does not decide
 // a comparison. -rate is the fixed rate (default 2000), -duration each
-// measurement (default 4s), -rounds 3.
+// measurement (default 4s), -rounds 3. With -pairs it compares builds
+// instead, in pairs (runOverheadPairs).
 func runOverhead(ctx context.Context, e *Env) (*Outcome, error) {
+	if e.Pairs > 0 {
+		return runOverheadPairs(ctx, e)
+	}
 	rate, d := e.rate(2000, 200), e.span(4*time.Second, 500*time.Millisecond)
 	b, err := e.newBed(ctx, "upstream")
 	if err != nil {
@@ -159,15 +163,19 @@ func (r *overheadRow) setFigures(f []float64) {
 	r.rps, r.cpuUS, r.p50, r.p99, r.p999, r.rss = f[0], f[1], f[2], f[3], f[4], f[5]
 }
 
-// overheadTargets are direct, tailguard, the bare fasthttp relay (the
-// floor of what tailguard is built on), the event-loop relay (the same on
-// one epoll loop, an experiment), nginx and HAProxy; the proxies run on
-// CPU 0 with one worker each.
+// overheadTargets are direct, tailguard, tailguard with every policy
+// configured and none firing (policiesConfig), the bare fasthttp relay
+// (the floor of what tailguard is built on), the event-loop relay (the
+// same on one epoll loop, an experiment), nginx and HAProxy; the proxies
+// run on CPU 0 with one worker each.
 func overheadTargets(e *Env) []overheadTarget {
 	targets := []overheadTarget{
 		{name: "direct"},
 		{name: "tailguard", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upstream}}, e.self())
+		}},
+		{name: "tailguard, policies", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
+			return e.startTailguardProcess(ctx, dir, policiesConfig(upstream), e.self())
 		}},
 	}
 	if e.Baseline != "" {

@@ -22,6 +22,7 @@ func overheadOutcome(rows []overheadRow, rate float64, d time.Duration, notes []
 	}
 	t.note("CPU per request is the process's user + system time over the closed loop's requests: the upstream's for direct, the proxy's alone otherwise; RSS likewise")
 	t.note("one worker each: tailguard GOMAXPROCS = its CPUs, nginx worker_processes 1 without master, HAProxy nbthread 1; keep-alive upstream connections")
+	t.note("tailguard, policies: metrics on and every policy configured, none firing: route timeout, retry with budget, hedge at 900ms, breaker, outlier with latency probation, adaptive shed (limit ≥ 128) with a queue and fair_by, a rate limit of 10⁶/s, header rules, SLO, Server-Timing")
 	t.note("fasthttp relay: `tailguard bench relay`, a fasthttp server handing each request to a HostClient and nothing else, the floor of what tailguard is built on")
 	t.note("event-loop relay: `tailguard bench evrelay`, the same relay on one epoll event loop on one thread (fasthttp's header types, read/write straight from the loop), an experiment: how close a Go event loop gets to nginx")
 	out := &Outcome{Tables: []*Table{t}}

@@ -13,13 +13,17 @@ import (
 // They check structure and sanity (the arms are there, the cells are
 // numbers, the counts add up), never timings.
 
-func runSmoke(t *testing.T, name string) *Outcome {
+func runSmoke(t *testing.T, name string, opts ...func(*Env)) *Outcome {
 	t.Helper()
 	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder
-	out, err := RunScenario(ctx, name, Env{Proxy: binaryProxy(t), Self: []string{tailguardBin}, Smoke: true, Log: &log})
+	e := Env{Proxy: binaryProxy(t), Self: []string{tailguardBin}, Smoke: true, Log: &log}
+	for _, o := range opts {
+		o(&e)
+	}
+	out, err := RunScenario(ctx, name, e)
 	if err != nil {
 		t.Fatalf("scenario %s: %v\nlog:\n%s", name, err, log.String())
 	}
@@ -224,7 +228,7 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	skipShort(t)
 	out := runSmoke(t, "overhead")
 	tb := out.Tables[0]
-	names := comparedRows(t, tb, 2, "direct", "tailguard", "fasthttp relay")
+	names := comparedRows(t, tb, 2, "direct", "tailguard", "tailguard, policies", "fasthttp relay")
 	for _, n := range names {
 		if cell(t, tb, n, "req/s (closed loop, 64 conns)") <= 0 || cell(t, tb, n, "RSS") <= 0 {
 			t.Errorf("%s: no throughput or no RSS", n)
@@ -237,6 +241,36 @@ func TestScenarioOverheadSmoke(t *testing.T) {
 	}
 	if r := cell(t, out.Tables[1], "direct", "p50"); r != 1 {
 		t.Errorf("direct ÷ direct = %v", r)
+	}
+}
+
+// TestScenarioOverheadPairsSmoke: overhead's paired mode, with the same
+// binary as its baseline, has a row of medians per arm and a row of
+// paired ratios per comparison, each a number with an interval.
+func TestScenarioOverheadPairsSmoke(t *testing.T) {
+	out := runSmoke(t, "overhead", func(e *Env) { e.Pairs, e.Baseline = 2, tailguardBin })
+	if len(out.Tables) != 2 {
+		t.Fatalf("%d tables, want the arms' and the ratios'", len(out.Tables))
+	}
+	wantRows(t, out.Tables[0], "tailguard", "tailguard baseline", "tailguard (second process)")
+	for _, n := range rowNames(out.Tables[0]) {
+		if cell(t, out.Tables[0], n, "CPU per request (closed loop)") <= 0 || cell(t, out.Tables[0], n, "CPU per request (open loop)") <= 0 ||
+			cell(t, out.Tables[0], n, "p99") <= 0 {
+			t.Errorf("%s: no CPU or no p99", n)
+		}
+	}
+	r := out.Tables[1]
+	wantRows(t, r, "A/B: tailguard ÷ tailguard baseline", "A/A: tailguard ÷ tailguard (second process)")
+	for _, n := range rowNames(r) {
+		if got := cell(t, r, n, "pairs"); got != 2 {
+			t.Errorf("%s: %v pairs, want 2", n, got)
+		}
+		if cell(t, r, n, "CPU per request (closed loop)") <= 0 || cell(t, r, n, "CPU per request (open loop)") <= 0 || cell(t, r, n, "p99") <= 0 {
+			t.Errorf("%s: a ratio is not positive", n)
+		}
+		if c := r.Rows[slices.Index(rowNames(r), n)].Cells[2]; !strings.Contains(c.Text, "–") {
+			t.Errorf("%s: CPU interval %q", n, c.Text)
+		}
 	}
 }
 

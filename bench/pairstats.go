@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+)
+
+// abba is the order in which pair i measures its two arms, as indices
+// (0: the first arm, 1: the second): even pairs A then B, odd pairs B
+// then A, so the sequence runs A,B,B,A,A,B… and a drift over the run (a
+// neighbour's load rising, caches warming) weighs on both arms alike
+// instead of always favouring the arm that goes first.
+func abba(i int) [2]int {
+	if i%2 == 1 {
+		return [2]int{1, 0}
+	}
+	return [2]int{0, 1}
+}
+
+// ratioSummary is what a set of paired ratios a ÷ b says: their median,
+// and an interval that holds the true median ratio with probability
+// level (at least 0.95 when there are 6 pairs or more).
+type ratioSummary struct {
+	n                 int
+	median, low, high float64
+	level             float64
+}
+
+// summarizeRatios is the median of ratios and its distribution-free
+// confidence interval: the k-th smallest and k-th largest ratio, with k
+// the largest for which the interval still covers the median with 95%
+// probability (each ratio falls above the true median with probability
+// ½, so the count above is binomial). It assumes nothing of the ratios'
+// distribution, which on a shared machine has long tails. With fewer than
+// 6 pairs no such k exists; the interval is then the whole range and
+// level says how sure it is.
+func summarizeRatios(ratios []float64) ratioSummary {
+	r := slices.Clone(ratios)
+	slices.Sort(r)
+	n := len(r)
+	if n == 0 {
+		return ratioSummary{}
+	}
+	k := medianIntervalRank(n, 0.95)
+	return ratioSummary{
+		n: n, median: median(r),
+		low: r[k-1], high: r[n-k],
+		level: medianIntervalLevel(n, k),
+	}
+}
+
+// median is the median of sorted values (the mean of the middle two of
+// an even count).
+func median(sorted []float64) float64 {
+	n := len(sorted)
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// medianIntervalRank is the largest rank k (1-based, from each end) such
+// that the k-th smallest to the k-th largest of n values covers their
+// distribution's median with probability at least level; 1 when even the
+// whole range does not reach level.
+func medianIntervalRank(n int, level float64) int {
+	k := 1
+	for k+1 <= (n+1)/2 && medianIntervalLevel(n, k+1) >= level {
+		k++
+	}
+	return k
+}
+
+// medianIntervalLevel is the probability that the k-th smallest to the
+// k-th largest of n values covers their distribution's median:
+// 1 − 2·P(X ≤ k−1) for X binomial(n, ½).
+func medianIntervalLevel(n, k int) float64 {
+	c, cdf := 1.0, 0.0 // c = C(n, i) / 2^n
+	for range n {
+		c /= 2
+	}
+	for i := range k {
+		cdf += c
+		c = c * float64(n-i) / float64(i+1)
+	}
+	return 1 - 2*cdf
+}
+
+// cells are the median ratio and its interval, for a table; blanks when
+// there are no ratios.
+func (s ratioSummary) cells() []Cell {
+	if s.n == 0 {
+		return []Cell{blank, blank}
+	}
+	return []Cell{numCell(s.median, unitRatio), textCell(s.interval())}
+}
+
+// interval is the interval for a table cell, "low–high×", with its
+// level when that is under 95%.
+func (s ratioSummary) interval() string {
+	t := fmt.Sprintf("%#.3g–%#.3g×", s.low, s.high)
+	if s.level < 0.95 {
+		t += fmt.Sprintf(" (%.0f%%)", 100*s.level)
+	}
+	return t
+}
+
+// spread is how far the interval reaches from 1 (no difference), either
+// way, as a fraction.
+func (s ratioSummary) spread() float64 { return max(1-s.low, s.high-1, 0) }
+
+// within says whether the ratios show the median ratio at most bound:
+// "yes" when the whole 95% interval is, "no" when it is not, and "too few
+// pairs" when there is no 95% interval.
+func (s ratioSummary) within(bound float64) string {
+	switch {
+	case s.n == 0 || s.level < 0.95:
+		return "too few pairs"
+	case s.high <= bound:
+		return "yes"
+	default:
+		return "no"
+	}
+}

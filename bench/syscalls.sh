@@ -6,7 +6,11 @@
 # that time (perf counts in the kernel: unlike strace, it does not slow
 # the process down and change what it does).
 #
-#   sh bench/syscalls.sh [BINARY]     # default: builds ./tailguard from the tree
+#   sh bench/syscalls.sh [BINARY [ARM]]   # default: builds ./tailguard from the tree
+#
+# ARM is what proxies: tailguard (the default), or the overhead scenario's
+# floor arms, relay (`tailguard bench relay`) or evrelay (`tailguard bench
+# evrelay`), for a count side by side.
 #
 # Needs perf (Debian's linux-perf) with tracepoint access (root), taskset.
 # Loopback only; the load is bounded in time.
@@ -15,13 +19,20 @@ dir=$(mktemp -d)
 pids=
 trap 'kill -9 $pids 2>/dev/null || true; rm -rf "$dir"' EXIT
 tg=${1:-}
+arm=${2:-tailguard}
 if [ -z "$tg" ]; then
 	go build -o "$dir/tailguard" .
 	tg=$dir/tailguard
 fi
 taskset -c 0 "$tg" upstream -listen 127.0.0.1:19201 >/dev/null 2>&1 &
 pids=$!
-taskset -c 0 "$tg" -upstream http://127.0.0.1:19201 -listen 127.0.0.1:19202 -admin 127.0.0.1:19203 >/dev/null 2>&1 &
+case $arm in
+tailguard) set -- -upstream http://127.0.0.1:19201 -admin 127.0.0.1:19203 ;;
+relay) set -- bench relay -upstream 127.0.0.1:19201 ;;
+evrelay) set -- bench evrelay -upstream http://127.0.0.1:19201 ;;
+*) echo "ARM: tailguard, relay or evrelay" >&2; exit 2 ;;
+esac
+taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 &
 proxy=$!
 pids="$pids $proxy"
 sleep 1

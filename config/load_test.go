@@ -165,7 +165,7 @@ func TestDesignExample(t *testing.T) {
 		},
 		Shed: &Shed{
 			MaxConcurrency: Concurrency{Adaptive: true}, Queue: 128, QueueTimeout: ms(50),
-			PriorityHeader: "X-Priority", PriorityDefault: PriorityDefault, Mode: ShedEnforce, Status: 503,
+			PriorityHeader: "X-Priority", PriorityDefault: PriorityDefault, Mode: ModeEnforce, Status: 503,
 			CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
 		},
 		SLO:          &SLO{Latency: ms(200), LatencyTarget: 0.99, Availability: 0.999, Period: Duration(30 * day)},

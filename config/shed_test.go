@@ -18,32 +18,32 @@ func TestShedDefaults(t *testing.T) {
 	}{
 		{"adaptive: everything defaulted", "shed: {max_concurrency: adaptive}", Shed{
 			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
-			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
+			Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 1000, 20},
 		}},
 		{"fixed: no limit bounds", "shed: {max_concurrency: 8}", Shed{
 			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
-			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)},
+			Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)},
 		}},
 		{"no queue: no queue timeout or CoDel", "shed: {max_concurrency: 8, queue: 0}", Shed{
-			MaxConcurrency: Concurrency{N: 8}, PriorityDefault: PriorityDefault, Mode: ShedEnforce, Status: 503,
+			MaxConcurrency: Concurrency{N: 8}, PriorityDefault: PriorityDefault, Mode: ModeEnforce, Status: 503,
 		}},
 		{"short queue timeout: target below it", "shed: {max_concurrency: 8, queue_timeout: 4ms}", Shed{
 			MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(4), PriorityDefault: PriorityDefault,
-			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(2), ms(100)},
+			Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(2), ms(100)},
 		}},
 		{"high floor: max and initial follow", "shed: {max_concurrency: adaptive, limit: {min: 2000}}", Shed{
 			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
-			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{2000, 2000, 2000},
+			Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{2000, 2000, 2000},
 		}},
 		{"low ceiling: initial follows", "shed: {max_concurrency: adaptive, limit: {max: 10}}", Shed{
 			MaxConcurrency: adaptive, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
-			Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 10, 10},
+			Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}, Limit: ShedLimit{4, 10, 10},
 		}},
 		{"every key", "shed: {max_concurrency: adaptive, queue: 16, queue_timeout: 20ms, priority_header: X-Priority, " +
 			"priority_default: sheddable, mode: shadow, status: 429, codel: {target: 1ms, interval: 50ms}, " +
 			"limit: {min: 2, max: 64, initial: 8}}", Shed{
 			MaxConcurrency: adaptive, Queue: 16, QueueTimeout: ms(20), PriorityHeader: "X-Priority",
-			PriorityDefault: PrioritySheddable, Mode: ShedShadow, Status: 429, CoDel: ShedCoDel{ms(1), ms(50)},
+			PriorityDefault: PrioritySheddable, Mode: ModeShadow, Status: 429, CoDel: ShedCoDel{ms(1), ms(50)},
 			Limit: ShedLimit{2, 64, 8},
 		}},
 	}
@@ -68,7 +68,7 @@ func TestShedDefaultsInCode(t *testing.T) {
 	c.Routes = []*Route{{Name: "r", Upstream: "app", Shed: &Shed{MaxConcurrency: Concurrency{N: 8}}}}
 	applyDefaults(c)
 	want := Shed{MaxConcurrency: Concurrency{N: 8}, Queue: 128, QueueTimeout: ms(50), PriorityDefault: PriorityDefault,
-		Mode: ShedEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}}
+		Mode: ModeEnforce, Status: 503, CoDel: ShedCoDel{ms(5), ms(100)}}
 	if got := *c.Routes[0].Shed; !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}

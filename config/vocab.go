@@ -97,17 +97,6 @@ const (
 	ModeShadow
 )
 
-// ShedMode is shed.mode's type, named before every policy had a mode;
-// the constants below are Mode's.
-type ShedMode = Mode
-
-// ShedEnforce and ShedShadow are ModeEnforce and ModeShadow, as shed.mode
-// first named them.
-const (
-	ShedEnforce = ModeEnforce
-	ShedShadow  = ModeShadow
-)
-
 var modeWords = []string{ModeEnforce: "enforce", ModeShadow: "shadow"}
 
 // String returns the word m is written as, e.g. "enforce".

@@ -33,8 +33,8 @@ func TestWords(t *testing.T) {
 		{"default", decodeAs[Priority], PriorityDefault},
 		{"critical", decodeAs[Priority], PriorityCritical},
 		{"sheddable", decodeAs[Priority], PrioritySheddable},
-		{"enforce", decodeAs[ShedMode], ShedEnforce},
-		{"shadow", decodeAs[ShedMode], ShedShadow},
+		{"enforce", decodeAs[Mode], ModeEnforce},
+		{"shadow", decodeAs[Mode], ModeShadow},
 	}
 	for _, tt := range tests {
 		got, err := tt.got(tt.give)
@@ -57,7 +57,7 @@ func TestWordZeroValues(t *testing.T) {
 	}{
 		{Balance(0), "p2c"},
 		{Priority(0), "default"},
-		{ShedMode(0), "enforce"},
+		{Mode(0), "enforce"},
 		{RetryOn{}, "[]"},
 	} {
 		if got := tt.zero.String(); got != tt.want {

@@ -114,8 +114,8 @@ func routePoliciesOf(rc *config.Route) routePolicies {
 			QueueTimeout:   sh.QueueTimeout.D(),
 			CoDelTarget:    sh.CoDel.Target.D(),
 			CoDelInterval:  sh.CoDel.Interval.D(),
-			Shadow:         sh.Mode == config.ShedShadow,
-			Fair:           sh.FairBy != nil && sh.Mode != config.ShedShadow, // a shadow admission is blind to keys
+			Shadow:         sh.Mode == config.ModeShadow,
+			Fair:           sh.FairBy != nil && sh.Mode != config.ModeShadow, // a shadow admission is blind to keys
 			MaxKeys:        sh.MaxKeys,
 		})
 	}

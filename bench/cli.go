@@ -23,6 +23,7 @@ import (
 //	tailguard bench plot -svg FILE REPORT.json…   the percentile spectra of saved runs
 //	tailguard bench relay -upstream HOST:PORT     a bare fasthttp relay, overhead's floor arm
 //	tailguard bench evrelay -upstream http://H:P  the same relay on one epoll event loop, an experiment (Linux)
+//	tailguard bench policies -upstream HOST:PORT  prints overhead's "tailguard, policies" config (bench/pgo.sh profiles it)
 //	tailguard bench wsecho -listen HOST:PORT      a WebSocket echo server, websocket's upstream
 //	tailguard bench ws -url ws://HOST:PORT/       a closed loop of WebSocket echoes (JSON report)
 //
@@ -42,6 +43,8 @@ func Main(ctx context.Context, args []string, stdout io.Writer, start Proxy) err
 			return c.relay(ctx, args[1:])
 		case "evrelay":
 			return c.evrelay(ctx, args[1:])
+		case "policies":
+			return c.policies(args[1:])
 		case "wsecho":
 			return c.wsecho(ctx, args[1:])
 		case "ws":

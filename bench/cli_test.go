@@ -190,3 +190,20 @@ func TestBenchCLITLSFlags(t *testing.T) {
 		t.Error("an unknown curve was taken")
 	}
 }
+
+// TestBenchCLIPolicies: `bench policies` prints the overhead scenario's
+// policies arm as a config file that tailguard accepts, on the addresses
+// given (bench/pgo.sh profiles the binary with it).
+func TestBenchCLIPolicies(t *testing.T) {
+	out := tailguard(t, "bench", "policies", "-upstream", "127.0.0.1:19", "-listen", "127.0.0.1:18", "-admin", "127.0.0.1:17")
+	for _, want := range []string{`listen: "127.0.0.1:18"`, `admin: "127.0.0.1:17"`, `endpoints: ["127.0.0.1:19"]`, "fair_by: client_ip", "rate_limit:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "policies.yaml")
+	if err := os.WriteFile(file, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tailguard(t, "validate", "-config", file)
+}

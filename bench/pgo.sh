@@ -2,8 +2,9 @@
 # Refreshes default.pgo, the CPU profile the Go toolchain optimises the
 # tailguard binary with (profile-guided optimisation): the real binary,
 # built without a profile, proxies the bench generator's closed loop for
-# 20 s twice, once in the quick form and once with every policy configured
-# but not firing, and the two CPU profiles are merged.
+# 20 s twice, once in the quick form and once with the overhead scenario's
+# "tailguard, policies" config (`tailguard bench policies`: every policy
+# configured, none firing), and the two CPU profiles are merged.
 #
 #   sh bench/pgo.sh        # from the repository's root; writes default.pgo
 #
@@ -14,26 +15,7 @@ pids=
 trap 'kill -9 $pids 2>/dev/null || true; rm -rf "$dir"' EXIT
 go build -pgo=off -o "$dir/tailguard" .
 tg=$dir/tailguard
-cat > "$dir/policies.yaml" <<'YAML'
-listen: 127.0.0.1:19102
-admin: 127.0.0.1:19103
-log: {level: warn, access: off}
-upstreams:
-  app:
-    endpoints: ["127.0.0.1:19101"]
-    breaker: {consecutive_failures: 5, failure_ratio: 0.5, min_requests: 20, interval: 10s, open_timeout: 5s}
-    outlier: {consecutive_5xx: 5, latency_factor: 3, ejection_time: 30s, max_ejected_percent: 50}
-routes:
-  - name: api
-    match: {path_prefix: /}
-    upstream: app
-    timeout: 2s
-    per_try_timeout: 1s
-    retry: {attempts: 2, on: [connect_failure, reset, "503"], budget: 0.2, backoff: 25ms}
-    hedge: {delay: 900ms, max_extra: 1, budget: 0.05}
-    shed: {max_concurrency: 1000, queue: 128, queue_timeout: 50ms}
-    slo: {latency: 200ms, latency_target: 0.99, availability: 0.999}
-YAML
+"$tg" bench policies -upstream 127.0.0.1:19101 -listen 127.0.0.1:19102 -admin 127.0.0.1:19103 > "$dir/policies.yaml"
 "$tg" upstream -listen 127.0.0.1:19101 >/dev/null 2>&1 &
 pids=$!
 profile() { # $1: output; the rest: how to run the proxy

@@ -1,5 +1,10 @@
 package bench
 
+import (
+	"flag"
+	"fmt"
+)
+
 // policiesConfig is issue 15's "tailguard with metrics on and with every
 // policy configured but not firing" in front of upstream, for overhead's
 // "tailguard, policies" arm: a route timeout, retries with a budget, a
@@ -30,4 +35,24 @@ func policiesConfig(upstream string) proxyConfig {
 			"server_timing: true",
 		},
 	}
+}
+
+// policies is `tailguard bench policies -upstream HOST:PORT [-listen ADDR]
+// [-admin ADDR]`: it prints policiesConfig as a config file, so that what
+// is measured elsewhere (bench/pgo.sh's profile) is this arm's config
+// rather than a copy of it.
+func (c *cli) policies(args []string) error {
+	fs := flag.NewFlagSet("bench policies", flag.ContinueOnError)
+	fs.SetOutput(c.errOut)
+	upstream := fs.String("upstream", "", "upstream host:port (required)")
+	listen := fs.String("listen", "127.0.0.1:8000", "the proxy's address")
+	admin := fs.String("admin", "127.0.0.1:9901", "the admin address")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *upstream == "" {
+		return fmt.Errorf("bench policies: -upstream is required: %w", flag.ErrHelp)
+	}
+	_, err := fmt.Fprint(c.out, policiesConfig(*upstream).yaml(*listen, *admin))
+	return err
 }

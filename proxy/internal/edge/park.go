@@ -93,8 +93,13 @@ func (p *parking) wait(c *clientConn) {
 	p.mu.Lock()
 	_, mine := p.conns[c]
 	delete(p.conns, c)
+	closed := p.closed
 	p.mu.Unlock()
 	if !mine { // close took it
+		return
+	}
+	if closed { // the listener closed as the request arrived: no serving after shutdown
+		_ = c.Close()
 		return
 	}
 	c.idle.Store(false)
@@ -122,9 +127,11 @@ func (p *parking) close() {
 // deadline comes first) and, when that passes with nothing read, marks
 // the connection for parking and fails with errParked.
 func (c *clientConn) awaitIdle(p []byte) (int, error) {
-	deadline := time.Unix(0, c.readDeadline.Load())
-	soon := time.Now().Add(parkAfter)
-	if c.raw == nil || c.l.parking.serve == nil || (c.readDeadline.Load() != 0 && deadline.Before(soon)) {
+	if c.raw == nil || c.l.parking.serve == nil {
+		return c.Conn.Read(p)
+	}
+	deadline, soon := c.deadline(), time.Now().Add(parkAfter)
+	if !deadline.IsZero() && deadline.Before(soon) {
 		return c.Conn.Read(p)
 	}
 	if err := c.Conn.SetReadDeadline(soon); err != nil {
@@ -135,7 +142,7 @@ func (c *clientConn) awaitIdle(p []byte) (int, error) {
 		c.parked.Store(true)
 		return 0, errParked
 	}
-	if derr := c.Conn.SetReadDeadline(c.deadline()); err == nil {
+	if derr := c.Conn.SetReadDeadline(deadline); err == nil {
 		err = derr
 	}
 	return n, err

@@ -185,25 +185,13 @@ func overheadTargets(e *Env) []overheadTarget {
 	}
 	return append(targets, []overheadTarget{
 		{name: "fasthttp relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
-			return startPeer(func(listen string) (*process, error) {
-				p, err := startProcess("relay", e.command(ctx, "0", "bench", "relay", "-listen", listen, "-upstream", upstream))
-				if err != nil {
-					return nil, err
-				}
-				return ready(p, listen)
-			})
+			return e.startRelay(ctx, "relay", upstream)
 		}},
 		{name: "event-loop relay", start: func(ctx context.Context, _, upstream string) (string, *process, error) {
 			if runtime.GOOS != "linux" {
 				return "", nil, &skipped{"epoll: Linux only"}
 			}
-			return startPeer(func(listen string) (*process, error) {
-				p, err := startProcess("evrelay", e.command(ctx, "0", "bench", "evrelay", "-listen", listen, "-upstream", "http://"+upstream))
-				if err != nil {
-					return nil, err
-				}
-				return ready(p, listen)
-			})
+			return e.startRelay(ctx, "evrelay", "http://"+upstream)
 		}},
 		{name: "nginx", start: func(ctx context.Context, dir, upstream string) (string, *process, error) {
 			return startPeer(func(listen string) (*process, error) { return e.startNginx(ctx, dir, listen, upstream, "0", nil) })
@@ -214,6 +202,18 @@ func overheadTargets(e *Env) []overheadTarget {
 			})
 		}},
 	}...)
+}
+
+// startRelay runs `bench sub -listen ADDR -upstream upstream` (a floor
+// arm: relay or evrelay) on CPU 0 and returns its address and process.
+func (e *Env) startRelay(ctx context.Context, sub, upstream string) (string, *process, error) {
+	return startPeer(func(listen string) (*process, error) {
+		p, err := startProcess(sub, e.command(ctx, "0", "bench", sub, "-listen", listen, "-upstream", upstream))
+		if err != nil {
+			return nil, err
+		}
+		return ready(p, listen)
+	})
 }
 
 // reach starts tg's proxy in front of the upstream up at upAddr, and

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"time"
 
@@ -20,18 +21,30 @@ import (
 // request's deadline respond set, so that a client that stops reading
 // cannot pin the upstream connection behind it.
 //
+// A stream from the upstream is read at the client's pace, so its reads
+// are bounded by the request's deadline, not the attempt's: the head has
+// gone to the client and the try can no longer be retried, and a client
+// that takes longer than per_try_timeout to read a large body is no fault
+// of the upstream's.
+//
 // A read that fails is the upstream's failure (a reset, a stall past the
 // deadline, a short or malformed body), not the client's: sentBody notes
 // it, and the request ends with cause.MidBodyFailure. fasthttp then closes
 // the client connection, the only way left to tell the client that the
-// response is incomplete. A write that fails (the client went away) is
-// not the upstream's.
+// response is incomplete. A write that fails (the client went away), or a
+// read the client's pace delayed past the deadline, is not the upstream's.
 type sentBody struct {
-	x      *exchange
-	r      client.Handover
-	idle   time.Duration // 0: no deadline of its own
-	failed bool          // a read failed
+	x        *exchange
+	r        client.Handover
+	idle     time.Duration // 0: no deadline of its own
+	deadline time.Time     // the upstream's reads' (zero: none)
+	failed   bool          // a read failed
 }
+
+// errClientLate ends a stream whose next read would start after the
+// request's deadline: the client took the body too slowly, and the
+// upstream is not blamed for a read it was never given time for.
+var errClientLate = errors.New("client read the response past the deadline")
 
 // watch puts sentBody between the response's body stream, if it has one,
 // and fasthttp, and reports whether it did: the exchange is then finished
@@ -45,6 +58,9 @@ func (b *sentBody) watch(x *exchange) bool {
 	*b = sentBody{x: x, r: r}
 	if sr, buffered := r.(*spool.Reader); buffered && !sr.Streams() {
 		b.idle = x.srv.srv.IdleTimeout
+	} else {
+		b.deadline = x.deadline
+		r.ReadUntil(x.deadline)
 	}
 	r.HandOver()
 	resp.SetBodyStream(b, resp.Header.ContentLength())
@@ -55,6 +71,9 @@ func (b *sentBody) watch(x *exchange) bool {
 func (b *sentBody) Read(p []byte) (int, error) {
 	if b.idle > 0 {
 		_ = b.x.ctx.SetWriteDeadline(time.Now().Add(b.idle))
+	}
+	if !b.deadline.IsZero() && !time.Now().Before(b.deadline) {
+		return 0, errClientLate
 	}
 	n, err := b.r.Read(p)
 	if err != nil && err != io.EOF {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -134,12 +135,22 @@ func (b *streamBody) CloseWithError(err error) error {
 // response whose body is replaced.
 func (b *streamBody) HandOver() { b.handedOff = true }
 
+// ReadUntil bounds the rest of the body's reads by deadline (zero: none),
+// in place of the attempt's: once the response's head is on its way to the
+// client the try can no longer be retried, and the body is read at the
+// client's pace, so only the request's deadline still applies to it.
+func (b *streamBody) ReadUntil(deadline time.Time) {
+	_ = b.conn.Conn().SetReadDeadline(deadline)
+}
+
 // A Handover is a body stream that can change hands between responses
-// without being closed: the upstream's streamed body, a buffered one
-// (spool.Reader).
+// without being closed, and whose reads can be given the request's
+// deadline when it goes to the client: the upstream's streamed body, a
+// buffered one (spool.Reader).
 type Handover interface {
 	io.Reader
 	HandOver()
+	ReadUntil(deadline time.Time)
 }
 
 // Move makes src's response dst's: the head is copied, and a streamed

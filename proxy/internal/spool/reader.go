@@ -1,6 +1,9 @@
 package spool
 
-import "io"
+import (
+	"io"
+	"time"
+)
 
 // A Reader reads a Body from its start and then, for a body whose room ran
 // out, the rest of its stream. It implements io.Reader and io.Closer;
@@ -46,6 +49,14 @@ func (r *Reader) Read(p []byte) (int, error) {
 // fasthttp response to another (client.Move): fasthttp closes the body
 // stream of the response it leaves.
 func (r *Reader) HandOver() { r.handedOff = true }
+
+// ReadUntil bounds the reads of the rest, if it streams from a source that
+// can be bounded, by deadline (client.Handover).
+func (r *Reader) ReadUntil(deadline time.Time) {
+	if rest, ok := r.rest.(interface{ ReadUntil(time.Time) }); ok {
+		rest.ReadUntil(deadline)
+	}
+}
 
 // Close implements io.Closer. It closes the rest, if any, and releases the
 // reader and its hold on the Body; a second Close does nothing.

@@ -35,7 +35,7 @@ func (x *exchange) spoolBody(cl int) cause.Cause {
 	if cl < 0 {
 		limit = route.maxBody
 	}
-	src := client.NewRequestBody(x.clientBody(), limit)
+	src := client.NewRequestBody(x.clientBody(), cl, limit)
 	b, complete, err := x.srv.spool.Fill(src, int64(cl))
 	switch {
 	case err != nil:
@@ -50,7 +50,7 @@ func (x *exchange) spoolBody(cl int) cause.Cause {
 	// cannot be sent twice.
 	rest := b.NewReader(src)
 	b.Release()
-	ctx.Request.SetBodyStream(client.NewRequestBody(rest, -1), cl)
+	ctx.Request.SetBodyStream(client.NewRequestBody(rest, cl, -1), cl)
 	return cause.None
 }
 

@@ -223,7 +223,7 @@ func (x *exchange) streamBody(cl int) cause.Cause {
 	if cl == -1 {
 		limit = route.maxBody
 	}
-	req.SetBodyStream(client.NewRequestBody(ctx.RequestBodyStream(), limit), cl)
+	req.SetBodyStream(client.NewRequestBody(ctx.RequestBodyStream(), cl, limit), cl)
 	if !x.deadline.IsZero() {
 		_ = ctx.SetReadDeadline(x.deadline)
 	}

@@ -54,18 +54,21 @@ func (u *upload) finish(uc *upstreamConn) error {
 // enforces the route's body limit on bodies of unknown length (chunked),
 // and it remembers a failure on the client's side, so that a broken upload
 // is not blamed on the upstream (Classify: cause.BodyTooLarge or
-// cause.BadRequest). It is not pooled: the upload goroutine may still hold
-// it when the handler returns.
+// cause.BadRequest): that includes a body that ends before its
+// Content-Length, which fasthttp's stream reports as a plain end when the
+// client closes its side mid-body. It is not pooled: the upload goroutine
+// may still hold it when the handler returns.
 type RequestBody struct {
 	r     io.Reader
+	left  int64 // bytes still owed by the Content-Length; < 0: unknown length
 	limit int64 // bytes still allowed; < 0: no limit
 	err   error
 }
 
-// NewRequestBody wraps r, a client's body, allowing at most limit bytes
-// (< 0: no limit).
-func NewRequestBody(r io.Reader, limit int64) *RequestBody {
-	return &RequestBody{r: r, limit: limit}
+// NewRequestBody wraps r, a client's body of length bytes (< 0: unknown,
+// as chunked), allowing at most limit bytes (< 0: no limit).
+func NewRequestBody(r io.Reader, length int, limit int64) *RequestBody {
+	return &RequestBody{r: r, left: int64(length), limit: limit}
 }
 
 // Read implements io.Reader.
@@ -78,6 +81,11 @@ func (b *RequestBody) Read(p []byte) (int, error) {
 		if b.limit -= int64(n); b.limit < 0 {
 			b.err = errBodyTooLarge
 			return 0, b.err
+		}
+	}
+	if b.left >= 0 {
+		if b.left -= int64(n); err == io.EOF && b.left > 0 {
+			err = io.ErrUnexpectedEOF // the client closed short of its Content-Length
 		}
 	}
 	if err != nil && err != io.EOF {

@@ -65,6 +65,7 @@ type cli struct {
 type runOutputs struct {
 	json, svg, label string
 	quiet            bool
+	hdr              bool // the JSON report carries the latency histogram
 }
 
 // run is one run of the load generator.
@@ -82,6 +83,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	rep := NewReport(o.label, l, res)
+	if o.hdr {
+		if err := rep.attachHistogram(res.Latency); err != nil {
+			return err
+		}
+	}
 	if o.json == "-" {
 		return writeReportJSON(c.out, rep)
 	}
@@ -123,6 +129,7 @@ func parseRunFlags(args []string) (Load, runOutputs, error) {
 	fs.StringVar(&o.svg, "svg", "", "write the percentile spectrum to this SVG file")
 	fs.StringVar(&o.label, "label", "", "name of the run in reports and plots")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&o.hdr, "hdr", false, "the JSON report also carries the whole latency histogram (latency_hdr: HdrHistogram's compressed encoding, µs), for merging runs")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: tailguard bench -url URL [flags]   (also: bench scenario NAME | list, bench plot -svg FILE REPORT.json…)")
 		fs.PrintDefaults()

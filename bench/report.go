@@ -31,6 +31,10 @@ type Report struct {
 	Classes   map[string]Percentiles `json:"classes"`
 	// Spectrum is the percentile spectrum, for plots.
 	Spectrum []Point `json:"spectrum"`
+	// LatencyHDR, only with `bench -hdr`, is the histogram LatencyMS
+	// comes from, whole, in HdrHistogram's compressed encoding (see
+	// attachHistogram and LatencyHistogram), values in microseconds.
+	LatencyHDR string `json:"latency_hdr,omitempty"`
 }
 
 // Percentiles are one set of latencies, in milliseconds.

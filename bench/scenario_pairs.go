@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // pairArm is one tailguard process of a paired comparison, started once
@@ -22,11 +24,14 @@ type pairArm struct {
 
 // pairRow is one measurement of an arm: closed-loop req/s and CPU per
 // request (µs), CPU per request in the open loop at the fixed rate, and
-// that loop's latency percentiles (ms).
+// that loop's latency percentiles (ms) and whole histogram (µs, from
+// each request's intended start), which the pooled comparison merges
+// over pairs.
 type pairRow struct {
 	name                string
 	rps, cpuUS, rateCPU float64
 	p50, p99, p999      float64
+	latency             *hdrhistogram.Histogram
 }
 
 func (r pairRow) rowName() string { return r.name }
@@ -55,8 +60,8 @@ type comparison struct {
 // three processes run at once on CPU 0 beside the one upstream; a pair
 // measures its two arms back to back in ABBA order, each with a closed
 // loop (CPU per request, req/s) and an open loop at -rate (CPU per
-// request, p99). A
-// pair's ratio cancels what the machine was doing during that pair,
+// request, p99, and the latency histogram that the pooled p99 merges).
+// A pair's ratio cancels what the machine was doing during that pair,
 // which the medians of a few long rounds cannot on a shared VM; the A/A
 // comparison, measured the same way and interleaved, shows how large a
 // difference the machine can resolve at all.
@@ -158,7 +163,8 @@ func (e *Env) measurePair(ctx context.Context, c *comparison, i int, rate float6
 // measureArm measures a once: a closed loop (after a warm-up) with the
 // CPU read in ticks around it, as overhead's rounds do, then an open loop
 // at rate with the CPU read to the nanosecond around it (at 2,000 req/s a
-// proxy uses too little CPU in a few seconds for 10 ms ticks).
+// proxy uses too little CPU in a few seconds for 10 ms ticks), its report
+// carrying its latency histogram.
 func (e *Env) measureArm(ctx context.Context, a *pairArm, rate float64, d time.Duration) (pairRow, error) {
 	url := "http://" + a.addr + "/"
 	closed, err := e.closedLoop(ctx, a.proc, url, d)
@@ -169,15 +175,20 @@ func (e *Env) measureArm(ctx context.Context, a *pairArm, rate float64, d time.D
 	if err != nil {
 		return pairRow{}, err
 	}
-	open, err := e.generate(ctx, url, "-rate", fmt.Sprint(rate), "-duration", d.String())
+	open, err := e.generate(ctx, url, "-rate", fmt.Sprint(rate), "-duration", d.String(), "-hdr")
 	if err != nil {
 		return pairRow{}, err
 	}
 	t1, err := cpuNanos(a.proc.pid())
+	if err != nil {
+		return pairRow{}, err
+	}
+	lat, err := open.LatencyHistogram()
 	return pairRow{
 		name: a.name, rps: closed.rps, cpuUS: closed.cpuUS,
 		rateCPU: float64(t1-t0) / 1e3 / float64(max(open.Requests, 1)),
 		p50:     open.LatencyMS.P50, p99: open.LatencyMS.P99, p999: open.LatencyMS.P999,
+		latency: lat,
 	}, err
 }
 
@@ -185,8 +196,10 @@ func (e *Env) measureArm(ctx context.Context, a *pairArm, rate float64, d time.D
 var pairArmColumns = []string{"target", "req/s (closed loop)", "CPU per request (closed loop)", "CPU per request (open loop)", "p50", "p99", "p99.9"}
 
 // pairColumns are the ratios table's columns: each figure's median ratio
-// over the pairs, and its interval.
-var pairColumns = []string{"comparison", "pairs", "CPU per request (closed loop)", "95% interval", "CPU per request (open loop)", "95% interval", "p99", "95% interval"}
+// over the pairs, and its interval; then the pooled p99 of each arm, the
+// pooled ratios and their bootstrap intervals.
+var pairColumns = []string{"comparison", "pairs", "CPU per request (closed loop)", "95% interval", "CPU per request (open loop)", "95% interval", "p99", "95% interval",
+	"pooled p99 A", "pooled p99 B", "pooled p99 A ÷ B", "95% interval (bootstrap)", "pooled p99.9 A ÷ B", "95% interval (bootstrap)"}
 
 // pairsOutcome tabulates each arm's medians over its measurements, then
 // each comparison's paired ratios.
@@ -208,22 +221,58 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
 	t.note("the arms run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
-	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of the paired ratios (ABBA order), open loop at %.0f/s", rate), Columns: pairColumns}
-	for _, c := range comps {
-		cpu, rateCPU, p99 := c.summaries()
-		r.add(c.name, append(append(append([]Cell{countCell(int64(len(c.pairs)))},
-			cpu.cells()...), rateCPU.cells()...), p99.cells()...)...)
+	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of the paired ratios (ABBA order), and the pooled p99, open loop at %.0f/s", rate), Columns: pairColumns}
+	sums := make([]pairSummary, len(comps))
+	for i, c := range comps {
+		sums[i] = c.summaries()
+		r.add(c.name, sums[i].cells()...)
 	}
-	r.Notes = pairNotes(comps)
+	r.Notes = pairNotes(comps, sums)
 	return &Outcome{Tables: []*Table{t, r}}
 }
 
+// pairSummary is what a comparison's pairs say: the median paired
+// ratios a ÷ b of closed-loop CPU, open-loop CPU and p99, and the ratio
+// of the arms' pooled open-loop p99 and p99.9.
+type pairSummary struct {
+	pairs             int
+	cpu, rateCPU, p99 ratioSummary
+	pooledP99         pooledRatio
+	pooledP999        pooledRatio
+}
+
 // summaries are the ratios a ÷ b over c's pairs of the figures the
-// ratios table shows: closed-loop CPU, open-loop CPU and p99.
-func (c *comparison) summaries() (cpu, rateCPU, p99 ratioSummary) {
-	return c.summarize(func(r pairRow) float64 { return r.cpuUS }),
-		c.summarize(func(r pairRow) float64 { return r.rateCPU }),
-		c.summarize(func(r pairRow) float64 { return r.p99 })
+// ratios table shows.
+func (c *comparison) summaries() pairSummary {
+	a, b := c.pooledLatency()
+	return pairSummary{
+		pairs:      len(c.pairs),
+		cpu:        c.summarize(func(r pairRow) float64 { return r.cpuUS }),
+		rateCPU:    c.summarize(func(r pairRow) float64 { return r.rateCPU }),
+		p99:        c.summarize(func(r pairRow) float64 { return r.p99 }),
+		pooledP99:  comparePooled(a, b, 0.99, bootstrapResamples, bootstrapSeed),
+		pooledP999: comparePooled(a, b, 0.999, bootstrapResamples, bootstrapSeed),
+	}
+}
+
+// cells are s's row of the ratios table, after the comparison's name.
+func (s pairSummary) cells() []Cell {
+	cells := []Cell{countCell(int64(s.pairs))}
+	for _, cs := range [][]Cell{s.cpu.cells(), s.rateCPU.cells(), s.p99.cells(),
+		s.pooledP99.armCells(), s.pooledP99.cells(), s.pooledP999.cells()} {
+		cells = append(cells, cs...)
+	}
+	return cells
+}
+
+// pooledLatency holds each arm's open-loop histograms over c's pairs,
+// pair by pair, for the pooled comparison.
+func (c *comparison) pooledLatency() (a, b *pooledLatency) {
+	var ha, hb []*hdrhistogram.Histogram
+	for _, p := range c.pairs {
+		ha, hb = append(ha, p[0].latency), append(hb, p[1].latency)
+	}
+	return poolLatency(ha), poolLatency(hb)
 }
 
 // summarize is the ratios a ÷ b of one figure over c's pairs.
@@ -240,20 +289,37 @@ func (c *comparison) summarize(get func(pairRow) float64) ratioSummary {
 // pairNotes say how the pairs were taken and how to read the ratios: a
 // change is shown within a bound only when the whole interval is, and
 // the A/A interval is the smallest difference the machine can tell.
-func pairNotes(comps []*comparison) []string {
+// sums[i] is comps[i]'s summary.
+func pairNotes(comps []*comparison, sums []pairSummary) []string {
 	notes := []string{
 		"a pair measures its two arms back to back, A,B then B,A in the next pair (ABBA), the A/B and A/A pairs interleaved; a ratio is A's figure ÷ B's in one pair",
 		"95% interval: the k-th smallest to k-th largest ratio, distribution-free (binomial) for the median ratio; a level under 95% is shown when there are too few pairs",
+		fmt.Sprintf("pooled p99: each arm's open-loop latency histograms of all the comparison's pairs merged, so p99 rests on all their requests, not on one loop's; its 95%% interval is a percentile bootstrap over pairs (%d resamples of the pair indices with replacement, both arms alike, fixed seed: the same data give the same interval; a verdict needs %d pairs)",
+			bootstrapResamples, minBootstrapPairs),
 	}
-	for _, c := range comps {
-		cpu, rateCPU, p99 := c.summaries()
+	for i, c := range comps {
+		s := sums[i]
 		if !c.aa {
 			notes = append(notes, fmt.Sprintf("new ÷ baseline ≤ 1.05× shown (the 95%% interval's top ≤ 1.05×): CPU per request %s (closed loop), %s (open loop); p99 %s",
-				cpu.within(1.05), rateCPU.within(1.05), p99.within(1.05)))
+				s.cpu.within(1.05), s.rateCPU.within(1.05), s.p99.within(1.05)),
+				pooledVerdict(s.pooledP99))
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop) and ±%.1f%% in p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
-			100*cpu.spread(), 100*rateCPU.spread(), 100*p99.spread()))
+		notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop), ±%.1f%% in p99 and ±%.1f%% in pooled p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
+			100*s.cpu.spread(), 100*s.rateCPU.spread(), 100*s.p99.spread(), 100*s.pooledP99.spread()))
 	}
 	return notes
+}
+
+// pooledVerdict is the note on the pooled p99 bound: shown only when the
+// whole bootstrap interval is at or under 1.05×.
+func pooledVerdict(r pooledRatio) string {
+	switch r.within(1.05) {
+	case "yes":
+		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05× shown (the bootstrap interval's top, %#.3g×, ≤ 1.05×)", r.high)
+	case "no":
+		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05× not shown: the bootstrap interval's top is %#.3g×", r.high)
+	default:
+		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05×: too few pairs for a verdict (%d, need %d)", r.n, minBootstrapPairs)
+	}
 }

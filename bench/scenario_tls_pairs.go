@@ -260,7 +260,7 @@ func (c *tlsComparison) summarize(get func(tlsPairRow) float64) ratioSummary {
 // large a difference the A/A comparison says the machine resolves.
 func tlsPairNotes(comps []*tlsComparison) []string {
 	notes := []string{
-		"a pair measures its two arms back to back, A,B then B,A in the next pair (ABBA), the tailguard ÷ nginx and A/A pairs interleaved; a ratio is A's figure ÷ B's in one pair",
+		"a pair measures its two arms back to back, A,B then B,A in the next pair (ABBA), the comparisons' pairs interleaved; a ratio is A's figure ÷ B's in one pair",
 		"95% interval: the k-th smallest to k-th largest ratio, distribution-free (binomial) for the median ratio; a level under 95% is shown when there are too few pairs",
 	}
 	for _, c := range comps {

@@ -43,7 +43,9 @@ type Env struct {
 	// build against Baseline and against a second process of itself,
 	// in Pairs alternating pairs of short measurements, reported as
 	// median paired ratios with 95% intervals and the pooled p99 with a
-	// bootstrap interval (runOverheadPairs); 0 keeps the rounds.
+	// bootstrap interval (runOverheadPairs); and tls to its own,
+	// tailguard against nginx and itself (runTLSPairs); 0 keeps the
+	// rounds.
 	Pairs int
 	// Log gets progress lines; nil discards them.
 	Log io.Writer
@@ -71,7 +73,7 @@ func scenarios() []scenario {
 		{"overload", "upstream of capacity -rate (1600 req/s) offered 0.25/1/2/4×: adaptive shedding vs none vs HAProxy static limits; -duration 6s per level", runOverload},
 		{"breaker", "upstream hard down (always 500): breaker-open rejections vs no breaker, requests reaching the upstream; -rate 500, -duration 5s", runBreaker},
 		{"timeout", "2% of requests stall: route timeout vs none; -rate 200, -duration 10s per arm", runTimeout},
-		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3", runTLS},
+		{"tls", "TLS termination, tailguard vs nginx on one ECDSA P-256 certificate vs plain direct: keep-alive req/s and CPU per request, full handshakes/s and CPU per handshake (closed loops, 64 conns); -duration 4s per measurement, median of -rounds 3; with -pairs N, tailguard vs nginx and vs itself in N ABBA pairs of 2s keep-alive loops, median paired ratios with 95% intervals", runTLS},
 		{"websocket", "WebSocket echo of 64 B and 16 KiB messages through tailguard's tunnel vs direct: messages/s and CPU per message (64 conns), round-trip p50/p99 on one connection and what the tunnel adds; -duration 4s per measurement, median of -rounds 3", runWebSocket},
 		{"slowclients", "a one-worker app, 8 slow readers of its 32 MiB response: normal requests' goodput and p50/p99 through tailguard with buffering on and off and nginx; -rate 50, -duration 10s per arm", runSlowClients},
 		{"fanout", "a request fans out to N = 1, 10, 100 calls, with and without hedging; -rate 2000 calls/s, -duration 8s per N and arm", runFanout},

@@ -32,8 +32,8 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 	fs.BoolVar(&e.Smoke, "smoke", false, "tiny scale, a few seconds: checks that it runs, not what it finds")
 	ok, _ := canPin()
 	fs.BoolVar(&e.Pin, "pin", ok, "overhead: pin proxy and upstream to CPU 0, the load to CPU 1 (taskset)")
-	fs.StringVar(&e.Baseline, "baseline", "", "overhead: also measure this tailguard binary (an earlier build), in the same rounds")
-	fs.IntVar(&e.Pairs, "pairs", 0, "overhead: compare tailguard with -baseline and with itself in this many alternating (ABBA) pairs of short loops, instead of rounds (0: rounds)")
+	fs.StringVar(&e.Baseline, "baseline", "", "overhead (and tls with -pairs): also measure this tailguard binary (an earlier build), in the same rounds or pairs")
+	fs.IntVar(&e.Pairs, "pairs", 0, "overhead: compare tailguard with -baseline and with itself, tls: with nginx and with itself, in this many alternating (ABBA) pairs of short loops, instead of rounds (0: rounds)")
 	jsonOut := fs.String("json", "", "also write the tables as JSON to this file")
 	svgOut := fs.String("svg", "", "write the arms' percentile spectra to this SVG file")
 	if err := fs.Parse(args[1:]); err != nil {

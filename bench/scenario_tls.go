@@ -34,8 +34,12 @@ var tlsColumns = []string{"target", "req/s (keep-alive, 64 conns)", "CPU per req
 // per handshake. As in overhead the proxy and the upstream share CPU 0
 // and the generator has CPU 1 (-pin), the targets take turns for -rounds
 // rounds (3) and each figure is the median; -duration is each
-// measurement (4s).
+// measurement (4s). With -pairs it measures tailguard and nginx in pairs
+// instead (runTLSPairs).
 func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
+	if e.Pairs > 0 {
+		return runTLSPairs(ctx, e)
+	}
 	d := e.span(4*time.Second, 500*time.Millisecond)
 	b, err := e.newBed(ctx, "upstream")
 	if err != nil {

@@ -8,11 +8,14 @@
 #
 #   sh bench/syscalls.sh [BINARY [ARM]]   # default: builds ./tailguard from the tree
 #
-# ARM is what proxies: tailguard (the default), or the overhead scenario's
+# ARM is what proxies: tailguard (the default), tls (tailguard
+# terminating TLS with a throwaway self-signed ECDSA P-256 certificate,
+# the generator a keep-alive TLS client), or the overhead scenario's
 # floor arms, relay (`tailguard bench relay`) or evrelay (`tailguard bench
 # evrelay`), for a count side by side.
 #
-# Needs perf (Debian's linux-perf) with tracepoint access (root), taskset.
+# Needs perf (Debian's linux-perf) with tracepoint access (root), taskset;
+# openssl for tls.
 # Loopback only; the load is bounded in time.
 set -eu
 dir=$(mktemp -d)
@@ -26,24 +29,32 @@ if [ -z "$tg" ]; then
 fi
 taskset -c 0 "$tg" upstream -listen 127.0.0.1:19201 >/dev/null 2>&1 &
 pids=$!
+url=http://127.0.0.1:19202/ ca=
 case $arm in
 tailguard) set -- -upstream http://127.0.0.1:19201 -admin 127.0.0.1:19203 ;;
+tls)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+	set -- -upstream http://127.0.0.1:19201 -admin 127.0.0.1:19203 -tls-cert "$dir/cert.pem" -tls-key "$dir/key.pem"
+	url=https://127.0.0.1:19202/ ca="-tls-ca $dir/cert.pem"
+	;;
 relay) set -- bench relay -upstream 127.0.0.1:19201 ;;
 evrelay) set -- bench evrelay -upstream http://127.0.0.1:19201 ;;
-*) echo "ARM: tailguard, relay or evrelay" >&2; exit 2 ;;
+*) echo "ARM: tailguard, tls, relay or evrelay" >&2; exit 2 ;;
 esac
 taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 &
 proxy=$!
 pids="$pids $proxy"
 sleep 1
-taskset -c 1 "$tg" bench -url http://127.0.0.1:19202/ -closed -connections 64 -duration 1s -quiet >/dev/null
+load() { taskset -c 1 "$tg" bench -url $url $ca -closed -connections 64 "$@"; }
+load -duration 1s -quiet >/dev/null
 perf stat -x, -o "$dir/perf.csv" -p $proxy \
 	-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_recvfrom \
 	-e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
 	-e syscalls:sys_exit_read --filter 'ret == -11' &
 perf=$!
 sleep 0.3
-taskset -c 1 "$tg" bench -url http://127.0.0.1:19202/ -closed -connections 64 -duration 3s -json - -quiet > "$dir/load.json"
+load -duration 3s -json - -quiet > "$dir/load.json"
 kill -INT $perf
 wait $perf || true
 requests=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$dir/load.json")

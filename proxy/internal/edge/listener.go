@@ -72,7 +72,8 @@ const (
 )
 
 // NewListener wraps ln, a TCP listener, with the client edge's connection
-// handling: a lingering close, TLS if tc is not nil, at most maxConns
+// handling: a lingering close, TLS if tc is not nil (its records corked,
+// cork.go), at most maxConns
 // connections open at once, and the chunk meter. The cap and the meter sit
 // above TLS, so that a refusal reaches a TLS client as a response it can
 // read and the meter counts the body's own framing, not TLS records.
@@ -83,7 +84,7 @@ const (
 func NewListener(ln net.Listener, maxConns int, tc *tls.Config, stats *Stats, serve func(net.Conn) error) net.Listener {
 	ln = lingerListener{ln}
 	if tc != nil {
-		ln = tls.NewListener(ln, tc)
+		ln = tls.NewListener(corkListener{ln}, tc)
 	}
 	c := cause.ConnLimit
 	body := cause.Unrouted.Of(c)
@@ -109,7 +110,7 @@ func (l *clientListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if l.stats.open.Add(1) <= l.max {
-			return &clientConn{Conn: c, l: l, raw: rawConn(c)}, nil
+			return &clientConn{Conn: c, l: l, raw: rawConn(c), cork: corkOf(c)}, nil
 		}
 		l.stats.open.Add(-1)
 		l.stats.Refuse(cause.ConnLimit)
@@ -150,6 +151,9 @@ type clientConn struct {
 	// raw is the socket of a plain-TCP connection, which can be parked
 	// while idle; nil for TLS.
 	raw syscall.RawConn
+	// cork is the socket under a TLS connection, whose writes it corks
+	// (cork.go); nil for plain TCP.
+	cork *corkConn
 	// idle is set while fasthttp waits for the next request, parked once
 	// that wait has been cut short to park the connection (park.go).
 	idle, parked atomic.Bool
@@ -178,7 +182,28 @@ func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.stats.open.Add(-1)
 	}
+	if c.cork != nil {
+		c.cork.interrupt()
+	}
 	return c.Conn.Close()
+}
+
+// corkOf is the cork under a TLS connection; nil for others.
+func corkOf(c net.Conn) *corkConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		cc, _ := tc.NetConn().(*corkConn)
+		return cc
+	}
+	return nil
+}
+
+// Write implements net.Conn; over TLS, once the handshake is over, the
+// records of p leave in one system call (cork.go).
+func (c *clientConn) Write(p []byte) (int, error) {
+	if c.cork == nil || !c.cork.ready.Load() {
+		return c.Conn.Write(p)
+	}
+	return c.cork.corkWrite(c.Conn, p)
 }
 
 // CloseWrite shuts the write side of the connection under it (TCP, or a
@@ -207,6 +232,9 @@ func (c *clientConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			c.spoke = true
 			c.lastRead = n
+			if c.cork != nil && !c.cork.ready.Load() {
+				c.cork.ready.Store(true)
+			}
 		}
 		return n, err
 	}

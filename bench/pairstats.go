@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"slices"
 )
@@ -121,4 +122,38 @@ func (s ratioSummary) within(bound float64) string {
 	default:
 		return "no"
 	}
+}
+
+// summarizePairs is the ratios a ÷ b of one figure over pairs (a's row,
+// b's row), leaving out pairs in which b's figure is not positive.
+func summarizePairs[R any](pairs [][2]R, get func(R) float64) ratioSummary {
+	ratios := make([]float64, 0, len(pairs))
+	for _, p := range pairs {
+		if b := get(p[1]); b > 0 {
+			ratios = append(ratios, get(p[0])/b)
+		}
+	}
+	return summarizeRatios(ratios)
+}
+
+// measurePairs measures n pairs of every comparison in comps, the
+// comparisons interleaved (pair i of each, then pair i+1). A pair that
+// fails (a request timing out on an overloaded machine) is dropped and
+// noted rather than losing the run, up to half of them; it returns notes
+// with the drops added.
+func measurePairs[C any](ctx context.Context, n int, comps []C, name func(C) string, measure func(C, int) error, notes []string) ([]string, error) {
+	dropped := 0
+	for i := range n {
+		for _, c := range comps {
+			err := measure(c, i)
+			if err == nil {
+				continue
+			}
+			if dropped++; ctx.Err() != nil || dropped > n*len(comps)/2 {
+				return nil, fmt.Errorf("%s: %w", name(c), err)
+			}
+			notes = append(notes, fmt.Sprintf("dropped: %s, %v", name(c), err))
+		}
+	}
+	return notes, nil
 }

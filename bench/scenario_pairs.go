@@ -107,20 +107,10 @@ func runOverheadPairs(ctx context.Context, e *Env) (*Outcome, error) {
 	comps = append(comps, &comparison{name: "A/A: tailguard ÷ tailguard (second process)", a: self, b: again, aa: true})
 	// The bed's note on rounds is about medians over rounds, not pairs.
 	notes := slices.DeleteFunc(b.notes, func(n string) bool { return strings.HasPrefix(n, "each figure is the median over") })
-	// A pair that fails (a request timing out on an overloaded machine)
-	// is dropped and noted rather than losing the run, up to half of them.
-	dropped := 0
-	for i := range e.Pairs {
-		for _, c := range comps {
-			err := e.measurePair(ctx, c, i, rate, d)
-			if err == nil {
-				continue
-			}
-			if dropped++; ctx.Err() != nil || dropped > e.Pairs*len(comps)/2 {
-				return nil, fmt.Errorf("%s: %w", c.name, err)
-			}
-			notes = append(notes, fmt.Sprintf("dropped: %s, %v", c.name, err))
-		}
+	notes, err = measurePairs(ctx, e.Pairs, comps, func(c *comparison) string { return c.name },
+		func(c *comparison, i int) error { return e.measurePair(ctx, c, i, rate, d) }, notes)
+	if err != nil {
+		return nil, err
 	}
 	return pairsOutcome(started, comps, e, rate, d, notes), nil
 }
@@ -247,9 +237,9 @@ func (c *comparison) summaries() pairSummary {
 	a, b := c.pooledLatency()
 	return pairSummary{
 		pairs:      len(c.pairs),
-		cpu:        c.summarize(func(r pairRow) float64 { return r.cpuUS }),
-		rateCPU:    c.summarize(func(r pairRow) float64 { return r.rateCPU }),
-		p99:        c.summarize(func(r pairRow) float64 { return r.p99 }),
+		cpu:        summarizePairs(c.pairs, func(r pairRow) float64 { return r.cpuUS }),
+		rateCPU:    summarizePairs(c.pairs, func(r pairRow) float64 { return r.rateCPU }),
+		p99:        summarizePairs(c.pairs, func(r pairRow) float64 { return r.p99 }),
 		pooledP99:  comparePooled(a, b, 0.99, bootstrapResamples, bootstrapSeed),
 		pooledP999: comparePooled(a, b, 0.999, bootstrapResamples, bootstrapSeed),
 	}
@@ -273,17 +263,6 @@ func (c *comparison) pooledLatency() (a, b *pooledLatency) {
 		ha, hb = append(ha, p[0].latency), append(hb, p[1].latency)
 	}
 	return poolLatency(ha), poolLatency(hb)
-}
-
-// summarize is the ratios a ÷ b of one figure over c's pairs.
-func (c *comparison) summarize(get func(pairRow) float64) ratioSummary {
-	ratios := make([]float64, 0, len(c.pairs))
-	for _, p := range c.pairs {
-		if b := get(p[1]); b > 0 {
-			ratios = append(ratios, get(p[0])/b)
-		}
-	}
-	return summarizeRatios(ratios)
 }
 
 // pairNotes say how the pairs were taken and how to read the ratios: a

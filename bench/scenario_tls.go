@@ -41,26 +41,37 @@ func runTLS(ctx context.Context, e *Env) (*Outcome, error) {
 		return runTLSPairs(ctx, e)
 	}
 	d := e.span(4*time.Second, 500*time.Millisecond)
-	b, err := e.newBed(ctx, "upstream")
+	b, pki, pair, err := e.newTLSBed(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	pki, err := NewPKI(b.dir)
-	if err != nil {
-		return nil, err
-	}
-	cert, key, err := pki.IssueServer("server")
-	if err != nil {
-		return nil, err
-	}
-	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, tlsPair{cert, key}), medianFigures[tlsRow], func(tg overheadTarget) (tlsRow, error) {
+	rows, notes, err := takeTurns(b.rounds, tlsTargets(e, pair), medianFigures[tlsRow], func(tg overheadTarget) (tlsRow, error) {
 		return e.tlsTarget(ctx, tg, b, pki, d, tlsOffers[tg.name])
 	})
 	if err != nil {
 		return nil, err
 	}
 	return tlsOutcome(rows, d, append(notes, b.notes...)), nil
+}
+
+// newTLSBed is the tls scenario's bed (the upstream) with a PKI in its
+// directory and a server certificate and key from it, which every target
+// terminates TLS with.
+func (e *Env) newTLSBed(ctx context.Context) (*bed, *PKI, tlsPair, error) {
+	b, err := e.newBed(ctx, "upstream")
+	if err != nil {
+		return nil, nil, tlsPair{}, err
+	}
+	pki, err := NewPKI(b.dir)
+	if err == nil {
+		var pair tlsPair
+		if pair.cert, pair.key, err = pki.IssueServer("server"); err == nil {
+			return b, pki, pair, nil
+		}
+	}
+	b.close()
+	return nil, nil, tlsPair{}, err
 }
 
 // tlsX25519 is the target tailguard measured with a client that offers

@@ -55,20 +55,12 @@ func runTLSPairs(ctx context.Context, e *Env) (*Outcome, error) {
 		return nil, errors.New("tls: -pairs and -rounds: give one")
 	}
 	d := e.span(2*time.Second, 300*time.Millisecond)
-	b, err := e.newBed(ctx, "upstream")
+	b, pki, pair, err := e.newTLSBed(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	pki, err := NewPKI(b.dir)
-	if err != nil {
-		return nil, err
-	}
-	cert, key, err := pki.IssueServer("server")
-	if err != nil {
-		return nil, err
-	}
-	arms, err := e.startTLSArms(ctx, b, tlsPair{cert, key}, pki)
+	arms, err := e.startTLSArms(ctx, b, pair, pki)
 	defer func() {
 		for _, a := range arms {
 			a.proc.stop()
@@ -79,7 +71,8 @@ func runTLSPairs(ctx context.Context, e *Env) (*Outcome, error) {
 	}
 	comps := tlsComparisons(arms)
 	notes := slices.DeleteFunc(slices.Clone(b.notes), func(n string) bool { return strings.HasPrefix(n, "each figure is the median over") })
-	notes, err = e.measureTLSPairs(ctx, comps, pki, d, notes)
+	notes, err = measurePairs(ctx, e.Pairs, comps, func(c *tlsComparison) string { return c.name },
+		func(c *tlsComparison, i int) error { return e.measureTLSPair(ctx, c, i, pki, d) }, notes)
 	if err != nil {
 		return nil, err
 	}
@@ -161,27 +154,6 @@ func tlsComparisons(arms []*tlsArm) []*tlsComparison {
 	return append(comps, &tlsComparison{name: "A/A: tailguard ÷ tailguard (second process)", a: arms[0], b: arms[2], aa: true})
 }
 
-// measureTLSPairs measures e.Pairs pairs of every comparison, the
-// comparisons interleaved. A pair that fails (a request timing out on an
-// overloaded machine) is dropped and noted rather than losing the run,
-// up to half of them; it returns notes with the drops added.
-func (e *Env) measureTLSPairs(ctx context.Context, comps []*tlsComparison, pki *PKI, d time.Duration, notes []string) ([]string, error) {
-	dropped := 0
-	for i := range e.Pairs {
-		for _, c := range comps {
-			err := e.measureTLSPair(ctx, c, i, pki, d)
-			if err == nil {
-				continue
-			}
-			if dropped++; ctx.Err() != nil || dropped > e.Pairs*len(comps)/2 {
-				return nil, fmt.Errorf("%s: %w", c.name, err)
-			}
-			notes = append(notes, fmt.Sprintf("dropped: %s, %v", c.name, err))
-		}
-	}
-	return notes, nil
-}
-
 // measureTLSPair measures c's two arms as pair i, in abba(i)'s order.
 func (e *Env) measureTLSPair(ctx context.Context, c *tlsComparison, i int, pki *PKI, d time.Duration) error {
 	arms := [2]*tlsArm{c.a, c.b}
@@ -241,19 +213,7 @@ func tlsCPU(r tlsPairRow) float64 { return r.cpuUS }
 // summaries are the ratios a ÷ b over c's pairs of keep-alive req/s and
 // CPU per request.
 func (c *tlsComparison) summaries() (rps, cpu ratioSummary) {
-	return c.summarize(tlsRPS), c.summarize(tlsCPU)
-}
-
-// summarize is the ratios a ÷ b of one figure over c's pairs, leaving
-// out pairs in which b's figure is not positive.
-func (c *tlsComparison) summarize(get func(tlsPairRow) float64) ratioSummary {
-	ratios := make([]float64, 0, len(c.pairs))
-	for _, p := range c.pairs {
-		if b := get(p[1]); b > 0 {
-			ratios = append(ratios, get(p[0])/b)
-		}
-	}
-	return summarizeRatios(ratios)
+	return summarizePairs(c.pairs, tlsRPS), summarizePairs(c.pairs, tlsCPU)
 }
 
 // tlsPairNotes say how the pairs were taken, the goal's verdict, and how

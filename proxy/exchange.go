@@ -126,6 +126,11 @@ func (x *exchange) setDeadline(start time.Time) {
 	}
 }
 
+// now is the clock the request path reads at each of the exchange's
+// phases after arrival: admission, an attempt's start and end, and the
+// finish.
+func (x *exchange) now() time.Time { return time.Now() }
+
 // hold takes a reference for an attempt about to run on a worker.
 func (x *exchange) hold() { x.refs.Add(1) }
 

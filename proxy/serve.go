@@ -75,13 +75,13 @@ func (x *exchange) admit() (resilience.Permit, cause.Cause) {
 	r := x.route
 	ready := x.arrived
 	if len(x.body) > prereadBytes || x.spooled != nil {
-		ready = time.Now()
+		ready = x.now()
 	}
 	if c := x.limitRate(ready); c != cause.None {
 		return resilience.Permit{}, c
 	}
 	permit, err := r.admission.AdmitKey(ready, x.deadline, x.priority(), x.fairKey())
-	x.admitted = time.Now()
+	x.admitted = x.now()
 	if err != nil {
 		return permit, cause.Shed
 	}
@@ -243,7 +243,7 @@ func (s *Server) record(x *exchange) {
 	if x.cause == cause.None && x.sent.watch(x) {
 		return
 	}
-	s.finish(x, time.Now())
+	s.finish(x, x.now())
 }
 
 // finish records the request, once, as its response's last byte was

@@ -216,23 +216,32 @@ func setForwarded(h *fasthttp.RequestHeader, set headerSet, clientIP net.IP, tru
 		h.Del(fasthttp.HeaderXForwardedFor)
 	}
 	scratch = appendIP(scratch, clientIP)
-	h.SetBytesV(fasthttp.HeaderXForwardedFor, scratch)
-	replaceUntrusted(h, fasthttp.HeaderXForwardedProto, proto, trusted, set&hasForwardedProto != 0)
-	replaceUntrusted(h, fasthttp.HeaderXForwardedHost, host, trusted, set&hasForwardedHost != 0)
+	h.SetCanonical(keyForwardedFor, scratch)
+	replaceUntrusted(h, keyForwardedProto, proto, trusted, set&hasForwardedProto != 0)
+	replaceUntrusted(h, keyForwardedHost, host, trusted, set&hasForwardedHost != 0)
 	return scratch
 }
 
-// replaceUntrusted sets key to v, unless the peer is trusted and sent one
-// value of its own, which is then kept (several are replaced). sent is
-// false when the request certainly has no key header.
-func replaceUntrusted(h *fasthttp.RequestHeader, key string, v []byte, trusted, sent bool) {
+// The headers tailguard sets on every request, in fasthttp's canonical
+// form, so that setting them skips the normalisation of the key.
+var (
+	keyForwardedFor   = []byte(fasthttp.HeaderXForwardedFor)
+	keyForwardedProto = []byte(fasthttp.HeaderXForwardedProto)
+	keyForwardedHost  = []byte(fasthttp.HeaderXForwardedHost)
+	keyRequestID      = []byte(headerRequestID)
+)
+
+// replaceUntrusted sets key (canonical) to v, unless the peer is trusted
+// and sent one value of its own, which is then kept (several are
+// replaced). sent is false when the request certainly has no key header.
+func replaceUntrusted(h *fasthttp.RequestHeader, key, v []byte, trusted, sent bool) {
 	if sent {
-		if trusted && len(h.PeekAll(key)) == 1 {
+		if trusted && len(h.PeekAll(string(key))) == 1 {
 			return
 		}
-		h.Del(key)
+		h.DelBytes(key)
 	}
-	h.SetBytesV(key, v)
+	h.SetCanonical(key, v)
 }
 
 // trustedPeer reports whether ip is in one of the networks.

@@ -12,7 +12,7 @@ import "testing"
 // time, and so allocated every few requests.)
 func TestOwnWorkAllocatesNothing(t *testing.T) {
 	w := newOwnWork(t)
-	for name, step := range map[string]func(){"request": w.request, "response": w.response, "bookkeeping": w.bookkeeping} {
+	for name, step := range map[string]func(){"request": w.request, "response": w.response, "bookkeeping": w.bookkeeping, "clock": w.clock} {
 		if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
 			t.Errorf("%s: allocs per run = %v, want 0", name, allocs)
 		}

@@ -160,7 +160,7 @@ func (x *exchange) setRequestID(sent bool) {
 		}
 	}
 	x.scratch = x.srv.ids.appendNext(x.scratch[:0])
-	h.SetBytesV(headerRequestID, x.scratch)
+	h.SetCanonical(keyRequestID, x.scratch)
 	x.requestID = h.Peek(headerRequestID)
 }
 

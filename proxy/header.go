@@ -144,6 +144,8 @@ func responseHeaderSet(h *fasthttp.ResponseHeader, conn []byte) (headerSet, []by
 	return set, conn
 }
 
+// announcesTrailers reports whether the response's Trailer header names
+// any field.
 func announcesTrailers(h *fasthttp.ResponseHeader) bool {
 	for range h.Trailers() {
 		return true
@@ -151,6 +153,8 @@ func announcesTrailers(h *fasthttp.ResponseHeader) bool {
 	return false
 }
 
+// appendConnectionValues appends the Connection header's values to conn,
+// each followed by a comma, as the headerSet functions do.
 func appendConnectionValues(conn []byte, values [][]byte) []byte {
 	for _, v := range values {
 		conn = append(append(conn, v...), ',')
@@ -170,7 +174,8 @@ type header interface {
 }
 
 // stripHeaders deletes from h the passNames in del, and every header the
-// Connection values in conn (as a headerSet function appends them) name.
+// Connection values in conn (as requestHeaderSet and responseHeaderSet
+// append them) name.
 // Framing and Host are never deleted that way: a client must not be able
 // to remove what makes the request well formed.
 func stripHeaders(h header, del headerSet, conn []byte) {

@@ -67,7 +67,7 @@ type round struct {
 func (a *attempt) run() {
 	x := a.x
 	u := x.route.upstream
-	start := time.Now()
+	start := x.now()
 	i := u.pick(start, a.avoid)
 	a.endpoint.Store(int32(i))
 	deadline := resilience.PerTry(start, x.deadline, x.route.perTry)
@@ -82,7 +82,7 @@ func (a *attempt) run() {
 			err = x.srv.bufferResponse(a.resp)
 		}
 	}
-	end := time.Now()
+	end := x.now()
 	c, why := client.Classify(err)
 	status := a.resp.StatusCode()
 	if why != resilience.ReasonNone {

@@ -42,7 +42,7 @@ func (x *exchange) spoolBody(cl int) cause.Cause {
 		return x.bodyFailure(err)
 	case complete:
 		x.spooled = b
-		x.setDeadline(time.Now())
+		x.setDeadline(x.now())
 		return cause.None
 	}
 	// The room ran out (or the body was known not to fit): the rest

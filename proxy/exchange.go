@@ -26,7 +26,7 @@ type exchange struct {
 	ctx      *fasthttp.RequestCtx
 	route    *Route
 	srv      *Server
-	arrived  time.Time // ctx.Time(): when the request was read
+	arrived  time.Time // ctx.Time(): when the request was read; it has a monotonic reading
 	admitted time.Time
 	deadline time.Time // all attempts share it; zero: none
 	// service is the winning attempt's upstream time.
@@ -125,6 +125,17 @@ func (x *exchange) setDeadline(start time.Time) {
 		}
 	}
 }
+
+// now is the clock the request path reads at each of the exchange's
+// phases after arrival (admission, an attempt's start and end, the
+// finish): arrival plus the time since, on the monotonic clock. That is
+// one clock read where time.Now makes two, the wall clock's and the
+// monotonic one's (about 35 ns against 90 on a KVM clock). Arrival is
+// fasthttp's time.Now, so the result has a monotonic reading too, and
+// every duration and deadline taken from it is monotonic; its wall
+// reading is arrival's plus the elapsed time, which nothing on the
+// request path reads.
+func (x *exchange) now() time.Time { return x.arrived.Add(time.Since(x.arrived)) }
 
 // hold takes a reference for an attempt about to run on a worker.
 func (x *exchange) hold() { x.refs.Add(1) }

@@ -9,11 +9,13 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// hopHeaders are hop-by-hop headers (RFC 9110 §7.6.1): they describe one
-// connection, not the message, so they are never forwarded in either
-// direction. Transfer-Encoding is hop-by-hop too; fasthttp re-derives it
-// from the body framing on every write, so it needs no deletion here.
-var hopHeaders = [...]string{
+// passNames are the header names the header passes act on, each at its
+// bit in a headerSet. The first hopCount are the hop-by-hop headers (RFC
+// 9110 §7.6.1): they describe one connection, not the message, so they
+// are never forwarded in either direction. Transfer-Encoding is
+// hop-by-hop too; fasthttp re-derives it from the body framing on every
+// write, so it needs no deletion here.
+var passNames = [...]string{
 	fasthttp.HeaderConnection,
 	fasthttp.HeaderKeepAlive,
 	"Proxy-Connection",
@@ -22,7 +24,145 @@ var hopHeaders = [...]string{
 	fasthttp.HeaderTE,
 	fasthttp.HeaderTrailer,
 	fasthttp.HeaderUpgrade,
+	headerAccelBuffering,
+	fasthttp.HeaderExpect,
+	fasthttp.HeaderXForwardedFor,
+	fasthttp.HeaderXForwardedProto,
+	fasthttp.HeaderXForwardedHost,
+	headerRequestID,
 }
+
+const hopCount = 8
+
+// A headerSet is a set of passNames: those a message may hold, found in
+// one walk over its headers, so that a pass deletes, or looks for, only
+// what is there instead of walking the headers once per name. A name
+// missing from the set is certainly missing from the message; one in it
+// may have gone since (a Connection header may name it).
+type headerSet uint16
+
+const (
+	hasConnection headerSet = 1 << iota
+	_                       // Keep-Alive
+	_                       // Proxy-Connection
+	_                       // Proxy-Authenticate
+	_                       // Proxy-Authorization
+	_                       // TE
+	_                       // Trailer
+	_                       // Upgrade
+	hasAccelBuffering
+	hasExpect
+	hasForwardedFor
+	hasForwardedProto
+	hasForwardedHost
+	hasRequestID
+
+	hopHeaders  = hasAccelBuffering - 1
+	everyHeader = hasRequestID<<1 - 1
+)
+
+// nameBit is name's bit in a headerSet; 0 if it is none of passNames.
+func nameBit(name []byte) headerSet {
+	for i, n := range passNames {
+		if len(name) == len(n) && asciiEqualFold(name, n) {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// asciiEqualFold reports whether b and s, of one length, are equal but for
+// ASCII case: header names are ASCII tokens.
+func asciiEqualFold(b []byte, s string) bool {
+	for i := range b {
+		if b[i]|0x20 != s[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// requestHeaderSet walks the request's header block as the client sent
+// it (RawHeaders; the edge has refused what is not cleanly framed), and
+// returns the passNames in it, with the values of its Connection headers
+// appended to conn, each followed by a comma. A request without a raw
+// block (not read from a client), or with a chunked body, whose trailer
+// section may have added fields, gets every name: the passes then look
+// for each.
+func requestHeaderSet(h *fasthttp.RequestHeader, conn []byte) (headerSet, []byte) {
+	raw := h.RawHeaders()
+	if len(raw) == 0 || h.ContentLength() == -1 {
+		return everyHeader, appendConnectionValues(conn, h.PeekAll(fasthttp.HeaderConnection))
+	}
+	var set, last headerSet
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') { // obs-fold: more of the last field's value
+			if last == hasConnection {
+				conn = append(append(conn, line...), ',')
+			}
+			continue
+		}
+		name, value, ok := bytes.Cut(line, strColon)
+		if !ok {
+			last = 0
+			continue
+		}
+		last = nameBit(bytes.TrimSpace(name))
+		set |= last
+		if last == hasConnection {
+			conn = append(append(conn, value...), ',')
+		}
+	}
+	if h.ConnectionClose() { // an HTTP/1.0 request without keep-alive, too
+		set |= hasConnection
+	}
+	return set, conn
+}
+
+// responseHeaderSet is requestHeaderSet for a response, walking its
+// parsed headers. A response that announces trailers, or has a chunked
+// or close-delimited body, gets every name: fasthttp's walk would copy
+// its Trailer header, and its trailer section may add fields.
+func responseHeaderSet(h *fasthttp.ResponseHeader, conn []byte) (headerSet, []byte) {
+	if h.ContentLength() < 0 || announcesTrailers(h) {
+		return everyHeader, appendConnectionValues(conn, h.PeekAll(fasthttp.HeaderConnection))
+	}
+	var set headerSet
+	for name, value := range h.All() {
+		bit := nameBit(name)
+		set |= bit
+		if bit == hasConnection {
+			conn = append(append(conn, value...), ',')
+		}
+	}
+	return set, conn
+}
+
+// announcesTrailers reports whether the response's Trailer header names
+// any field.
+func announcesTrailers(h *fasthttp.ResponseHeader) bool {
+	for range h.Trailers() {
+		return true
+	}
+	return false
+}
+
+// appendConnectionValues appends the Connection header's values to conn,
+// each followed by a comma, as the headerSet functions do.
+func appendConnectionValues(conn []byte, values [][]byte) []byte {
+	for _, v := range values {
+		conn = append(append(conn, v...), ',')
+	}
+	return conn
+}
+
+var strColon = []byte{':'}
 
 // header is what RequestHeader and ResponseHeader share for hygiene and
 // header rules.
@@ -33,29 +173,26 @@ type header interface {
 	SetBytesKV(key, value []byte)
 }
 
-// stripHopHeaders deletes the hop-by-hop headers and every header the
-// Connection header names. Framing and Host are never deleted that way: a
-// client must not be able to remove what makes the request well formed.
-// scratch holds a copy of the Connection values while headers move; the
-// grown scratch is returned for reuse.
-func stripHopHeaders(h header, scratch []byte) []byte {
-	scratch = scratch[:0]
-	for _, v := range h.PeekAll(fasthttp.HeaderConnection) {
-		scratch = append(append(scratch, v...), ',')
-	}
-	for len(scratch) > 0 {
+// stripHeaders deletes from h the passNames in del, and every header the
+// Connection values in conn (as requestHeaderSet and responseHeaderSet
+// append them) name.
+// Framing and Host are never deleted that way: a client must not be able
+// to remove what makes the request well formed.
+func stripHeaders(h header, del headerSet, conn []byte) {
+	for len(conn) > 0 {
 		var name []byte
-		name, scratch, _ = bytes.Cut(scratch, comma)
+		name, conn, _ = bytes.Cut(conn, comma)
 		name = bytes.TrimSpace(name)
 		if len(name) == 0 || protectedHeader(name) {
 			continue
 		}
 		h.DelBytes(name)
 	}
-	for _, name := range hopHeaders {
-		h.Del(name)
+	for i, name := range passNames {
+		if del&(1<<i) != 0 {
+			h.Del(name)
+		}
 	}
-	return scratch
 }
 
 var comma = []byte{','}
@@ -73,30 +210,43 @@ func protectedHeader(name []byte) bool {
 // appended to X-Forwarded-For (after any values it brought, joined into
 // one header); X-Forwarded-Proto and X-Forwarded-Host are replaced with
 // proto and host, unless the peer is trusted (trusted_proxies) and sent
-// its own. It returns the grown scratch buffer.
-func setForwarded(h *fasthttp.RequestHeader, clientIP net.IP, trusted bool, proto, host, scratch []byte) []byte {
+// its own. set says which of them the request may hold (headerSet); only
+// those are looked for. It returns the grown scratch buffer.
+func setForwarded(h *fasthttp.RequestHeader, set headerSet, clientIP net.IP, trusted bool, proto, host, scratch []byte) []byte {
 	scratch = scratch[:0]
-	for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
-		scratch = append(append(scratch, v...), ", "...)
+	if set&hasForwardedFor != 0 {
+		for _, v := range h.PeekAll(fasthttp.HeaderXForwardedFor) {
+			scratch = append(append(scratch, v...), ", "...)
+		}
+		h.Del(fasthttp.HeaderXForwardedFor)
 	}
 	scratch = appendIP(scratch, clientIP)
-	h.Del(fasthttp.HeaderXForwardedFor)
-	h.SetBytesV(fasthttp.HeaderXForwardedFor, scratch)
-	replaceUntrusted(h, fasthttp.HeaderXForwardedProto, proto, trusted)
-	replaceUntrusted(h, fasthttp.HeaderXForwardedHost, host, trusted)
+	h.SetCanonical(keyForwardedFor, scratch)
+	replaceUntrusted(h, keyForwardedProto, proto, trusted, set&hasForwardedProto != 0)
+	replaceUntrusted(h, keyForwardedHost, host, trusted, set&hasForwardedHost != 0)
 	return scratch
 }
 
-// replaceUntrusted sets key to v, unless the peer is trusted and sent one
-// value of its own, which is then kept (several are replaced).
-func replaceUntrusted(h *fasthttp.RequestHeader, key string, v []byte, trusted bool) {
-	if trusted {
-		if all := h.PeekAll(key); len(all) == 1 {
+// The headers tailguard sets on every request, in fasthttp's canonical
+// form, so that setting them skips the normalisation of the key.
+var (
+	keyForwardedFor   = []byte(fasthttp.HeaderXForwardedFor)
+	keyForwardedProto = []byte(fasthttp.HeaderXForwardedProto)
+	keyForwardedHost  = []byte(fasthttp.HeaderXForwardedHost)
+	keyRequestID      = []byte(headerRequestID)
+)
+
+// replaceUntrusted sets key (canonical) to v, unless the peer is trusted
+// and sent one value of its own, which is then kept (several are
+// replaced). sent is false when the request certainly has no key header.
+func replaceUntrusted(h *fasthttp.RequestHeader, key, v []byte, trusted, sent bool) {
+	if sent {
+		if trusted && len(h.PeekAll(string(key))) == 1 {
 			return
 		}
+		h.DelBytes(key)
 	}
-	h.Del(key)
-	h.SetBytesV(key, v)
+	h.SetCanonical(key, v)
 }
 
 // trustedPeer reports whether ip is in one of the networks.

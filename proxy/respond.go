@@ -8,10 +8,11 @@ import (
 
 // respond makes the response in ctx the one to hand back: tailguard's own
 // answer if the exchange has a cause, a tunnel if the upstream switched
-// protocols (tunnel.go), else the upstream's response, made
-// fit to pass on (hop-by-hop headers and X-Accel-Buffering out, the route's response header
-// rules; the client's own connection semantics are the server's to answer
-// after the handler returns).
+// protocols (tunnel.go), else the upstream's response, made fit to pass
+// on: hop-by-hop headers and X-Accel-Buffering (a word to the proxy, not
+// the client) out, in one walk over the headers (responseHeaderSet), then
+// the route's response header rules. The client's own connection
+// semantics are the server's to answer after the handler returns.
 func (x *exchange) respond() {
 	ctx := x.ctx
 	if x.clientHTTP10 {
@@ -26,8 +27,9 @@ func (x *exchange) respond() {
 		x.upgraded = nil
 		return
 	}
-	x.scratch = stripHopHeaders(&ctx.Response.Header, x.scratch)
-	ctx.Response.Header.Del(headerAccelBuffering) // a word to the proxy, not the client
+	var set headerSet
+	set, x.scratch = responseHeaderSet(&ctx.Response.Header, x.scratch[:0])
+	stripHeaders(&ctx.Response.Header, set&(hopHeaders|hasAccelBuffering), x.scratch)
 	x.route.responseHeaders.apply(&ctx.Response.Header)
 	if x.clientClose {
 		ctx.Response.SetConnectionClose()

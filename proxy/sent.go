@@ -101,6 +101,6 @@ func (b *sentBody) CloseWithError(err error) error {
 		cerr = c.Close()
 	}
 	*b = sentBody{}
-	x.srv.finish(x, time.Now())
+	x.srv.finish(x, x.now())
 	return cerr
 }

@@ -75,13 +75,13 @@ func (x *exchange) admit() (resilience.Permit, cause.Cause) {
 	r := x.route
 	ready := x.arrived
 	if len(x.body) > prereadBytes || x.spooled != nil {
-		ready = time.Now()
+		ready = x.now()
 	}
 	if c := x.limitRate(ready); c != cause.None {
 		return resilience.Permit{}, c
 	}
 	permit, err := r.admission.AdmitKey(ready, x.deadline, x.priority(), x.fairKey())
-	x.admitted = time.Now()
+	x.admitted = x.now()
 	if err != nil {
 		return permit, cause.Shed
 	}
@@ -104,10 +104,12 @@ func (x *exchange) priority() resilience.Priority {
 }
 
 // prepareHeaders makes the request fit to forward: hop-by-hop headers
-// out, X-Forwarded-* in, the route's request header rules, X-Request-Id
-// (the client's, or a new one), the target as the client sent it,
-// HTTP/1.1 to the upstream. It notes first what the client asked of its
-// own connection, which respond answers.
+// and Expect out, X-Forwarded-* in, the route's request header rules,
+// X-Request-Id (the client's, or a new one), the target as the client
+// sent it, HTTP/1.1 to the upstream. It notes first what the client asked
+// of its own connection, which respond answers. One walk over the
+// client's header block finds which of the headers it acts on are there
+// (requestHeaderSet); it looks for no other.
 func (x *exchange) prepareHeaders() {
 	req := &x.ctx.Request
 	x.clientClose = req.Header.ConnectionClose()
@@ -117,12 +119,13 @@ func (x *exchange) prepareHeaders() {
 	if x.upgrade {
 		x.upgradeProto = append(x.upgradeProto[:0], req.Header.Peek(fasthttp.HeaderUpgrade)...)
 	}
-	x.scratch = stripHopHeaders(&req.Header, x.scratch)
+	var set headerSet
+	set, x.scratch = requestHeaderSet(&req.Header, x.scratch[:0])
+	stripHeaders(&req.Header, set&(hopHeaders|hasExpect), x.scratch) // the server answered 100-continue
 	if x.upgrade {
 		req.Header.Set(fasthttp.HeaderConnection, "Upgrade")
 		req.Header.SetBytesV(fasthttp.HeaderUpgrade, x.upgradeProto)
 	}
-	req.Header.Del(fasthttp.HeaderExpect) // the server answered 100-continue
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
 		// Absolute form: the target's authority replaces any Host header
 		// (RFC 9112 §3.2.2). It named the route; it never names the
@@ -138,17 +141,27 @@ func (x *exchange) prepareHeaders() {
 	req.SetRequestURIBytes(x.scratch)
 	req.UseHostHeader = true // forward Host as the client wrote it
 	peer := x.ctx.RemoteIP()
-	x.scratch = setForwarded(&req.Header, peer, trustedPeer(peer, x.route.trustedProxies), x.srv.proto, req.Header.Host(), x.scratch)
+	x.scratch = setForwarded(&req.Header, set, peer, trustedPeer(peer, x.route.trustedProxies), x.srv.proto, req.Header.Host(), x.scratch)
 	x.route.requestHeaders.apply(&req.Header)
-	x.requestID = req.Header.Peek(headerRequestID)
-	if len(x.requestID) == 0 {
-		x.scratch = x.srv.ids.appendNext(x.scratch[:0])
-		req.Header.SetBytesV(headerRequestID, x.scratch)
-		x.requestID = req.Header.Peek(headerRequestID)
-	}
+	x.setRequestID(set&hasRequestID != 0)
 	if x.clientHTTP10 {
 		req.Header.SetProtocol("HTTP/1.1")
 	}
+}
+
+// setRequestID keeps the request's X-Request-Id, or gives it a new one
+// if it has none. sent is false when the client certainly sent none; the
+// route's header rules may have set one all the same.
+func (x *exchange) setRequestID(sent bool) {
+	h := &x.ctx.Request.Header
+	if sent || x.route.requestHeaders != nil {
+		if x.requestID = h.Peek(headerRequestID); len(x.requestID) > 0 {
+			return
+		}
+	}
+	x.scratch = x.srv.ids.appendNext(x.scratch[:0])
+	h.SetCanonical(keyRequestID, x.scratch)
+	x.requestID = h.Peek(headerRequestID)
 }
 
 // originForm appends the request target as the upstream gets it: the
@@ -243,7 +256,7 @@ func (s *Server) record(x *exchange) {
 	if x.cause == cause.None && x.sent.watch(x) {
 		return
 	}
-	s.finish(x, time.Now())
+	s.finish(x, x.now())
 }
 
 // finish records the request, once, as its response's last byte was

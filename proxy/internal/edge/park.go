@@ -126,6 +126,15 @@ func (p *parking) close() {
 // it reads under a deadline of parkAfter (unless fasthttp's own idle
 // deadline comes first) and, when that passes with nothing read, marks
 // the connection for parking and fails with errParked.
+//
+// When the request's first bytes arrive, the idle deadline is not set
+// back if there was one: fasthttp sets one (IdleTimeout, or ReadTimeout
+// in its place) only when it will set the read deadline again itself as
+// soon as this read returns, before it reads more (ReadTimeout from now,
+// or none; fasthttp v1.78.0 serveConn, "ReadTimeout restarts at the
+// first byte"). Setting it back would cost a timer update and, the kept
+// deadline being a wall-clock time, two clock reads, for a deadline
+// nothing reads under.
 func (c *clientConn) awaitIdle(p []byte) (int, error) {
 	if c.raw == nil || c.l.parking.serve == nil {
 		return c.Conn.Read(p)
@@ -141,6 +150,9 @@ func (c *clientConn) awaitIdle(p []byte) (int, error) {
 	if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.parked.Store(true)
 		return 0, errParked
+	}
+	if err == nil && !deadline.IsZero() {
+		return n, nil
 	}
 	if derr := c.Conn.SetReadDeadline(deadline); err == nil {
 		err = derr

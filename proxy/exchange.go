@@ -61,7 +61,8 @@ type exchange struct {
 	// stream: the request is recorded when it closes.
 	sent sentBody
 	// timer waits for backoffs and hedge delays; it is stopped whenever
-	// it is not in use.
+	// it is not in use (wait receives what it set, the hedge loop stops
+	// it as it returns), so release need not stop it again.
 	timer *time.Timer
 	// plain is the plain path's attempt, reused with the exchange.
 	plain attempt
@@ -155,7 +156,6 @@ func (x *exchange) release() {
 		}
 		break
 	}
-	x.timer.Stop()
 	x.ctx, x.route, x.srv, x.requestID = nil, nil, nil, nil
 	x.plain.x, x.plain.req, x.plain.resp = nil, nil, nil
 	x.arrived, x.admitted, x.deadline = time.Time{}, time.Time{}, time.Time{}

@@ -56,6 +56,14 @@ func ConnState(c net.Conn, s fasthttp.ConnState) {
 	}
 }
 
+// close closes the parked connections, and any parked later.
+func (p *parking) close() {
+	conns := p.stop()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
 // awaitIdle is clientConn.Read while fasthttp waits for the next request:
 // it reads under a deadline of parkAfter (unless fasthttp's own idle
 // deadline comes first) and, when that passes with nothing read, marks

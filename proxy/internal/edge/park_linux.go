@@ -309,24 +309,25 @@ func (p *parking) unpark(c *clientConn) {
 	p.mu.Unlock()
 }
 
-// close closes the parked connections, and any parked later, and stops
-// the watcher. The set is closed first: with it go all its registrations,
-// so the sockets need no DEL.
-func (p *parking) close() {
+// stop ends the parking: nothing is parked after, the watcher stops, and
+// the connections parked are returned for close to close. The set is
+// closed first: with it go all its registrations, so their sockets need
+// no DEL.
+func (p *parking) stop() []*clientConn {
 	p.mu.Lock()
 	p.closed = true
-	conns, set := p.conns, p.set
-	p.conns, p.set = nil, nil
-	for _, c := range conns {
+	conns := make([]*clientConn, 0, len(p.conns))
+	for _, c := range p.conns {
 		c.spot.watched.Store(false)
 		c.l.stats.parked.Add(-1)
+		conns = append(conns, c)
 	}
+	set := p.set
+	p.conns, p.set = nil, nil
 	p.mu.Unlock()
 	if set != nil {
 		_ = set.Close()
 		<-p.done
 	}
-	for _, c := range conns {
-		_ = c.Close()
-	}
+	return conns
 }

@@ -79,19 +79,19 @@ func (p *parking) wait(c *clientConn) {
 // unpark is called as c closes: its waiting goroutine notices by itself.
 func (p *parking) unpark(*clientConn) {}
 
-// close closes the parked connections, and any parked later.
-func (p *parking) close() {
+// stop ends the parking: nothing is parked after, and the connections
+// parked are returned for close to close.
+func (p *parking) stop() []*clientConn {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.closed = true
-	conns := p.conns
-	p.conns = nil
-	for c := range conns {
+	conns := make([]*clientConn, 0, len(p.conns))
+	for c := range p.conns {
 		c.l.stats.parked.Add(-1)
+		conns = append(conns, c)
 	}
-	p.mu.Unlock()
-	for c := range conns {
-		_ = c.Close()
-	}
+	p.conns = nil
+	return conns
 }
 
 // awaitRequest waits, under the idle deadline fasthttp last set, until

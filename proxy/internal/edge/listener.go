@@ -184,10 +184,10 @@ func (c *clientConn) Close() error {
 	if c.parked.CompareAndSwap(true, false) {
 		return c.l.parking.park(c)
 	}
-	c.l.parking.unpark(c)
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.stats.open.Add(-1)
 	}
+	c.l.parking.unpark(c) // after closed is set: see parking.add
 	return c.Conn.Close()
 }
 

@@ -44,8 +44,8 @@ import (
 // number, which the kernel reuses as soon as a socket is closed. A
 // socket is closed only after it has left the set (EPOLL_CTL_DEL) and the
 // map: the watcher and close take it out before closing it, and
-// clientConn.Close, whoever calls it, takes a parked one out first
-// (parking.unpark). So a number in the map, and the DEL for it, always
+// clientConn.Close, whoever calls it, even as the connection is being
+// parked, takes a parked one out first (parking.unpark, parking.add). So a number in the map, and the DEL for it, always
 // name the socket that was registered under it. An event already returned
 // by epoll_wait can still be stale when the watcher gets to it (its
 // socket taken out and closed meanwhile and the number parked again by a
@@ -91,8 +91,9 @@ type parking struct {
 
 // parkSpot is what a clientConn keeps of its registration in the set.
 type parkSpot struct {
-	// watched is set while the connection is in the set and the map;
-	// changed under parking.mu, read without it by clientConn.Close.
+	// watched is set while the connection is in the set and the map (and
+	// while add registers it); changed under parking.mu, read without it
+	// by clientConn.Close.
 	watched atomic.Bool
 	// fd and gen are the socket's descriptor and its registration's
 	// generation; valid while watched.
@@ -117,7 +118,8 @@ func (p *parking) park(c *clientConn) error {
 }
 
 // add registers c in the set, starting the watcher if need be, and
-// reports whether it did: not after close. Called with p.mu held.
+// reports whether it did: not after close, nor once c is closing. Called
+// with p.mu held.
 func (p *parking) add(c *clientConn) (bool, error) {
 	if p.closed {
 		return false, nil
@@ -127,6 +129,16 @@ func (p *parking) add(c *clientConn) (bool, error) {
 			return false, err
 		}
 	}
+	// A Close racing the park (fasthttp closing the connection again)
+	// sets closed, then looks at watched; this sets watched, then looks
+	// at closed: one of the two sees the other, and either the park is
+	// given up or Close takes c out of the set (under p.mu, once this is
+	// done) before its socket closes.
+	c.spot.watched.Store(true)
+	if c.closed.Load() {
+		c.spot.watched.Store(false)
+		return false, nil
+	}
 	p.gen++
 	var err error
 	cerr := c.raw.Control(func(fd uintptr) {
@@ -134,14 +146,14 @@ func (p *parking) add(c *clientConn) (bool, error) {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(fd), Pad: int32(p.gen)}
 		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 	})
-	switch {
-	case cerr != nil:
-		return false, fmt.Errorf("park: %w", cerr)
-	case err != nil:
+	if cerr != nil || err != nil {
+		c.spot.watched.Store(false)
+		if cerr != nil {
+			return false, fmt.Errorf("park: %w", cerr)
+		}
 		return false, fmt.Errorf("park: epoll_ctl add: %w", err)
 	}
 	p.conns[c.spot.fd] = c
-	c.spot.watched.Store(true)
 	c.l.stats.parked.Add(1)
 	p.sweepBy(c.deadline())
 	return true, nil

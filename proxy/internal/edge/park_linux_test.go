@@ -231,7 +231,7 @@ func TestParkedConnectionClosedByOthers(t *testing.T) {
 	}
 	b.waitParked(t, 0)
 	closedByServer(t, c, 10*time.Second)
-	next := dialFreeing(t, b.ln.Addr().String(), fd)
+	next := b.dialFreeing(t, fd)
 	get(t, next)
 	b.waitParked(t, 1)
 	if got := b.conn().spot.fd; got != fd {
@@ -243,12 +243,15 @@ func TestParkedConnectionClosedByOthers(t *testing.T) {
 	}
 }
 
-// dialFreeing connects to addr from a socket made before fd is freed for
+// dialFreeing connects to b from a socket made before fd is freed for
 // the server's accept: fd, closed, is taken by a placeholder while the
 // client's socket is made, so that the server's side of the connection
-// gets fd's number next.
-func dialFreeing(t *testing.T, addr string, fd int32) net.Conn {
+// gets fd's number next (the client's socket is wrapped, which dups it,
+// only once the server has accepted).
+func (b *parkBed) dialFreeing(t *testing.T, fd int32) net.Conn {
 	t.Helper()
+	addr := b.ln.Addr().String()
+	open := b.stats.Open()
 	hold, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -268,6 +271,7 @@ func dialFreeing(t *testing.T, addr string, fd int32) net.Conn {
 	if err := unix.Connect(s, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
 		t.Fatal(err)
 	}
+	waitUntil(t, "the server to accept", func() bool { return b.stats.Open() == open+1 })
 	f := os.NewFile(uintptr(s), "client")
 	defer f.Close()
 	c, err := net.FileConn(f)
@@ -276,6 +280,38 @@ func dialFreeing(t *testing.T, addr string, fd int32) net.Conn {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// TestParkGivesUpOnClosing: a connection that a racing Close has begun
+// to close (closed set before Close looks at whether it is parked) is not
+// parked, but closed.
+func TestParkGivesUpOnClosing(t *testing.T) {
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats Stats
+	ln := NewListener(tl, 10, nil, &stats, func(net.Conn) error {
+		t.Error("a connection closing was served")
+		return nil
+	}).(*clientListener)
+	defer ln.Close()
+	client, err := net.Dial("tcp", tl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sc.(*clientConn)
+	c.closed.Store(true)
+	_ = ln.parking.park(c)
+	if c.spot.watched.Load() || stats.Parked() != 0 || len(ln.parking.conns) != 0 {
+		t.Fatal("a connection closing was parked")
+	}
+	closedByServer(t, client, 10*time.Second)
 }
 
 // TestStaleEventDropped: a readiness event whose registration is not the

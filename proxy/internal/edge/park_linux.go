@@ -42,11 +42,13 @@ import (
 //
 // Reused descriptors: parking.conns is keyed by the socket's descriptor
 // number, which the kernel reuses as soon as a socket is closed. A
-// socket is closed only after it has left the set (EPOLL_CTL_DEL) and the
-// map: the watcher and close take it out before closing it, and
+// socket is closed only after it has left the set and the map: the
+// watcher takes it out (EPOLL_CTL_DEL) before closing it; close closes
+// the whole set, and with it every registration, before the sockets; and
 // clientConn.Close, whoever calls it, even as the connection is being
-// parked, takes a parked one out first (parking.unpark, parking.add). So a number in the map, and the DEL for it, always
-// name the socket that was registered under it. An event already returned
+// parked, takes a parked one out first (parking.unpark, parking.add). So
+// a number in the map, and the DEL for it, always name the socket that
+// was registered under it. An event already returned
 // by epoll_wait can still be stale when the watcher gets to it (its
 // socket taken out and closed meanwhile and the number parked again by a
 // new one): each registration carries a generation in the event's data,

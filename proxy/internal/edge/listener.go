@@ -23,18 +23,23 @@ import (
 // on the wire, which fasthttp's decoder does not bound (chunk extensions).
 
 // Stats are the client edge's figures for /stats and /metrics: the
-// client connections open now, and the connections and requests refused
+// client connections open now (and how many of them are parked), and the
+// connections and requests refused
 // before a route was chosen, by cause. The listener and the request path
 // write them with single atomic operations; the admin side reads them at
 // scrape time. Safe for concurrent use; the zero value is ready. Stats
 // must not be copied.
 type Stats struct {
-	open    atomic.Int64
-	refused cause.Counts
+	open, parked atomic.Int64
+	refused      cause.Counts
 }
 
 // Open is the number of client connections open now.
 func (s *Stats) Open() int64 { return s.open.Load() }
+
+// Parked is the number of open client connections parked now, idle and
+// waiting for their next request without a goroutine (park.go).
+func (s *Stats) Parked() int64 { return s.parked.Load() }
 
 // Refuse counts a connection or request refused for c before a route was
 // chosen.
@@ -157,6 +162,9 @@ type clientConn struct {
 	// idle is set while fasthttp waits for the next request, parked once
 	// that wait has been cut short to park the connection (park.go).
 	idle, parked atomic.Bool
+	// spot is the connection's place in its listener's parking while
+	// parked.
+	spot parkSpot
 	// readDeadline is the read deadline last set, in Unix nanoseconds
 	// (0: none): a parked connection's idle timeout.
 	readDeadline atomic.Int64
@@ -174,7 +182,8 @@ type clientConn struct {
 }
 
 // Close implements net.Conn; the connection leaves the count once. A
-// connection fasthttp lets go of to be parked is parked instead.
+// connection fasthttp lets go of to be parked is parked instead; a parked
+// one leaves the parking before its socket closes.
 func (c *clientConn) Close() error {
 	if c.parked.CompareAndSwap(true, false) {
 		return c.l.parking.park(c)
@@ -182,6 +191,7 @@ func (c *clientConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.stats.open.Add(-1)
 	}
+	c.l.parking.unpark(c) // after closed is set: see parking.add
 	if c.cork != nil {
 		c.cork.interrupt()
 	}

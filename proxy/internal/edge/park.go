@@ -4,13 +4,10 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"tailguard/proxy/internal/peek"
 )
 
 // Parking idle connections (issue 15): fasthttp serves a connection on a
@@ -22,13 +19,15 @@ import (
 // therefore taken away from fasthttp instead: its Read fails with
 // errParked, which fasthttp takes for a keep-alive connection ending and
 // answers by releasing everything and closing it; the close parks the
-// socket instead, and a small goroutine of its own waits for it to
-// become readable (no read, only readiness, so it stays on its first,
-// smallest stack). When the client's next request arrives the
-// connection is handed back to fasthttp (Server.ServeConn) as if newly
-// accepted; when its idle timeout passes first, or the client closes, it
-// is closed. A connection over TLS is not parked: crypto/tls keeps its
-// record buffers with the connection whoever holds it.
+// socket instead (parking.park). On Linux one goroutine per listener
+// watches all its parked sockets for readiness through an epoll set
+// (park_linux.go), so a parked connection holds no goroutine at all;
+// elsewhere a small goroutine per parked connection waits (park_other.go).
+// When the client's next request arrives the connection is handed back to
+// fasthttp (Server.ServeConn) as if newly accepted; when its idle timeout
+// passes first, or the client closes, it is closed. A connection over TLS
+// is not parked: crypto/tls keeps its record buffers with the connection
+// whoever holds it.
 
 // parkAfter is how long a keep-alive connection waits on fasthttp's
 // goroutine for its next request before it is parked: long enough that
@@ -57,67 +56,10 @@ func ConnState(c net.Conn, s fasthttp.ConnState) {
 	}
 }
 
-// parking holds a listener's parked connections, so that closing the
-// listener (a shutdown) closes them too, as fasthttp closes its idle
-// ones. Safe for concurrent use.
-type parking struct {
-	// serve hands a woken connection back to fasthttp; nil: connections
-	// are never parked.
-	serve  func(net.Conn) error
-	mu     sync.Mutex
-	conns  map[*clientConn]struct{}
-	closed bool
-}
-
-// park takes c, which fasthttp has let go of, and waits for its next
-// request on a goroutine of its own; after close it closes c instead.
-func (p *parking) park(c *clientConn) error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return c.Close()
-	}
-	if p.conns == nil {
-		p.conns = make(map[*clientConn]struct{})
-	}
-	p.conns[c] = struct{}{}
-	p.mu.Unlock()
-	go p.wait(c)
-	return nil
-}
-
-// wait waits until c is readable, then serves it, or closes it when its
-// idle deadline passes or the client has closed it.
-func (p *parking) wait(c *clientConn) {
-	readable := c.awaitRequest()
-	p.mu.Lock()
-	_, mine := p.conns[c]
-	delete(p.conns, c)
-	closed := p.closed
-	p.mu.Unlock()
-	if !mine { // close took it
-		return
-	}
-	if closed { // the listener closed as the request arrived: no serving after shutdown
-		_ = c.Close()
-		return
-	}
-	c.idle.Store(false)
-	if !readable || c.Conn.SetReadDeadline(time.Time{}) != nil {
-		_ = c.Close()
-		return
-	}
-	_ = p.serve(c) // fasthttp closes c, or parks it again through Close
-}
-
 // close closes the parked connections, and any parked later.
 func (p *parking) close() {
-	p.mu.Lock()
-	p.closed = true
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for c := range conns {
+	conns := p.stop()
+	for _, c := range conns {
 		_ = c.Close()
 	}
 }
@@ -158,22 +100,6 @@ func (c *clientConn) awaitIdle(p []byte) (int, error) {
 		err = derr
 	}
 	return n, err
-}
-
-// awaitRequest waits, under the idle deadline fasthttp last set, until
-// the parked connection has bytes to read (true), or its client closed it,
-// or the deadline passed (false). It reads nothing: the request is left
-// whole for fasthttp.
-func (c *clientConn) awaitRequest() bool {
-	if c.Conn.SetReadDeadline(c.deadline()) != nil {
-		return false
-	}
-	var r peek.Result
-	err := c.raw.Read(func(fd uintptr) bool {
-		r = peek.Socket(fd)
-		return r != peek.Clean
-	})
-	return err == nil && r == peek.Stray
 }
 
 // deadline is the read deadline last set on c (zero: none).

@@ -110,17 +110,79 @@ func (s ratioSummary) interval() string {
 // way, as a fraction.
 func (s ratioSummary) spread() float64 { return max(1-s.low, s.high-1, 0) }
 
-// within says whether the ratios show the median ratio at most bound:
+// within says whether the ratios show the median ratio at most limit:
 // "yes" when the whole 95% interval is, "no" when it is not, and "too few
 // pairs" when there is no 95% interval.
-func (s ratioSummary) within(bound float64) string {
+func (s ratioSummary) within(limit float64) string { return bound{limit: limit}.verdict(s) }
+
+// minIntervalPairs is the fewest ratios whose median has a 95% interval:
+// the whole range of 6 covers it with probability 1 − 2/2⁶ ≈ 96.9%, of 5
+// with 93.75%.
+const minIntervalPairs = 6
+
+// ends are the 95% interval's bottom and top, and, when there is none,
+// how many ratios there are and how many it needs.
+func (s ratioSummary) ends() (low, high float64, tooFew string) {
+	if s.n == 0 || s.level < 0.95 {
+		return s.low, s.high, fmt.Sprintf("%d, need %d", s.n, minIntervalPairs)
+	}
+	return s.low, s.high, ""
+}
+
+func (ratioSummary) intervalName() string { return "95% interval" }
+
+// ratioInterval is an interval for a ratio a ÷ b that a bound is judged
+// on: the median paired ratio's (ratioSummary) or the pooled ratio's
+// (pooledRatio).
+type ratioInterval interface {
+	// ends are the interval's bottom and top, and, when there are too
+	// few pairs for a verdict, why in a few words ("" when there are
+	// enough).
+	ends() (low, high float64, tooFew string)
+	// intervalName is what a note calls the interval.
+	intervalName() string
+}
+
+// bound is a claim on a ratio: at most limit or, with atLeast, at least
+// limit. A run shows it only when the ratio's whole interval is on the
+// bound's side; an interval across it shows nothing either way.
+type bound struct {
+	limit   float64
+	atLeast bool
+}
+
+// verdict says whether r shows b: "yes" when its whole interval is on
+// b's side, "no" when it is not, "too few pairs" when there is no
+// interval to judge.
+func (b bound) verdict(r ratioInterval) string {
+	low, high, tooFew := r.ends()
 	switch {
-	case s.n == 0 || s.level < 0.95:
+	case tooFew != "":
 		return "too few pairs"
-	case s.high <= bound:
+	case b.atLeast && low >= b.limit, !b.atLeast && high <= b.limit:
 		return "yes"
 	default:
 		return "no"
+	}
+}
+
+// note is b's verdict on r as a sentence about what (the ratio's name,
+// "pooled p99 new ÷ baseline"), quoting the interval's end that decides
+// it.
+func (b bound) note(what string, r ratioInterval) string {
+	low, high, tooFew := r.ends()
+	op, side, end := "≤", "top", high
+	if b.atLeast {
+		op, side, end = "≥", "bottom", low
+	}
+	claim := fmt.Sprintf("%s %s %#.3g×", what, op, b.limit)
+	switch b.verdict(r) {
+	case "yes":
+		return fmt.Sprintf("%s shown (the %s's %s, %#.3g×, %s %#.3g×)", claim, r.intervalName(), side, end, op, b.limit)
+	case "no":
+		return fmt.Sprintf("%s not shown: the %s's %s is %#.3g×", claim, r.intervalName(), side, end)
+	default:
+		return fmt.Sprintf("%s: too few pairs for a verdict (%s)", claim, tooFew)
 	}
 }
 

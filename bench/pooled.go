@@ -200,16 +200,19 @@ func (r pooledRatio) armCells() []Cell {
 // way, as a fraction.
 func (r pooledRatio) spread() float64 { return max(1-r.low, r.high-1, 0) }
 
-// within says whether the pooled ratio is shown at most bound: "yes"
+// within says whether the pooled ratio is shown at most limit: "yes"
 // when the whole bootstrap interval is, "no" when it is not, and "too
 // few pairs" under minBootstrapPairs.
-func (r pooledRatio) within(bound float64) string {
-	switch {
-	case r.n < minBootstrapPairs:
-		return "too few pairs"
-	case r.high <= bound:
-		return "yes"
-	default:
-		return "no"
+func (r pooledRatio) within(limit float64) string { return bound{limit: limit}.verdict(r) }
+
+// ends are the bootstrap interval's bottom and top, and, under
+// minBootstrapPairs, how many pairs there are and how many a verdict
+// needs.
+func (r pooledRatio) ends() (low, high float64, tooFew string) {
+	if r.n < minBootstrapPairs {
+		return r.low, r.high, fmt.Sprintf("%d, need %d", r.n, minBootstrapPairs)
 	}
+	return r.low, r.high, ""
 }
+
+func (pooledRatio) intervalName() string { return "bootstrap interval" }

@@ -47,6 +47,11 @@ type Env struct {
 	// tailguard against nginx and itself (runTLSPairs); 0 keeps the
 	// rounds.
 	Pairs int
+	// Peers adds to overhead's paired mode the comparisons with its
+	// peers, tailguard ÷ nginx and ÷ the bare fasthttp relay (and
+	// tailguard with every policy ÷ nginx), in the same pairs, with
+	// verdicts on the issue's targets (peerComparisons).
+	Peers bool
 	// Log gets progress lines; nil discards them.
 	Log io.Writer
 }
@@ -68,7 +73,7 @@ type scenario struct {
 // scenarios lists them in the order `scenario list` prints.
 func scenarios() []scenario {
 	return []scenario{
-		{"overhead", "direct vs tailguard (plain, and with every policy configured, none firing) vs a bare fasthttp relay vs an event-loop relay vs nginx vs HAProxy: req/s and CPU per request (closed loop), p50/p99/p99.9 at -rate (2000), RSS; -duration 4s per measurement, median of -rounds 3; with -pairs N, tailguard vs -baseline and vs itself in N ABBA pairs of 2s loops, median paired ratios and pooled p99 with 95% intervals", runOverhead},
+		{"overhead", "direct vs tailguard (plain, and with every policy configured, none firing) vs a bare fasthttp relay vs an event-loop relay vs nginx vs HAProxy: req/s and CPU per request (closed loop), p50/p99/p99.9 at -rate (2000), RSS; -duration 4s per measurement, median of -rounds 3; with -pairs N, tailguard vs -baseline and vs itself in N ABBA pairs of 2s loops, median paired ratios and pooled p99 with 95% intervals; -pairs N -peers adds tailguard vs nginx and vs the fasthttp relay (and tailguard, policies vs nginx) to the pairs, with verdicts on the overhead targets", runOverhead},
 		{"hedging", "two endpoints, 3% of requests 100 ms: hedging at p95 vs none, p99/p99.9 and extra load, then the hand-off cost; -rate 1000, -duration 15s per arm", runHedging},
 		{"overload", "upstream of capacity -rate (1600 req/s) offered 0.25/1/2/4×: adaptive shedding vs none vs HAProxy static limits; -duration 6s per level", runOverload},
 		{"breaker", "upstream hard down (always 500): breaker-open rejections vs no breaker, requests reaching the upstream; -rate 500, -duration 5s", runBreaker},

@@ -34,6 +34,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 	fs.BoolVar(&e.Pin, "pin", ok, "overhead: pin proxy and upstream to CPU 0, the load to CPU 1 (taskset)")
 	fs.StringVar(&e.Baseline, "baseline", "", "overhead (and tls with -pairs): also measure this tailguard binary (an earlier build), in the same rounds or pairs")
 	fs.IntVar(&e.Pairs, "pairs", 0, "overhead: compare tailguard with -baseline and with itself, tls: with nginx and with itself, in this many alternating (ABBA) pairs of short loops, instead of rounds (0: rounds)")
+	fs.BoolVar(&e.Peers, "peers", false, "overhead with -pairs: also compare tailguard with nginx and with the fasthttp relay (and tailguard, policies with nginx) in the same pairs, with verdicts on the overhead targets")
 	jsonOut := fs.String("json", "", "also write the tables as JSON to this file")
 	svgOut := fs.String("svg", "", "write the arms' percentile spectra to this SVG file")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -57,7 +58,7 @@ func (c *cli) scenario(ctx context.Context, args []string) error {
 }
 
 func (c *cli) listScenarios() {
-	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-connections N] [-smoke] [-pin] [-baseline BIN] [-pairs N] [-json FILE] [-svg FILE]")
+	fmt.Fprintln(c.out, "tailguard bench scenario NAME [-rate R] [-duration D] [-rounds N] [-connections N] [-smoke] [-pin] [-baseline BIN] [-pairs N] [-peers] [-json FILE] [-svg FILE]")
 	fmt.Fprintln(c.out, "(-rate and -duration scale each scenario as it says, with the defaults shown)")
 	for _, s := range scenarios() {
 		fmt.Fprintf(c.out, "  %-14s %s\n", s.name, s.about)

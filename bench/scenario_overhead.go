@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -40,8 +42,12 @@ type overheadRow struct {
 // its rounds, so that one disturbance on a shared machine does not decide
 // a comparison. -rate is the fixed rate (default 2000), -duration each
 // measurement (default 4s), -rounds 3. With -pairs it compares builds
-// instead, in pairs (runOverheadPairs).
+// instead, in pairs (runOverheadPairs), and with -peers also tailguard
+// and its peers.
 func runOverhead(ctx context.Context, e *Env) (*Outcome, error) {
+	if e.Peers && e.Pairs <= 0 {
+		return nil, errors.New("overhead: -peers is for -pairs N (the rounds measure the peers anyway)")
+	}
 	if e.Pairs > 0 {
 		return runOverheadPairs(ctx, e)
 	}
@@ -202,6 +208,12 @@ func overheadTargets(e *Env) []overheadTarget {
 			})
 		}},
 	}...)
+}
+
+// targetNamed is the target called name among targets; name must be one
+// of them.
+func targetNamed(targets []overheadTarget, name string) overheadTarget {
+	return targets[slices.IndexFunc(targets, func(t overheadTarget) bool { return t.name == name })]
 }
 
 // startRelay runs `bench sub -listen ADDR -upstream upstream` (a floor

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -13,8 +11,9 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// pairArm is one tailguard process of a paired comparison, started once
-// and measured many times.
+// pairArm is one process of a paired comparison (tailguard, or with
+// -peers nginx or the relay), started once and measured many times: its
+// name, the address to load and the process whose CPU counts.
 type pairArm struct {
 	name string
 	addr string
@@ -48,23 +47,28 @@ func (r *pairRow) setFigures(f []float64) {
 // comparison is two arms measured in pairs: each pair measures both, one
 // right after the other, and yields the ratios a ÷ b.
 type comparison struct {
-	name  string
-	a, b  *pairArm
-	aa    bool         // b is a second process of a's binary
+	name string
+	a, b *pairArm
+	aa   bool // b is a second process of a's binary
+	// goals are the issue's targets for a comparison with a peer
+	// (-peers); an A/B comparison (b the -baseline binary) has none.
+	goals []peerGoal
 	pairs [][2]pairRow // a's row, b's row
 }
 
 // runOverheadPairs is overhead's paired mode (-pairs N): tailguard
-// against the -baseline binary, and tailguard against a second process
-// of itself (A/A), each compared in N pairs of short measurements. The
-// three processes run at once on CPU 0 beside the one upstream; a pair
-// measures its two arms back to back in ABBA order, each with a closed
-// loop (CPU per request, req/s) and an open loop at -rate (CPU per
-// request, p99, and the latency histogram that the pooled p99 merges).
-// A pair's ratio cancels what the machine was doing during that pair,
-// which the medians of a few long rounds cannot on a shared VM; the A/A
-// comparison, measured the same way and interleaved, shows how large a
-// difference the machine can resolve at all.
+// against the -baseline binary, with -peers against nginx and the bare
+// fasthttp relay (and tailguard with every policy against nginx), and
+// tailguard against a second process of itself (A/A), each compared in N
+// pairs of short measurements. The processes run at once on CPU 0 beside
+// the one upstream; a pair measures its two arms back to back in ABBA
+// order, each with a closed loop (CPU per request, req/s) and an open
+// loop at -rate (CPU per request, p99, and the latency histogram that
+// the pooled p99 merges). A pair's ratio cancels what the machine was
+// doing during that pair, which the medians of a few long rounds cannot
+// on a shared VM; the A/A comparison, measured the same way and
+// interleaved, shows how large a difference the machine can resolve at
+// all.
 func runOverheadPairs(ctx context.Context, e *Env) (*Outcome, error) {
 	if e.Rounds > 0 {
 		return nil, errors.New("overhead: -pairs and -rounds: give one")
@@ -75,61 +79,20 @@ func runOverheadPairs(ctx context.Context, e *Env) (*Outcome, error) {
 		return nil, err
 	}
 	defer b.close()
-	var started []*pairArm
-	defer func() {
-		for _, a := range started {
-			a.proc.stop()
-		}
-	}()
-	start := func(name, bin string) (*pairArm, error) {
-		a, err := e.startPairArm(ctx, filepath.Join(b.dir, fmt.Sprint(len(started))), name, bin, b.upAddr)
-		if err == nil {
-			started = append(started, a)
-		}
-		return a, err
-	}
-	self, err := start("tailguard", "")
+	s := newPairStarter(b, overheadTargets(e))
+	defer s.stop()
+	comps, err := s.comparisons(ctx, e.Baseline != "", e.Peers)
 	if err != nil {
 		return nil, err
 	}
-	var comps []*comparison
-	if e.Baseline != "" {
-		base, err := start("tailguard baseline", e.Baseline)
-		if err != nil {
-			return nil, err
-		}
-		comps = append(comps, &comparison{name: "A/B: tailguard ÷ tailguard baseline", a: self, b: base})
-	}
-	again, err := start("tailguard (second process)", "")
-	if err != nil {
-		return nil, err
-	}
-	comps = append(comps, &comparison{name: "A/A: tailguard ÷ tailguard (second process)", a: self, b: again, aa: true})
 	// The bed's note on rounds is about medians over rounds, not pairs.
 	notes := slices.DeleteFunc(b.notes, func(n string) bool { return strings.HasPrefix(n, "each figure is the median over") })
 	notes, err = measurePairs(ctx, e.Pairs, comps, func(c *comparison) string { return c.name },
-		func(c *comparison, i int) error { return e.measurePair(ctx, c, i, rate, d) }, notes)
+		func(c *comparison, i int) error { return e.measurePair(ctx, c, i, rate, d) }, append(notes, s.notes...))
 	if err != nil {
 		return nil, err
 	}
-	return pairsOutcome(started, comps, e, rate, d, notes), nil
-}
-
-// startPairArm starts tailguard (bin, or this binary if "") with the
-// plain overhead config, its files in dir.
-func (e *Env) startPairArm(ctx context.Context, dir, name, bin, upAddr string) (*pairArm, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	self := e.self()
-	if bin != "" {
-		self = []string{bin}
-	}
-	addr, proc, err := e.startTailguardProcess(ctx, dir, proxyConfig{endpoints: []string{upAddr}}, self)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	return &pairArm{name: name, addr: addr, proc: proc}, nil
+	return pairsOutcome(s.arms, comps, e, rate, d, notes), nil
 }
 
 // measurePair measures c's two arms as pair i, in abba(i)'s order.
@@ -188,7 +151,7 @@ var pairArmColumns = []string{"target", "req/s (closed loop)", "CPU per request 
 // pairColumns are the ratios table's columns: each figure's median ratio
 // over the pairs, and its interval; then the pooled p99 of each arm, the
 // pooled ratios and their bootstrap intervals.
-var pairColumns = []string{"comparison", "pairs", "CPU per request (closed loop)", "95% interval", "CPU per request (open loop)", "95% interval", "p99", "95% interval",
+var pairColumns = []string{"comparison", "pairs", "req/s (closed loop)", "95% interval", "CPU per request (closed loop)", "95% interval", "CPU per request (open loop)", "95% interval", "p99", "95% interval",
 	"pooled p99 A", "pooled p99 B", "pooled p99 A ÷ B", "95% interval (bootstrap)", "pooled p99.9 A ÷ B", "95% interval (bootstrap)"}
 
 // pairsOutcome tabulates each arm's medians over its measurements, then
@@ -211,6 +174,9 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
 	t.note("the arms run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
+	if e.Peers {
+		t.note("%s", peersNote)
+	}
 	r := &Table{Title: fmt.Sprintf("Overhead in pairs: median of the paired ratios (ABBA order), and the pooled p99, open loop at %.0f/s", rate), Columns: pairColumns}
 	sums := make([]pairSummary, len(comps))
 	for i, c := range comps {
@@ -222,13 +188,13 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 }
 
 // pairSummary is what a comparison's pairs say: the median paired
-// ratios a ÷ b of closed-loop CPU, open-loop CPU and p99, and the ratio
-// of the arms' pooled open-loop p99 and p99.9.
+// ratios a ÷ b of closed-loop req/s and CPU, open-loop CPU and p99, and
+// the ratio of the arms' pooled open-loop p99 and p99.9.
 type pairSummary struct {
-	pairs             int
-	cpu, rateCPU, p99 ratioSummary
-	pooledP99         pooledRatio
-	pooledP999        pooledRatio
+	pairs                  int
+	rps, cpu, rateCPU, p99 ratioSummary
+	pooledP99              pooledRatio
+	pooledP999             pooledRatio
 }
 
 // summaries are the ratios a ÷ b over c's pairs of the figures the
@@ -237,6 +203,7 @@ func (c *comparison) summaries() pairSummary {
 	a, b := c.pooledLatency()
 	return pairSummary{
 		pairs:      len(c.pairs),
+		rps:        summarizePairs(c.pairs, func(r pairRow) float64 { return r.rps }),
 		cpu:        summarizePairs(c.pairs, func(r pairRow) float64 { return r.cpuUS }),
 		rateCPU:    summarizePairs(c.pairs, func(r pairRow) float64 { return r.rateCPU }),
 		p99:        summarizePairs(c.pairs, func(r pairRow) float64 { return r.p99 }),
@@ -248,7 +215,7 @@ func (c *comparison) summaries() pairSummary {
 // cells are s's row of the ratios table, after the comparison's name.
 func (s pairSummary) cells() []Cell {
 	cells := []Cell{countCell(int64(s.pairs))}
-	for _, cs := range [][]Cell{s.cpu.cells(), s.rateCPU.cells(), s.p99.cells(),
+	for _, cs := range [][]Cell{s.rps.cells(), s.cpu.cells(), s.rateCPU.cells(), s.p99.cells(),
 		s.pooledP99.armCells(), s.pooledP99.cells(), s.pooledP999.cells()} {
 		cells = append(cells, cs...)
 	}
@@ -267,25 +234,33 @@ func (c *comparison) pooledLatency() (a, b *pooledLatency) {
 
 // pairNotes say how the pairs were taken and how to read the ratios: a
 // change is shown within a bound only when the whole interval is, and
-// the A/A interval is the smallest difference the machine can tell.
-// sums[i] is comps[i]'s summary.
+// the A/A interval is the smallest difference the machine can tell; a
+// comparison with a peer gets a verdict per goal. sums[i] is comps[i]'s
+// summary.
 func pairNotes(comps []*comparison, sums []pairSummary) []string {
+	interleaved := "the A/B and A/A pairs"
+	if slices.ContainsFunc(comps, func(c *comparison) bool { return len(c.goals) > 0 }) {
+		interleaved = "every comparison's pairs"
+	}
 	notes := []string{
-		"a pair measures its two arms back to back, A,B then B,A in the next pair (ABBA), the A/B and A/A pairs interleaved; a ratio is A's figure ÷ B's in one pair",
+		fmt.Sprintf("a pair measures its two arms back to back, A,B then B,A in the next pair (ABBA), %s interleaved; a ratio is A's figure ÷ B's in one pair", interleaved),
 		"95% interval: the k-th smallest to k-th largest ratio, distribution-free (binomial) for the median ratio; a level under 95% is shown when there are too few pairs",
 		fmt.Sprintf("pooled p99: each arm's open-loop latency histograms of all the comparison's pairs merged, so p99 rests on all their requests, not on one loop's; its 95%% interval is a percentile bootstrap over pairs (%d resamples of the pair indices with replacement, both arms alike, fixed seed: the same data give the same interval; a verdict needs %d pairs)",
 			bootstrapResamples, minBootstrapPairs),
 	}
 	for i, c := range comps {
 		s := sums[i]
-		if !c.aa {
+		switch {
+		case len(c.goals) > 0:
+			notes = append(notes, c.goalNotes(s)...)
+		case !c.aa:
 			notes = append(notes, fmt.Sprintf("new ÷ baseline ≤ 1.05× shown (the 95%% interval's top ≤ 1.05×): CPU per request %s (closed loop), %s (open loop); p99 %s",
 				s.cpu.within(1.05), s.rateCPU.within(1.05), s.p99.within(1.05)),
 				pooledVerdict(s.pooledP99))
-			continue
+		default:
+			notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop), ±%.1f%% in p99 and ±%.1f%% in pooled p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
+				100*s.cpu.spread(), 100*s.rateCPU.spread(), 100*s.p99.spread(), 100*s.pooledP99.spread()))
 		}
-		notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop), ±%.1f%% in p99 and ±%.1f%% in pooled p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
-			100*s.cpu.spread(), 100*s.rateCPU.spread(), 100*s.p99.spread(), 100*s.pooledP99.spread()))
 	}
 	return notes
 }
@@ -293,12 +268,5 @@ func pairNotes(comps []*comparison, sums []pairSummary) []string {
 // pooledVerdict is the note on the pooled p99 bound: shown only when the
 // whole bootstrap interval is at or under 1.05×.
 func pooledVerdict(r pooledRatio) string {
-	switch r.within(1.05) {
-	case "yes":
-		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05× shown (the bootstrap interval's top, %#.3g×, ≤ 1.05×)", r.high)
-	case "no":
-		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05× not shown: the bootstrap interval's top is %#.3g×", r.high)
-	default:
-		return fmt.Sprintf("pooled p99 new ÷ baseline ≤ 1.05×: too few pairs for a verdict (%d, need %d)", r.n, minBootstrapPairs)
-	}
+	return bound{limit: 1.05}.note("pooled p99 new ÷ baseline", r)
 }

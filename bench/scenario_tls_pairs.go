@@ -100,10 +100,7 @@ const tlsBaselineArm = "tailguard baseline"
 // for the caller to stop.
 func (e *Env) startTLSArms(ctx context.Context, b *bed, pair tlsPair, pki *PKI) ([]*tlsArm, error) {
 	targets := tlsTargets(e, pair)
-	byName := func(name string) overheadTarget {
-		return targets[slices.IndexFunc(targets, func(t overheadTarget) bool { return t.name == name })]
-	}
-	starts := []overheadTarget{byName("tailguard"), byName("nginx"), byName("tailguard")}
+	starts := []overheadTarget{targetNamed(targets, "tailguard"), targetNamed(targets, "nginx"), targetNamed(targets, "tailguard")}
 	names := slices.Clone(tlsPairArms)
 	if e.Baseline != "" {
 		names = append(names, tlsBaselineArm)
@@ -244,10 +241,10 @@ func tlsPairNotes(comps []*tlsComparison) []string {
 // 95% interval is at or above it.
 func tlsVerdict(rps ratioSummary) string {
 	goal := fmt.Sprintf("keep-alive req/s ≥ %.1f× nginx", tlsGoal)
-	switch {
-	case rps.n == 0 || rps.level < 0.95:
+	switch (bound{limit: tlsGoal, atLeast: true}).verdict(rps) {
+	case "too few pairs":
 		return fmt.Sprintf("goal (issue): %s: too few pairs for a 95%% interval", goal)
-	case rps.low >= tlsGoal:
+	case "yes":
 		return fmt.Sprintf("goal (issue): %s shown (median %.2f×, the 95%% interval's bottom %.2f×)", goal, rps.median, rps.low)
 	default:
 		return fmt.Sprintf("goal (issue): %s not shown: the 95%% interval reaches down to %.2f× (median %.2f×)", goal, rps.low, rps.median)

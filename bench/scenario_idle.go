@@ -34,10 +34,10 @@ var idleAdmin = &http.Client{Timeout: 15 * time.Second}
 // fasthttp workers that served them to exit (one to two seconds after).
 const idleSettle = 3 * time.Second
 
-// idleScavenge is how long the idle scenario waits after its collections
-// before its last reading: the runtime returns the pages they freed to
-// the OS in the background, so RSS follows the heap only after a while.
-const idleScavenge = 10 * time.Second
+// idleScavenge are the idle scenario's readings after its collections, as
+// times since them: the runtime returns the pages they freed to the OS
+// in the background, so RSS follows the heap only after a while.
+var idleScavenge = []time.Duration{10 * time.Second, time.Minute}
 
 // runIdle measures what an idle keep-alive client connection costs
 // tailguard in memory: the real binary in its quick form, in front of
@@ -46,10 +46,10 @@ const idleScavenge = 10 * time.Second
 // and then stays open and silent. tailguard's resident memory (VmRSS), Go
 // heap in use, goroutine stacks and goroutines are read fresh, with the
 // connections open and idle for 3 s, right after two garbage collections
-// (the admin port's /debug/pprof/heap?gc=1), and 10 s after them: the
-// collections free what serving the connections left behind (buffers in
-// pools, the stacks of exited goroutines), and the runtime then returns
-// those pages to the OS in the background. The growth over the fresh
+// (the admin port's /debug/pprof/heap?gc=1), and 10 s and a minute after
+// them: the collections free what serving the connections left behind
+// (buffers in pools, the stacks of exited goroutines), and the runtime
+// then returns those pages to the OS in the background. The growth over the fresh
 // figures, divided by the connections, is the cost of one.
 func runIdle(ctx context.Context, e *Env) (*Outcome, error) {
 	n := e.Connections
@@ -123,17 +123,29 @@ func (e *Env) idleMeasure(ctx context.Context, t *Table, p *process, listen, adm
 	if err != nil {
 		return err
 	}
-	time.Sleep(e.fixed(idleScavenge, time.Second))
-	scavenged, err := readIdleMemory(ctx, p.pid(), admin)
-	if err != nil {
-		return err
+	waits := idleScavenge
+	if e.Smoke {
+		waits = []time.Duration{time.Second}
+	}
+	later := make([]idleMemory, len(waits))
+	var waited time.Duration
+	for i, w := range waits {
+		time.Sleep(w - waited)
+		waited = w
+		if later[i], err = readIdleMemory(ctx, p.pid(), admin); err != nil {
+			return err
+		}
 	}
 	t.add("fresh", fresh.cells()...)
 	t.add(fmt.Sprintf("%d idle, %v after their GET", n, idleSettle), idle.cells()...)
 	t.add("the same after two GCs", collected.cells()...)
-	t.add(fmt.Sprintf("the same %v later", e.fixed(idleScavenge, time.Second)), scavenged.cells()...)
+	for i, w := range waits {
+		t.add(fmt.Sprintf("the same %v later", w), later[i].cells()...)
+	}
 	t.add("per idle connection", idle.perConn(fresh, n)...)
-	t.add("per idle connection, after the GCs and the wait", scavenged.perConn(fresh, n)...)
+	for i, w := range waits {
+		t.add(fmt.Sprintf("per idle connection, %v after the GCs", w), later[i].perConn(fresh, n)...)
+	}
 	t.note("tailguard: `tailguard -upstream URL` with its defaults (read buffer = max_header_bytes 16 KiB, idle_timeout 90s), in front of `tailguard upstream`; pinned to CPU 0 with it when -pin")
 	t.note("RSS is VmRSS from /proc; heap in use, stacks and goroutines are go_memstats_heap_inuse_bytes, go_memstats_stack_inuse_bytes and go_goroutines from the admin port's /metrics; a GC is /debug/pprof/heap?gc=1")
 	t.note("kernel socket buffers are not in RSS: an idle socket holds none, and a busy one's count against the kernel, not the process")

@@ -30,12 +30,8 @@ import (
 // hedges. If the room runs out, what was collected goes first and the
 // rest streams from the client.
 func (x *exchange) spoolBody(cl int) cause.Cause {
-	ctx, route := x.ctx, x.route
-	limit := int64(-1)
-	if cl < 0 {
-		limit = route.maxBody
-	}
-	src := client.NewRequestBody(x.clientBody(), cl, limit)
+	ctx := x.ctx
+	src := client.NewRequestBody(x.clientBody(), cl, x.route.maxBody)
 	b, complete, err := x.srv.spool.Fill(src, int64(cl))
 	switch {
 	case err != nil:

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -20,7 +18,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"tailguard/metrics"
 	"tailguard/proxy/internal/spool"
 )
 
@@ -410,14 +407,8 @@ func TestResponseTimeRunsToTheLastByte(t *testing.T) {
 			} `json:"latency_ms"`
 		} `json:"routes"`
 	}
-	admin := metrics.NewAdmin(metrics.AdminOptions{Ready: func() bool { return true }, Config: func() any { return nil }, Stats: srv.reg})
 	for range 100 {
-		srv.reg.Tick(time.Now())
-		rec := httptest.NewRecorder()
-		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats?window=all", nil))
-		if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
-			t.Fatal(err)
-		}
+		readStats(t, srv, &doc)
 		if len(doc.Routes) == 1 && doc.Routes[0].Requests > 0 {
 			break
 		}

@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -194,4 +196,17 @@ func rawRequest(t testing.TB, addr, req string) string {
 	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	b, _ := io.ReadAll(c)
 	return string(b)
+}
+
+// readStats ticks srv's registry, so that every request so far is in the
+// windows, and decodes its /stats?window=all into doc.
+func readStats(t testing.TB, srv *Server, doc any) {
+	t.Helper()
+	srv.reg.Tick(time.Now())
+	admin := metrics.NewAdmin(metrics.AdminOptions{Ready: func() bool { return true }, Config: func() any { return nil }, Stats: srv.reg})
+	rec := httptest.NewRecorder()
+	admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats?window=all", nil))
+	if err := json.Unmarshal(rec.Body.Bytes(), doc); err != nil {
+		t.Fatalf("/stats: %v\n%s", err, rec.Body)
+	}
 }

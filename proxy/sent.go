@@ -34,11 +34,11 @@ import (
 // response is incomplete. A write that fails (the client went away), or a
 // read the client's pace delayed past the deadline, is not the upstream's.
 type sentBody struct {
-	x        *exchange
-	r        client.Handover
-	idle     time.Duration // 0: no deadline of its own
-	deadline time.Time     // the upstream's reads' (zero: none)
-	failed   bool          // a read failed
+	x      *exchange
+	r      client.Handover
+	idle   time.Duration // 0: no deadline of its own
+	stream bool          // read from the upstream, until x.deadline
+	failed bool          // a read failed
 }
 
 // errClientLate ends a stream whose next read would start after the
@@ -59,7 +59,7 @@ func (b *sentBody) watch(x *exchange) bool {
 	if sr, buffered := r.(*spool.Reader); buffered && !sr.Streams() {
 		b.idle = x.srv.srv.IdleTimeout
 	} else {
-		b.deadline = x.deadline
+		b.stream = true
 		r.ReadUntil(x.deadline)
 	}
 	r.HandOver()
@@ -72,7 +72,7 @@ func (b *sentBody) Read(p []byte) (int, error) {
 	if b.idle > 0 {
 		_ = b.x.ctx.SetWriteDeadline(time.Now().Add(b.idle))
 	}
-	if !b.deadline.IsZero() && !time.Now().Before(b.deadline) {
+	if b.stream && !b.x.deadline.IsZero() && !b.x.now().Before(b.x.deadline) {
 		return 0, errClientLate
 	}
 	n, err := b.r.Read(p)

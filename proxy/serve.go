@@ -230,13 +230,8 @@ func (x *exchange) takeBody() cause.Cause {
 // streamBody makes the client's body the upstream's request body as it
 // arrives, its reads sharing the request's deadline.
 func (x *exchange) streamBody(cl int) cause.Cause {
-	ctx, route := x.ctx, x.route
-	req := &ctx.Request
-	limit := int64(-1)
-	if cl == -1 {
-		limit = route.maxBody
-	}
-	req.SetBodyStream(client.NewRequestBody(ctx.RequestBodyStream(), cl, limit), cl)
+	ctx := x.ctx
+	ctx.Request.SetBodyStream(client.NewRequestBody(ctx.RequestBodyStream(), cl, x.route.maxBody), cl)
 	if !x.deadline.IsZero() {
 		_ = ctx.SetReadDeadline(x.deadline)
 	}

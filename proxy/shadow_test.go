@@ -1,16 +1,12 @@
 package proxy
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"tailguard/metrics"
 )
 
 // shadowStats are the /stats figures the shadow-mode tests compare.
@@ -41,14 +37,8 @@ type shadowStats struct {
 // windows, and reads /stats?window=all.
 func statsOf(t *testing.T, srv *Server) shadowStats {
 	t.Helper()
-	srv.reg.Tick(time.Now())
-	admin := metrics.NewAdmin(metrics.AdminOptions{Ready: func() bool { return true }, Config: func() any { return nil }, Stats: srv.reg})
-	rec := httptest.NewRecorder()
-	admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats?window=all", nil))
 	var doc shadowStats
-	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
-		t.Fatalf("/stats: %v\n%s", err, rec.Body)
-	}
+	readStats(t, srv, &doc)
 	if len(doc.Routes) != 1 || len(doc.Upstreams) != 1 {
 		t.Fatalf("/stats: %d routes, %d upstreams; want one of each", len(doc.Routes), len(doc.Upstreams))
 	}

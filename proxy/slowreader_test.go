@@ -126,21 +126,24 @@ func (h *countingHandover) ReadUntil(time.Time)        {}
 // TestSentBodyReadPastDeadline: a read of the upstream's stream that would
 // start after the request's deadline (the client took the body too
 // slowly) is not made, and is not the upstream's failure; before the
-// deadline, or with none, reads go through.
+// deadline, or with none, reads go through, as do a buffered body's,
+// which holds no upstream connection.
 func TestSentBodyReadPastDeadline(t *testing.T) {
 	tests := []struct {
 		name     string
 		deadline time.Time
+		stream   bool // from the upstream, not a buffered body
 		late     bool
 	}{
-		{"deadline passed", time.Now().Add(-time.Millisecond), true},
-		{"deadline ahead", time.Now().Add(time.Hour), false},
-		{"no deadline", time.Time{}, false},
+		{"deadline passed", time.Now().Add(-time.Millisecond), true, true},
+		{"deadline ahead", time.Now().Add(time.Hour), true, false},
+		{"no deadline", time.Time{}, true, false},
+		{"buffered body, deadline passed", time.Now().Add(-time.Millisecond), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &countingHandover{}
-			b := sentBody{r: h, deadline: tt.deadline}
+			b := sentBody{x: &exchange{arrived: time.Now(), deadline: tt.deadline}, r: h, stream: tt.stream}
 			n, err := b.Read(make([]byte, 8))
 			if tt.late && (err != errClientLate || n != 0 || h.reads != 0) {
 				t.Errorf("Read = %d, %v after %d reads of the stream; want 0, errClientLate, none", n, err, h.reads)

@@ -1,20 +1,16 @@
 package proxy
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-
-	"tailguard/metrics"
 )
 
 // streamStats are the /stats figures the streamed-failure tests read.
@@ -39,16 +35,10 @@ type streamStats struct {
 // streamStatsOf ticks srv's registry and reads /stats?window=all.
 func streamStatsOf(t *testing.T, srv *Server) streamStats {
 	t.Helper()
-	srv.reg.Tick(time.Now())
-	admin := metrics.NewAdmin(metrics.AdminOptions{Ready: func() bool { return true }, Config: func() any { return nil }, Stats: srv.reg})
-	rec := httptest.NewRecorder()
-	admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/stats?window=all", nil))
 	var doc streamStats
-	if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
-		t.Fatalf("/stats: %v\n%s", err, rec.Body)
-	}
+	readStats(t, srv, &doc)
 	if len(doc.Routes) != 1 || len(doc.Upstreams) != 1 || len(doc.Upstreams[0].Endpoints) != 1 {
-		t.Fatalf("/stats: %s; want one route, one upstream, one endpoint", rec.Body)
+		t.Fatalf("/stats: %+v; want one route, one upstream, one endpoint", doc)
 	}
 	return doc
 }

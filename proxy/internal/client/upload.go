@@ -66,9 +66,14 @@ type RequestBody struct {
 }
 
 // NewRequestBody wraps r, a client's body of length bytes (< 0: unknown,
-// as chunked), allowing at most limit bytes (< 0: no limit).
-func NewRequestBody(r io.Reader, length int, limit int64) *RequestBody {
-	return &RequestBody{r: r, left: int64(length), limit: limit}
+// as chunked). A body of unknown length may have at most maxBody bytes
+// (< 0: no limit); one of known length was held to it before it was read.
+func NewRequestBody(r io.Reader, length int, maxBody int64) *RequestBody {
+	b := &RequestBody{r: r, left: int64(length), limit: -1}
+	if length < 0 {
+		b.limit = maxBody
+	}
+	return b
 }
 
 // Read implements io.Reader.

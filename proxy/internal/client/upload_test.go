@@ -13,11 +13,11 @@ import (
 // body ends cleanly.
 func TestRequestBodyEnds(t *testing.T) {
 	tests := []struct {
-		name   string
-		sent   string
-		length int
-		limit  int64
-		want   error // nil: read to a clean end
+		name    string
+		sent    string
+		length  int
+		maxBody int64
+		want    error // nil: read to a clean end
 	}{
 		{"whole, known length", "hello", 5, -1, nil},
 		{"short of its length", "hel", 5, -1, errClientBody},
@@ -25,10 +25,11 @@ func TestRequestBodyEnds(t *testing.T) {
 		{"unknown length, within the limit", "hello", -1, 5, nil},
 		{"unknown length, over the limit", "hello!", -1, 5, errBodyTooLarge},
 		{"unknown length, no limit", "hello", -1, -1, nil},
+		{"known length: the limit was checked before", "hello", 5, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := NewRequestBody(strings.NewReader(tt.sent), tt.length, tt.limit)
+			b := NewRequestBody(strings.NewReader(tt.sent), tt.length, tt.maxBody)
 			_, err := io.ReadAll(b)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("read: %v, want %v", err, tt.want)

@@ -7,7 +7,6 @@ import (
 
 	"tailguard/proxy/internal/cause"
 	"tailguard/proxy/internal/client"
-	"tailguard/proxy/internal/spool"
 )
 
 // sentBody is a response body stream on its way to the client. fasthttp
@@ -55,12 +54,11 @@ func (b *sentBody) watch(x *exchange) bool {
 	if !ok {
 		return false
 	}
-	*b = sentBody{x: x, r: r}
-	if sr, buffered := r.(*spool.Reader); buffered && !sr.Streams() {
-		b.idle = x.srv.srv.IdleTimeout
-	} else {
-		b.stream = true
+	*b = sentBody{x: x, r: r, stream: streamsUpstream(resp)}
+	if b.stream {
 		r.ReadUntil(x.deadline)
+	} else {
+		b.idle = x.srv.srv.IdleTimeout
 	}
 	r.HandOver()
 	resp.SetBodyStream(b, resp.Header.ContentLength())

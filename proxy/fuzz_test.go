@@ -132,6 +132,7 @@ func FuzzHeaderHygiene(f *testing.F) {
 	f.Add([]byte("Host: a\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n\r\n"), []byte{127, 0, 0, 1}, true)
 	f.Add([]byte("Host: a\r\nConnection: close, Proxy-Authorization\r\nProxy-Authorization: Basic x\r\nTransfer-Encoding: chunked\r\nTrailer: X\r\n\r\n"), []byte(net.ParseIP("2001:db8::1")), true)
 	f.Add([]byte("Host: a\r\nConnection: ,, ,x-forwarded-for,\r\nProxy-Connection: keep-alive\r\n\r\n"), []byte{}, false)
+	f.Add([]byte("Host: a\r\nConnection:\nX-Hop: 1\r\nconnection: x-hop\n\r\n"), []byte{}, false) // bare LF ends a line
 	f.Fuzz(func(t *testing.T, block, ip []byte, trusted bool) {
 		var h fasthttp.RequestHeader
 		if h.Read(bufio.NewReader(io.MultiReader(strings.NewReader("GET / HTTP/1.1\r\n"), bytes.NewReader(block)))) != nil {
@@ -186,8 +187,8 @@ func FuzzHeaderHygiene(f *testing.F) {
 // headers list, except those tailguard protects.
 func connectionNames(raw []byte) []string {
 	var names []string
-	for line := range strings.SplitSeq(string(raw), "\r\n") {
-		name, value, ok := strings.Cut(line, ":")
+	for line := range strings.SplitSeq(string(raw), "\n") { // fasthttp ends a line at a bare LF too
+		name, value, ok := strings.Cut(strings.TrimSuffix(line, "\r"), ":")
 		if !ok || !strings.EqualFold(strings.TrimSpace(name), "connection") {
 			continue
 		}

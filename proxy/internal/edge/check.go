@@ -31,10 +31,13 @@ func Check(ctx *fasthttp.RequestCtx, maxURI int) cause.Cause {
 	if c := checkRequestLine(h.Method(), h.RequestURI(), h.Protocol(), maxURI); c != cause.None {
 		return c
 	}
-	if len(ctx.Host()) == 0 {
+	if len(ctx.Host()) == 0 || len(h.Host()) == 0 && h.RequestURI()[0] == '/' {
 		// An HTTP/1.0 request may lack Host (fasthttp refuses an HTTP/1.1
 		// one), but tailguard forwards the client's Host and never
-		// invents one.
+		// invents one. Nor does it take one from an origin-form target:
+		// fasthttp reads "//evil/admin" without a Host header as the
+		// authority evil and the path /admin, which would reach the
+		// upstream as such.
 		return cause.BadRequest
 	}
 	return checkHeaderBlock(h.RawHeaders())

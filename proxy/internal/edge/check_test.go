@@ -37,6 +37,8 @@ func TestCheckRequest(t *testing.T) {
 		{"chunked, any case", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ChUnKeD \r\n\r\n", cause.None},
 		{"absolute form http", "GET http://h/x HTTP/1.1\r\nHost: y\r\n\r\n", cause.None},
 		{"absolute form HTTPS", "GET HTTPS://h/x HTTP/1.1\r\nHost: y\r\n\r\n", cause.None},
+		{"absolute form, HTTP/1.0 without Host", "GET http://h/x HTTP/1.0\r\nAccept: */*\r\n\r\n", cause.None},
+		{"double slashes with Host", "GET //a//b HTTP/1.1\r\nHost: x\r\n\r\n", cause.None},
 		{"websocket upgrade: stripped, not refused", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", cause.None},
 		{"leading empty lines", "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", cause.None},
 		{"header value with tab and obs-text", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\tb \xe9\r\n\r\n", cause.None},
@@ -64,7 +66,8 @@ func TestCheckRequest(t *testing.T) {
 		{"HTTP2-Settings alone", "GET / HTTP/1.1\r\nHost: x\r\nHTTP2-Settings: AAMA\r\n\r\n", cause.BadRequest},
 		{"asterisk form", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", cause.BadRequest},
 		{"ftp scheme", "GET ftp://h/x HTTP/1.1\r\nHost: x\r\n\r\n", cause.BadRequest},
-		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", cause.BadRequest},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\nAccept: */*\r\n\r\n", cause.BadRequest},
+		{"HTTP/1.0 without Host, a target fasthttp reads as an authority", "GET //evil/admin HTTP/1.0\r\nAccept: */*\r\n\r\n", cause.BadRequest},
 		{"target over the limit", "GET /" + strings.Repeat("a", maxURI) + " HTTP/1.1\r\nHost: x\r\n\r\n", cause.URITooLong},
 		{"headers over the limit", "GET / HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("A: b\r\n", maxHeaders) + "\r\n", cause.TooManyHeaders},
 	}

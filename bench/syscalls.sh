@@ -10,12 +10,13 @@
 #
 # ARM is what proxies: tailguard (the default), tls (tailguard
 # terminating TLS with a throwaway self-signed ECDSA P-256 certificate,
-# the generator a keep-alive TLS client), or the overhead scenario's
+# the generator a keep-alive TLS client), the overhead scenario's
 # floor arms, relay (`tailguard bench relay`) or evrelay (`tailguard bench
-# evrelay`), for a count side by side.
+# evrelay`), or nginx as the overhead scenario runs it (one process,
+# keep-alive to the upstream), for a count side by side.
 #
 # Needs perf (Debian's linux-perf) with tracepoint access (root), taskset;
-# openssl for tls.
+# openssl for tls, nginx for nginx.
 # Loopback only; the load is bounded in time.
 set -eu
 dir=$(mktemp -d)
@@ -40,9 +41,42 @@ tls)
 	;;
 relay) set -- bench relay -upstream 127.0.0.1:19201 ;;
 evrelay) set -- bench evrelay -upstream http://127.0.0.1:19201 ;;
-*) echo "ARM: tailguard, tls, relay or evrelay" >&2; exit 2 ;;
+nginx)
+	# bench/peers.go's nginxConf, the overhead scenario's nginx arm.
+	for d in body proxy fastcgi uwsgi scgi; do mkdir -p "$dir/$d"; done
+	cat >"$dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  upstream backend { server 127.0.0.1:19201; keepalive 128; }
+  server {
+    listen 127.0.0.1:19202;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+	;;
+*) echo "ARM: tailguard, tls, relay, evrelay or nginx" >&2; exit 2 ;;
 esac
-taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 &
+if [ "$arm" = nginx ]; then
+	taskset -c 0 nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" &
+else
+	taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 &
+fi
 proxy=$!
 pids="$pids $proxy"
 sleep 1
@@ -50,7 +84,8 @@ load() { taskset -c 1 "$tg" bench -url $url $ca -closed -connections 64 "$@"; }
 load -duration 1s -quiet >/dev/null
 perf stat -x, -o "$dir/perf.csv" -p $proxy \
 	-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_recvfrom \
-	-e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
+	-e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
+	-e syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys_enter_getsockopt \
 	-e syscalls:sys_exit_read --filter 'ret == -11' &
 perf=$!
 sleep 0.3

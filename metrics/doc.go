@@ -136,6 +136,7 @@
 //     table tailguard_keys_tracked{table} and tailguard_keys_max{table}
 //     (table is "fair" or "rate_limit"; no label names a client);
 //   - outside the routes, from ServerGauges: tailguard_listener_connections,
+//     tailguard_listener_connections_parked,
 //     tailguard_listener_errors_total{cause}, and per upstream
 //     tailguard_upstream_breaker_state{upstream},
 //     tailguard_outlier_ejections_total{upstream},

@@ -47,7 +47,7 @@ type Collector struct {
 	histograms                               [numMetrics]*prometheus.Desc // Overhead: nil
 
 	// Outside routes: the listener, and each upstream and endpoint.
-	listenerConns, listenerErrors                      *prometheus.Desc
+	listenerConns, listenerParked, listenerErrors      *prometheus.Desc
 	upstreamBreaker                                    *prometheus.Desc
 	ejections, latencyEjections, wouldEject            *prometheus.Desc
 	endpointHealthy, endpointEjected, endpointOutstand *prometheus.Desc
@@ -98,6 +98,7 @@ func NewCollector(reg *Registry) *Collector {
 			Response: d("response_seconds", "Time from arrival to response handed back."),
 		},
 		listenerConns:    desc("listener_connections", "Client connections open now."),
+		listenerParked:   desc("listener_connections_parked", "Client connections open now that are parked: idle, held without a goroutine or buffers."),
 		listenerErrors:   desc("listener_errors_total", "Connections and requests refused before a route was chosen, by cause.", "cause"),
 		upstreamBreaker:  desc("upstream_breaker_state", "Upstream breaker state: 0 closed, 1 half-open, 2 open.", "upstream"),
 		ejections:        desc("outlier_ejections_total", "Endpoint ejections made by outlier detection.", "upstream"),
@@ -133,7 +134,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.breakerState, c.limit, c.inFlight, c.queued, c.shedByPriority, c.tunnelsActive, c.tunnelsTotal,
 		c.rateLimited, c.keysTracked, c.keysMax,
 		c.latencyGood, c.latencySLI, c.availabilitySLI, c.budget, c.burnRate,
-		c.listenerConns, c.listenerErrors, c.upstreamBreaker, c.endpointHealthy, c.endpointEjected,
+		c.listenerConns, c.listenerParked, c.listenerErrors, c.upstreamBreaker, c.endpointHealthy, c.endpointEjected,
 		c.endpointOutstand, c.endpointLatency, c.endpointRequests, c.endpointFails,
 		c.bufferBytes, c.bufferSpills, c.bufferFallbacks,
 	} {
@@ -177,6 +178,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // buffers', and each upstream's breaker and endpoints.
 func (c *Collector) collectServer(ch chan<- prometheus.Metric, g ServerGauges) {
 	ch <- prometheus.MustNewConstMetric(c.listenerConns, prometheus.GaugeValue, float64(g.Listener.Connections))
+	ch <- prometheus.MustNewConstMetric(c.listenerParked, prometheus.GaugeValue, float64(g.Listener.Parked))
 	ch <- prometheus.MustNewConstMetric(c.bufferBytes, prometheus.GaugeValue, float64(g.Buffers.MemoryBytes), "memory")
 	ch <- prometheus.MustNewConstMetric(c.bufferBytes, prometheus.GaugeValue, float64(g.Buffers.DiskBytes), "disk")
 	ch <- prometheus.MustNewConstMetric(c.bufferSpills, prometheus.CounterValue, float64(g.Buffers.Spills))

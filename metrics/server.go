@@ -34,6 +34,10 @@ type BufferGauges struct {
 type ListenerGauges struct {
 	// Connections is the number of client connections open now.
 	Connections int64
+	// Parked is how many of them are parked: idle between requests and
+	// held without a goroutine or buffers (plain-TCP connections idle
+	// past half a second).
+	Parked int64
 	// Errors counts the connections and requests refused before a route
 	// was chosen, by cause (the X-Tailguard-Error value), since the
 	// server started; every cause DESIGN.md names is present, zero or

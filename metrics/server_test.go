@@ -33,7 +33,7 @@ func testServerGauges() ServerGauges {
 		errs = append(errs, CauseCount{Cause: c, Count: uint64(i + 1)})
 	}
 	return ServerGauges{
-		Listener: ListenerGauges{Connections: 7, Errors: errs},
+		Listener: ListenerGauges{Connections: 7, Parked: 5, Errors: errs},
 		Upstreams: []UpstreamGauges{
 			{Name: "app", Breaker: "open", Endpoints: []EndpointGauges{
 				{Address: "10.0.0.1:8080", Healthy: true, Ejected: true, Outstanding: 2,
@@ -81,6 +81,7 @@ func TestServerStatsValues(t *testing.T) {
 		got, want any
 	}{
 		{"connections", doc.Listener.Connections, int64(7)},
+		{"parked", doc.Listener.Parked, int64(5)},
 		{"bad_request", doc.Listener.Errors["bad_request"], uint64(1)},
 		{"connection_limit", doc.Listener.Errors["connection_limit"], uint64(7)},
 		{"error causes", len(doc.Listener.Errors), 7},
@@ -124,7 +125,7 @@ func TestServerStatsText(t *testing.T) {
 	a, _ := newServerAdmin(t)
 	body := get(a, "/stats?format=text", "").Body.String()
 	for _, want := range []string{
-		"listener  connections 7  refused before routing: bad_request 1, connection_limit 7,",
+		"listener  connections 7 (5 parked)  refused before routing: bad_request 1, connection_limit 7,",
 		"upstream  breaker       endpoint  healthy",
 	} {
 		if !strings.Contains(body, want) {
@@ -160,6 +161,7 @@ func TestServerMetrics(t *testing.T) {
 		want   float64
 	}{
 		{"tailguard_listener_connections", dto.MetricType_GAUGE, nil, 7},
+		{"tailguard_listener_connections_parked", dto.MetricType_GAUGE, nil, 5},
 		{"tailguard_listener_errors_total", dto.MetricType_COUNTER, map[string]string{"cause": "bad_request"}, 1},
 		{"tailguard_listener_errors_total", dto.MetricType_COUNTER, map[string]string{"cause": "no_route"}, 2},
 		{"tailguard_listener_errors_total", dto.MetricType_COUNTER, map[string]string{"cause": "connection_limit"}, 7},

@@ -31,10 +31,11 @@ type bufferStats struct {
 	Fallbacks   uint64 `json:"fallbacks"`
 }
 
-// listenerStats are the client listener's figures: connections open now,
-// refusals before routing by cause.
+// listenerStats are the client listener's figures: connections open now
+// and how many of them are parked, refusals before routing by cause.
 type listenerStats struct {
 	Connections int64             `json:"connections"`
+	Parked      int64             `json:"parked"`
 	Errors      map[string]uint64 `json:"errors"`
 }
 
@@ -128,7 +129,7 @@ func (r *Registry) stats(k window) *statsDoc {
 		doc.Routes = append(doc.Routes, rt.stats(k))
 	}
 	g := r.serverGauges()
-	doc.Listener = listenerStats{Connections: g.Listener.Connections, Errors: make(map[string]uint64, len(g.Listener.Errors))}
+	doc.Listener = listenerStats{Connections: g.Listener.Connections, Parked: g.Listener.Parked, Errors: make(map[string]uint64, len(g.Listener.Errors))}
 	for _, e := range g.Listener.Errors {
 		doc.Listener.Errors[e.Cause] = e.Count
 	}
@@ -217,8 +218,8 @@ func (doc *statsDoc) writeServerText(w io.Writer) error {
 		}
 	}
 	slices.Sort(errs)
-	if _, err := fmt.Fprintf(w, "\nlistener  connections %d  refused before routing: %s\n\n",
-		doc.Listener.Connections, cmp.Or(strings.Join(errs, ", "), "none")); err != nil {
+	if _, err := fmt.Fprintf(w, "\nlistener  connections %d (%d parked)  refused before routing: %s\n\n",
+		doc.Listener.Connections, doc.Listener.Parked, cmp.Or(strings.Join(errs, ", "), "none")); err != nil {
 		return fmt.Errorf("write stats: %w", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

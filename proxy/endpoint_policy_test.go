@@ -49,11 +49,13 @@ routes: [{name: api, match: {path_prefix: /}, upstream: app}]
 	}
 }
 
-// TestP2CAvoidsStraggler: with one endpoint 50× slower, power of two
-// choices over peak-EWMA latency sends it a small share.
+// TestP2CAvoidsStraggler: with one endpoint 200× slower, power of two
+// choices over peak-EWMA latency sends it a small share. (At 50× a loaded
+// machine's stalls of the fast endpoint sometimes made the two look
+// alike.)
 func TestP2CAvoidsStraggler(t *testing.T) {
 	slow := startCounted(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		fmt.Fprint(w, "slow")
 	})
 	fast := startCounted(t, func(_ int64, w http.ResponseWriter, _ *http.Request) {

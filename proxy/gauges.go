@@ -36,7 +36,7 @@ func (s *Server) gauges() metrics.ServerGauges {
 // other counted (a body too large for fasthttp to read, which no route
 // saw).
 func (s *Server) listenerGauges() metrics.ListenerGauges {
-	l := metrics.ListenerGauges{Connections: s.clients.Open()}
+	l := metrics.ListenerGauges{Connections: s.clients.Open(), Parked: s.clients.Parked()}
 	for _, c := range cause.BeforeRouting {
 		l.Errors = append(l.Errors, metrics.CauseCount{Cause: c.String(), Count: s.clients.Refused(c)})
 	}

@@ -50,10 +50,17 @@ func dialUsed(t testing.TB, addr string) net.Conn {
 }
 
 // waitParked waits, up to 15 s, until n of s's client connections are
-// parked.
+// parked, and /stats says so.
 func waitParked(t *testing.T, s *Server, n int64) {
 	t.Helper()
 	waitLong(t, "parked connections", func() bool { return s.clients.Parked() == n })
+	var doc struct {
+		Listener struct{ Parked int64 } `json:"listener"`
+	}
+	readStats(t, s, &doc)
+	if doc.Listener.Parked != n {
+		t.Errorf("/stats listener.parked = %d, want %d", doc.Listener.Parked, n)
+	}
 }
 
 // waitLong is waitFor with room for 1,000 connections under -race on a

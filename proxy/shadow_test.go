@@ -132,13 +132,15 @@ routes: [{name: api, match: {path_prefix: /}, upstream: app, retry: {attempts: 2
 			config: `
 listen: "127.0.0.1:0"
 upstreams: {app: {endpoints: ["%s"]}}
-routes: [{name: api, match: {path_prefix: /}, upstream: app, timeout: 5s, hedge: {delay: 100ms, max_extra: 1, mode: MODE}}]
+routes: [{name: api, match: {path_prefix: /}, upstream: app, timeout: 5s, hedge: {delay: 200ms, max_extra: 1, mode: MODE}}]
 `,
 			paths: slow(4),
 			upstreams: func(t *testing.T) ([]any, func() int64) {
 				up := startCounted(t, func(_ int64, w http.ResponseWriter, r *http.Request) {
 					if r.URL.Path == "/slow" {
-						time.Sleep(250 * time.Millisecond)
+						// Well past the delay, which is well past what
+						// /fast takes on a loaded machine under -race.
+						time.Sleep(500 * time.Millisecond)
 					}
 					fmt.Fprint(w, "ok")
 				})

@@ -69,6 +69,22 @@ func steadyLoad(url string, rate int, stop <-chan struct{}) (sent, failed *atomi
 	return sent, failed, func() { wg.Wait(); client.CloseIdleConnections() }
 }
 
+// replaceFile replaces the file at path with content in one rename, as
+// editors and Kubernetes do: written in place, a stall between the
+// truncation and the write longer than the watch's debounce (a loaded
+// machine under -race) would have tailguard read a half-written file and
+// count one refused reload more than the test makes.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReloadUnderLoad: ten reloads (file changes, SIGHUP and POST
 // /reload) during a steady 2,000 req/s fail no request; a bad file is
 // refused, counted, and the running config keeps serving.
@@ -82,9 +98,7 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	reloaded := func() int { return strings.Count(p.stderr.String(), `"config reloaded"`) }
 	for i := 1; i <= 10; i++ {
-		if err := os.WriteFile(path, []byte(reloadYAML(up.addr, time.Duration(2+i%2)*time.Second)), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, path, reloadYAML(up.addr, time.Duration(2+i%2)*time.Second))
 		switch i % 3 {
 		case 1:
 			p.signal(t, syscall.SIGHUP)
@@ -102,9 +116,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		time.Sleep(200 * time.Millisecond) // traffic between reloads
 	}
 
-	if err := os.WriteFile(path, []byte(reloadYAML(up.addr, time.Second)+"bogus_key: 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	replaceFile(t, path, reloadYAML(up.addr, time.Second)+"bogus_key: 1\n")
 	if !pollUntil(200, 25*time.Millisecond, func() bool {
 		return strings.Contains(p.stderr.String(), "config reload refused")
 	}) {

@@ -144,7 +144,10 @@ func TestWebSocketIdleAndDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	// Longer than fasthttp's own 100 ms poll of its open connections in
+	// ShutdownWithContext: at 100 ms the two raced, and a loaded machine
+	// sometimes had the drain end before fasthttp looked again.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	go func() { // keep it busy, so only the drain closes it
 		for c.WriteMessage(websocket.TextMessage, []byte("x")) == nil {

@@ -106,9 +106,17 @@ func (s ratioSummary) interval() string {
 	return t
 }
 
-// spread is how far the interval reaches from 1 (no difference), either
-// way, as a fraction.
-func (s ratioSummary) spread() float64 { return max(1-s.low, s.high-1, 0) }
+// spread is how far r's interval reaches from 1 (no difference), either
+// way, as a percentage ("±4.2%"), or "too few pairs" when r has no
+// interval to judge: the smallest difference an A/A comparison says the
+// machine resolves.
+func spread(r ratioInterval) string {
+	low, high, tooFew := r.ends()
+	if tooFew != "" {
+		return "too few pairs"
+	}
+	return fmt.Sprintf("±%.1f%%", 100*max(1-low, high-1, 0))
+}
 
 // within says whether the ratios show the median ratio at most limit:
 // "yes" when the whole 95% interval is, "no" when it is not, and "too few

@@ -79,16 +79,24 @@ func TestSummarizeRatios(t *testing.T) {
 	}
 }
 
-// TestRatioSpread: how far an interval reaches from 1, either way.
+// TestRatioSpread: how far an interval reaches from 1, either way; an
+// interval there is too few pairs for claims no spread.
 func TestRatioSpread(t *testing.T) {
-	for _, tt := range []struct{ low, high, want float64 }{
-		{0.97, 1.02, 0.03},
-		{0.99, 1.04, 0.04},
-		{1.01, 1.02, 0.02},
-		{0.9, 0.95, 0.1},
+	for _, tt := range []struct {
+		r    ratioInterval
+		want string
+	}{
+		{ratioSummary{n: 20, low: 0.97, high: 1.02, level: 0.9586}, "±3.0%"},
+		{ratioSummary{n: 20, low: 0.99, high: 1.04, level: 0.9586}, "±4.0%"},
+		{ratioSummary{n: 20, low: 1.01, high: 1.02, level: 0.9586}, "±2.0%"},
+		{ratioSummary{n: 20, low: 0.9, high: 0.95, level: 0.9586}, "±10.0%"},
+		{ratioSummary{n: 5, low: 0.99, high: 1.01, level: 0.9375}, "too few pairs"},
+		{pooledRatio{n: 20, b: 4, low: 0.95, high: 1.1}, "±10.0%"},
+		{pooledRatio{n: minBootstrapPairs - 1, b: 4, low: 0.99, high: 1.01}, "too few pairs"},
+		{pooledRatio{n: 20}, "too few pairs"}, // nothing pooled
 	} {
-		if got := (ratioSummary{low: tt.low, high: tt.high}).spread(); !near(got, tt.want) {
-			t.Errorf("[%v, %v]: %v, want %v", tt.low, tt.high, got, tt.want)
+		if got := spread(tt.r); got != tt.want {
+			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
 		}
 	}
 }

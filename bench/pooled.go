@@ -131,8 +131,8 @@ type pooledRatio struct {
 // pairs, with replacement and the same for both arms (a pair's two
 // measurements stay together), pools each arm's drawn pairs and takes
 // the ratio of their quantiles; the interval is those ratios' 2.5th to
-// 97.5th percentile. a and b hold the same pairs, in order. The zero
-// pooledRatio (n 0) says there was nothing to compare.
+// 97.5th percentile. a and b hold the same pairs, in order. A
+// pooledRatio without b (zero) says there was nothing to compare.
 func comparePooled(a, b *pooledLatency, q float64, resamples int, seed uint64) pooledRatio {
 	n := a.pairs()
 	if n == 0 || n != b.pairs() {
@@ -142,7 +142,7 @@ func comparePooled(a, b *pooledLatency, q float64, resamples int, seed uint64) p
 	qa, qb := a.quantile(all, q), b.quantile(all, q)
 	ratios := bootstrapRatios(a, b, q, resamples, seed)
 	if qb == 0 || len(ratios) == 0 {
-		return pooledRatio{}
+		return pooledRatio{n: n}
 	}
 	slices.Sort(ratios)
 	return pooledRatio{
@@ -182,7 +182,7 @@ func percentileOfSorted(sorted []float64, p float64) float64 {
 // cells are the pooled ratio and its interval, for a table; blanks when
 // there was nothing to compare.
 func (r pooledRatio) cells() []Cell {
-	if r.n == 0 {
+	if r.b == 0 {
 		return []Cell{blank, blank}
 	}
 	return []Cell{numCell(r.ratio, unitRatio), textCell(fmt.Sprintf("%#.3g–%#.3g×", r.low, r.high))}
@@ -190,27 +190,21 @@ func (r pooledRatio) cells() []Cell {
 
 // armCells are each arm's pooled value, for a table.
 func (r pooledRatio) armCells() []Cell {
-	if r.n == 0 {
+	if r.b == 0 {
 		return []Cell{blank, blank}
 	}
 	return []Cell{numCell(r.a, unitMS), numCell(r.b, unitMS)}
 }
 
-// spread is how far the interval reaches from 1 (no difference), either
-// way, as a fraction.
-func (r pooledRatio) spread() float64 { return max(1-r.low, r.high-1, 0) }
-
-// within says whether the pooled ratio is shown at most limit: "yes"
-// when the whole bootstrap interval is, "no" when it is not, and "too
-// few pairs" under minBootstrapPairs.
-func (r pooledRatio) within(limit float64) string { return bound{limit: limit}.verdict(r) }
-
 // ends are the bootstrap interval's bottom and top, and, under
 // minBootstrapPairs, how many pairs there are and how many a verdict
-// needs.
+// needs; with no pooled quantile to compare, why.
 func (r pooledRatio) ends() (low, high float64, tooFew string) {
-	if r.n < minBootstrapPairs {
+	switch {
+	case r.n < minBootstrapPairs:
 		return r.low, r.high, fmt.Sprintf("%d, need %d", r.n, minBootstrapPairs)
+	case r.b == 0:
+		return r.low, r.high, "no open-loop latency to pool"
 	}
 	return r.low, r.high, ""
 }

@@ -125,8 +125,9 @@ func TestComparePooledDeterministic(t *testing.T) {
 	}
 }
 
-// TestComparePooledNothing: no pairs, or arms of different pair counts,
-// compare to nothing rather than to a made-up ratio.
+// TestComparePooledNothing: no pairs, arms of different pair counts, or
+// an arm with no latency compare to nothing rather than to a made-up
+// ratio, and no verdict is taken from them.
 func TestComparePooledNothing(t *testing.T) {
 	two := poolLatency(syntheticPairs(5, 2, 10, 1, noDrift))
 	three := poolLatency(syntheticPairs(6, 3, 10, 1, noDrift))
@@ -140,8 +141,8 @@ func TestComparePooledNothing(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := comparePooled(tt.a, tt.b, 0.99, 100, bootstrapSeed)
-			if r != (pooledRatio{}) || r.cells()[0] != blank {
-				t.Errorf("%+v, cells %v", r, r.cells())
+			if _, _, tooFew := r.ends(); r.b != 0 || r.ratio != 0 || r.cells()[0] != blank || tooFew == "" {
+				t.Errorf("%+v, cells %v, ends' reason %q", r, r.cells(), tooFew)
 			}
 		})
 	}
@@ -166,25 +167,6 @@ func TestPercentileOfSorted(t *testing.T) {
 	} {
 		if got := percentileOfSorted(tt.values, tt.p); got != tt.want {
 			t.Errorf("n=%d p=%v: %v, want %v", len(tt.values), tt.p, got, tt.want)
-		}
-	}
-}
-
-// TestPooledWithin: the bound is shown only by a whole interval under
-// it, and never on fewer than minBootstrapPairs pairs.
-func TestPooledWithin(t *testing.T) {
-	for _, tt := range []struct {
-		r    pooledRatio
-		want string
-	}{
-		{pooledRatio{n: 20, ratio: 1.01, low: 0.98, high: 1.04}, "yes"},
-		{pooledRatio{n: 20, ratio: 1.01, low: 0.98, high: 1.05}, "yes"},
-		{pooledRatio{n: 20, ratio: 1.01, low: 0.95, high: 1.08}, "no"},
-		{pooledRatio{n: minBootstrapPairs - 1, ratio: 1, low: 0.99, high: 1.01}, "too few pairs"},
-		{pooledRatio{}, "too few pairs"},
-	} {
-		if got := tt.r.within(1.05); got != tt.want {
-			t.Errorf("%+v: %q, want %q", tt.r, got, tt.want)
 		}
 	}
 }
@@ -218,7 +200,9 @@ func TestPairsOutcomePooledColumns(t *testing.T) {
 		}
 	}
 	notes := strings.Join(r.Notes, "\n")
-	for _, want := range []string{"pooled p99 new ÷ baseline ≤ 1.05×", "in pooled p99", "bootstrap"} {
+	// The synthetic pairs are seeded: the A/B pooled interval is
+	// 1.01–1.10×, so the bound is not shown, and the A/A's reaches ±9.2%.
+	for _, want := range []string{"pooled p99 new ÷ baseline ≤ 1.05× not shown: the bootstrap interval's top is 1.10×", "±9.2% in pooled p99"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes lack %q:\n%s", want, notes)
 		}

@@ -128,10 +128,11 @@ func (e *Env) idleMeasure(ctx context.Context, t *Table, p *process, listen, adm
 		waits = []time.Duration{time.Second}
 	}
 	later := make([]idleMemory, len(waits))
-	var waited time.Duration
+	start := time.Now()
 	for i, w := range waits {
-		time.Sleep(w - waited)
-		waited = w
+		if !sleepUntil(ctx, start.Add(w)) {
+			return ctx.Err()
+		}
 		if later[i], err = readIdleMemory(ctx, p.pid(), admin); err != nil {
 			return err
 		}

@@ -173,7 +173,7 @@ func pairsOutcome(arms []*pairArm, comps []*comparison, e *Env, rate float64, d 
 	if e.Baseline != "" {
 		t.note("tailguard baseline: %s", e.Baseline)
 	}
-	t.note("the arms run at once, each a process of its own with the default config (buffering on), on CPU 0 beside the upstream; CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
+	t.note("the arms run at once, each a process of its own on CPU 0 beside the upstream, the tailguard arms with the default config (buffering on); CPU per request is the proxy's own: closed loop from /proc/PID/stat after a %v warm-up, open loop from each thread's schedstat", d/4)
 	if e.Peers {
 		t.note("%s", peersNote)
 	}
@@ -258,8 +258,8 @@ func pairNotes(comps []*comparison, sums []pairSummary) []string {
 				s.cpu.within(1.05), s.rateCPU.within(1.05), s.p99.within(1.05)),
 				pooledVerdict(s.pooledP99))
 		default:
-			notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in CPU per request (closed loop), ±%.1f%% (open loop), ±%.1f%% in p99 and ±%.1f%% in pooled p99 (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
-				100*s.cpu.spread(), 100*s.rateCPU.spread(), 100*s.p99.spread(), 100*s.pooledP99.spread()))
+			notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to %s in CPU per request (closed loop), %s (open loop), %s in p99 and %s in pooled p99 (the interval's farther end from 1): smaller differences are not resolved on this machine at this load",
+				spread(s.cpu), spread(s.rateCPU), spread(s.p99), spread(s.pooledP99)))
 		}
 	}
 	return notes

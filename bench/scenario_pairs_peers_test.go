@@ -28,8 +28,8 @@ func TestBoundNote(t *testing.T) {
 		{"bottom under", bound{limit: 0.85, atLeast: true}, enough(0.84, 1.2), "x ≥ 0.850× not shown: the 95% interval's bottom is 0.840×"},
 		{"five pairs", bound{limit: 1}, ratioSummary{n: 5, low: 0.5, high: 0.6, level: 0.9375}, "x ≤ 1.00×: too few pairs for a verdict (5, need 6)"},
 		{"no pairs", bound{limit: 1}, ratioSummary{}, "x ≤ 1.00×: too few pairs for a verdict (0, need 6)"},
-		{"pooled", bound{limit: 1}, pooledRatio{n: 12, ratio: 0.9, low: 0.8, high: 0.99}, "x ≤ 1.00× shown (the bootstrap interval's top, 0.990×, ≤ 1.00×)"},
-		{"pooled, few", bound{limit: 1}, pooledRatio{n: 9, ratio: 0.9, low: 0.8, high: 0.99}, "x ≤ 1.00×: too few pairs for a verdict (9, need 10)"},
+		{"pooled", bound{limit: 1}, pooledRatio{n: 12, b: 4, ratio: 0.9, low: 0.8, high: 0.99}, "x ≤ 1.00× shown (the bootstrap interval's top, 0.990×, ≤ 1.00×)"},
+		{"pooled, few", bound{limit: 1}, pooledRatio{n: 9, b: 4, ratio: 0.9, low: 0.8, high: 0.99}, "x ≤ 1.00×: too few pairs for a verdict (9, need 10)"},
 	} {
 		if got := tt.b.note("x", tt.r); !strings.HasPrefix(got, tt.want) {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
@@ -53,9 +53,10 @@ func TestPooledVerdictWording(t *testing.T) {
 		r    pooledRatio
 		want string
 	}{
-		{pooledRatio{n: 12, low: 0.9, high: 1.04}, "pooled p99 new ÷ baseline ≤ 1.05× shown (the bootstrap interval's top, 1.04×, ≤ 1.05×)"},
-		{pooledRatio{n: 12, low: 0.9, high: 1.2}, "pooled p99 new ÷ baseline ≤ 1.05× not shown: the bootstrap interval's top is 1.20×"},
+		{pooledRatio{n: 12, b: 4, low: 0.9, high: 1.04}, "pooled p99 new ÷ baseline ≤ 1.05× shown (the bootstrap interval's top, 1.04×, ≤ 1.05×)"},
+		{pooledRatio{n: 12, b: 4, low: 0.9, high: 1.2}, "pooled p99 new ÷ baseline ≤ 1.05× not shown: the bootstrap interval's top is 1.20×"},
 		{pooledRatio{n: 4}, "pooled p99 new ÷ baseline ≤ 1.05×: too few pairs for a verdict (4, need 10)"},
+		{pooledRatio{n: 12}, "pooled p99 new ÷ baseline ≤ 1.05×: too few pairs for a verdict (no open-loop latency to pool)"},
 	} {
 		if got := pooledVerdict(tt.r); got != tt.want {
 			t.Errorf("%q, want %q", got, tt.want)

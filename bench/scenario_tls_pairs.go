@@ -224,8 +224,8 @@ func tlsPairNotes(comps []*tlsComparison) []string {
 		rps, cpu := c.summaries()
 		switch {
 		case c.aa:
-			notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to ±%.1f%% in keep-alive req/s and ±%.1f%% in CPU per request (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
-				100*rps.spread(), 100*cpu.spread()))
+			notes = append(notes, fmt.Sprintf("A/A: the same binary differs from itself by up to %s in keep-alive req/s and %s in CPU per request (the 95%% interval's farther end from 1): smaller differences are not resolved on this machine at this load",
+				spread(rps), spread(cpu)))
 		case c.b.name == tlsBaselineArm:
 			notes = append(notes, fmt.Sprintf("A/B: tailguard ÷ the -baseline binary: a change is shown only where the 95%% interval leaves out 1: keep-alive req/s %s, CPU per request %s",
 				changeShown(rps), changeShown(cpu)))
@@ -240,22 +240,14 @@ func tlsPairNotes(comps []*tlsComparison) []string {
 // ÷ nginx, show the issue's goal (≥ tlsGoal): shown only when the whole
 // 95% interval is at or above it.
 func tlsVerdict(rps ratioSummary) string {
-	goal := fmt.Sprintf("keep-alive req/s ≥ %.1f× nginx", tlsGoal)
-	switch (bound{limit: tlsGoal, atLeast: true}).verdict(rps) {
-	case "too few pairs":
-		return fmt.Sprintf("goal (issue): %s: too few pairs for a 95%% interval", goal)
-	case "yes":
-		return fmt.Sprintf("goal (issue): %s shown (median %.2f×, the 95%% interval's bottom %.2f×)", goal, rps.median, rps.low)
-	default:
-		return fmt.Sprintf("goal (issue): %s not shown: the 95%% interval reaches down to %.2f× (median %.2f×)", goal, rps.low, rps.median)
-	}
+	return bound{limit: tlsGoal, atLeast: true}.note("goal (issue): keep-alive req/s, tailguard ÷ nginx", rps)
 }
 
 // changeShown says which way, if any, paired ratios show a change: up or
 // down when the whole 95% interval is above or below 1.
 func changeShown(s ratioSummary) string {
-	switch {
-	case s.n == 0 || s.level < 0.95:
+	switch _, _, tooFew := s.ends(); {
+	case tooFew != "":
 		return "too few pairs"
 	case s.low > 1:
 		return "up"

@@ -19,9 +19,9 @@ func TestTLSVerdict(t *testing.T) {
 	}{
 		{"no pairs", ratioSummary{}, "too few pairs"},
 		{"under 95%", ratioSummary{n: 5, median: 0.95, low: 0.9, high: 1, level: 0.9375}, "too few pairs"},
-		{"interval above", ratioSummary{n: 20, median: 0.9, low: 0.85, high: 0.95, level: 0.9586}, "keep-alive req/s ≥ 0.8× nginx shown"},
-		{"bottom at the goal", ratioSummary{n: 20, median: 0.9, low: 0.8, high: 0.95, level: 0.9586}, "keep-alive req/s ≥ 0.8× nginx shown"},
-		{"median above, bottom under", ratioSummary{n: 20, median: 0.85, low: 0.79, high: 0.95, level: 0.9586}, "keep-alive req/s ≥ 0.8× nginx not shown"},
+		{"interval above", ratioSummary{n: 20, median: 0.9, low: 0.85, high: 0.95, level: 0.9586}, "keep-alive req/s, tailguard ÷ nginx ≥ 0.800× shown"},
+		{"bottom at the goal", ratioSummary{n: 20, median: 0.9, low: 0.8, high: 0.95, level: 0.9586}, "keep-alive req/s, tailguard ÷ nginx ≥ 0.800× shown"},
+		{"median above, bottom under", ratioSummary{n: 20, median: 0.85, low: 0.79, high: 0.95, level: 0.9586}, "keep-alive req/s, tailguard ÷ nginx ≥ 0.800× not shown"},
 	} {
 		got := tlsVerdict(tt.s)
 		if !strings.Contains(got, tt.prefix) {
@@ -74,7 +74,7 @@ func TestTLSPairsOutcome(t *testing.T) {
 		t.Errorf("median CPU ratio %v, want 1.25", got)
 	}
 	notes := strings.Join(r.Notes, "\n")
-	for _, want := range []string{"keep-alive req/s ≥ 0.8× nginx shown", "A/A: the same binary differs from itself by up to ±0.0% in keep-alive req/s and ±12.5% in CPU per request"} {
+	for _, want := range []string{"keep-alive req/s, tailguard ÷ nginx ≥ 0.800× shown", "A/A: the same binary differs from itself by up to ±0.0% in keep-alive req/s and ±12.5% in CPU per request"} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("notes do not say %q:\n%s", want, notes)
 		}

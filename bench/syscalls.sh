@@ -10,10 +10,12 @@
 #
 # ARM is what proxies: tailguard (the default), tls (tailguard
 # terminating TLS with a throwaway self-signed ECDSA P-256 certificate,
-# the generator a keep-alive TLS client), the overhead scenario's
-# floor arms, relay (`tailguard bench relay`) or evrelay (`tailguard bench
-# evrelay`), or nginx as the overhead scenario runs it (one process,
-# keep-alive to the upstream), for a count side by side.
+# the generator a keep-alive TLS client), policies (tailguard with every
+# policy configured and none firing: `tailguard bench policies`), the
+# overhead scenario's floor arms, relay (`tailguard bench relay`) or
+# evrelay (`tailguard bench evrelay`), or nginx as the overhead scenario
+# runs it (one process, keep-alive to the upstream), for a count side by
+# side.
 #
 # Needs perf (Debian's linux-perf) with tracepoint access (root), taskset;
 # openssl for tls, nginx for nginx.
@@ -38,6 +40,10 @@ tls)
 		-addext subjectAltName=IP:127.0.0.1 -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
 	set -- -upstream http://127.0.0.1:19201 -admin 127.0.0.1:19203 -tls-cert "$dir/cert.pem" -tls-key "$dir/key.pem"
 	url=https://127.0.0.1:19202/ ca="-tls-ca $dir/cert.pem"
+	;;
+policies)
+	"$tg" bench policies -upstream 127.0.0.1:19201 -listen 127.0.0.1:19202 -admin 127.0.0.1:19203 >"$dir/policies.yaml"
+	set -- -config "$dir/policies.yaml"
 	;;
 relay) set -- bench relay -upstream 127.0.0.1:19201 ;;
 evrelay) set -- bench evrelay -upstream http://127.0.0.1:19201 ;;
@@ -70,13 +76,13 @@ http {
 }
 EOF
 	;;
-*) echo "ARM: tailguard, tls, relay, evrelay or nginx" >&2; exit 2 ;;
+*) echo "ARM: tailguard, tls, policies, relay, evrelay or nginx" >&2; exit 2 ;;
 esac
-if [ "$arm" = nginx ]; then
-	taskset -c 0 nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" &
-else
-	taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 &
-fi
+case $arm in
+nginx) taskset -c 0 nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" & ;;
+policies) taskset -c 0 "$tg" "$@" >/dev/null 2>&1 & ;;
+*) taskset -c 0 "$tg" "$@" -listen 127.0.0.1:19202 >/dev/null 2>&1 & ;;
+esac
 proxy=$!
 pids="$pids $proxy"
 sleep 1
@@ -86,12 +92,12 @@ perf stat -x, -o "$dir/perf.csv" -p $proxy \
 	-e raw_syscalls:sys_enter,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_recvfrom \
 	-e syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_nanosleep \
 	-e syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys_enter_getsockopt \
-	-e syscalls:sys_exit_read --filter 'ret == -11' &
+	-e syscalls:sys_exit_read --filter 'ret == -11' -e syscalls:sys_exit_recvfrom --filter 'ret == -11' &
 perf=$!
 sleep 0.3
 load -duration 3s -json - -quiet > "$dir/load.json"
 kill -INT $perf
 wait $perf || true
 requests=$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$dir/load.json")
-echo "requests: $requests (syscalls:sys_exit_read below: reads that found nothing, EAGAIN)"
+echo "requests: $requests (syscalls:sys_exit_read and _recvfrom below: those that found nothing, EAGAIN; a clean reuse check's peek is one)"
 awk -F, -v r="$requests" '$1 ~ /^[0-9]/ { printf "%-32s %9d  %5.2f a request\n", $3, $1, $1 / r }' "$dir/perf.csv"

@@ -46,7 +46,7 @@ func (x *exchange) spoolBody(cl int) cause.Cause {
 	// cannot be sent twice.
 	rest := b.NewReader(src)
 	b.Release()
-	ctx.Request.SetBodyStream(client.NewRequestBody(rest, cl, -1), cl)
+	ctx.Request.SetBodyStream(client.NewRequestBody(rest, -1, -1), cl) // src holds length and limit
 	return cause.None
 }
 

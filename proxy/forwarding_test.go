@@ -68,7 +68,7 @@ routes:
   - name: default
     match: {path_prefix: /}
     upstream: app
-    request_headers: {set: {X-Env: prod, X-Forwarded-Proto: https}, remove: [Cookie, X-Debug]}
+    request_headers: {set: {X-Env: prod, X-Forwarded-Proto: https, x-request-id: from-the-rule}, remove: [Cookie, X-Debug]}
     response_headers: {set: {X-Frame-Options: DENY, Strict-Transport-Security: max-age=63072000}, remove: [Server, x-powered-by]}
 `, up.addr())
 	resp := rawRequest(t, addr, "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1\r\nX-Debug: 1\r\nX-Env: dev\r\nX-Keep: 1\r\nConnection: close\r\n\r\n")
@@ -78,13 +78,16 @@ routes:
 	head := up.requests()[0]
 	for name, want := range map[string]string{
 		"X-Env": "prod", "X-Forwarded-Proto": "https", "Cookie": "", "X-Debug": "", "X-Keep": "1",
+		"X-Request-Id": "from-the-rule", // a rule's id is the request's: none is made up beside it
 	} {
 		if got := headerOf(head, name); got != want {
 			t.Errorf("upstream got %s = %q, want %q", name, got, want)
 		}
 	}
-	if n := strings.Count(strings.ToLower(head), "x-env:"); n != 1 {
-		t.Errorf("X-Env sent %d times", n)
+	for _, name := range []string{"x-env:", "x-request-id:"} {
+		if n := strings.Count(strings.ToLower(head), name); n != 1 {
+			t.Errorf("%s sent %d times", name, n)
+		}
 	}
 	for name, want := range map[string]string{
 		"X-Frame-Options": "DENY", "Strict-Transport-Security": "max-age=63072000", "Server": "", "X-Powered-By": "",
@@ -96,5 +99,28 @@ routes:
 	own := rawRequest(t, addr, "GET /close HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
 	if !strings.HasPrefix(own, "HTTP/1.1 502") || headerOf(own, "Strict-Transport-Security") != "" {
 		t.Errorf("own answer %q", own)
+	}
+}
+
+// TestNameBit: a header name is one of the header passes' names whatever
+// the case of its letters, and only then: a byte that folds onto '-' by
+// its 0x20 bit (CR) is no dash.
+func TestNameBit(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want headerSet
+	}{
+		{"Connection", hasConnection},
+		{"cOnNeCtIoN", hasConnection},
+		{"X-REQUEST-ID", hasRequestID},
+		{"x-forwarded-for", hasForwardedFor},
+		{"Keep\rAlive", 0},
+		{"X\rRequest\rId", 0},
+		{"Connectio", 0},
+		{"Content-Length", 0},
+	} {
+		if got := nameBit([]byte(tt.name)); got != tt.want {
+			t.Errorf("nameBit(%q) = %b, want %b", tt.name, got, tt.want)
+		}
 	}
 }

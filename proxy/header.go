@@ -57,7 +57,7 @@ const (
 	hasForwardedHost
 	hasRequestID
 
-	hopHeaders  = hasAccelBuffering - 1
+	hopHeaders  = 1<<hopCount - 1
 	everyHeader = hasRequestID<<1 - 1
 )
 
@@ -72,11 +72,14 @@ func nameBit(name []byte) headerSet {
 }
 
 // asciiEqualFold reports whether b and s, of one length, are equal but for
-// ASCII case: header names are ASCII tokens.
+// the case of ASCII letters: header names are ASCII tokens. (Folding
+// every byte with |0x20 would take a CR for a '-'.)
 func asciiEqualFold(b []byte, s string) bool {
 	for i := range b {
-		if b[i]|0x20 != s[i]|0x20 {
-			return false
+		if c, d := b[i], s[i]; c != d {
+			if c |= 0x20; c < 'a' || c > 'z' || c != d|0x20 {
+				return false
+			}
 		}
 	}
 	return true
@@ -167,7 +170,6 @@ var strColon = []byte{':'}
 // header is what RequestHeader and ResponseHeader share for hygiene and
 // header rules.
 type header interface {
-	PeekAll(key string) [][]byte
 	Del(key string)
 	DelBytes(key []byte)
 	SetBytesKV(key, value []byte)

@@ -13,6 +13,9 @@ import (
 type headerRules struct {
 	remove [][]byte
 	set    []headerField // sorted by name, so that the order is stable
+	// setsRequestID says a rule sets X-Request-Id: then the request has
+	// one whether or not the client sent one.
+	setsRequestID bool
 }
 
 type headerField struct{ name, value []byte }
@@ -27,6 +30,7 @@ func newHeaderRules(c *config.HeaderRules) *headerRules {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Set)) {
 		h.set = append(h.set, headerField{[]byte(name), []byte(c.Set[name])})
+		h.setsRequestID = h.setsRequestID || len(name) == len(headerRequestID) && asciiEqualFold([]byte(name), headerRequestID)
 	}
 	return h
 }

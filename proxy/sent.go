@@ -24,7 +24,9 @@ import (
 // are bounded by the request's deadline, not the attempt's: the head has
 // gone to the client and the try can no longer be retried, and a client
 // that takes longer than per_try_timeout to read a large body is no fault
-// of the upstream's.
+// of the upstream's. On a route with timeout 0 (none: long polls, big
+// transfers) the body is then unbounded, as the route asked; a route
+// without per_try_timeout already reads under the request's deadline.
 //
 // A read that fails is the upstream's failure (a reset, a stall past the
 // deadline, a short or malformed body), not the client's: sentBody notes
@@ -56,7 +58,9 @@ func (b *sentBody) watch(x *exchange) bool {
 	}
 	*b = sentBody{x: x, r: r, stream: streamsUpstream(resp)}
 	if b.stream {
-		r.ReadUntil(x.deadline)
+		if x.route.perTry > 0 {
+			r.ReadUntil(x.deadline)
+		}
 	} else {
 		b.idle = x.srv.srv.IdleTimeout
 	}
@@ -68,7 +72,7 @@ func (b *sentBody) watch(x *exchange) bool {
 // Read implements io.Reader.
 func (b *sentBody) Read(p []byte) (int, error) {
 	if b.idle > 0 {
-		_ = b.x.ctx.SetWriteDeadline(time.Now().Add(b.idle))
+		_ = b.x.ctx.SetWriteDeadline(b.x.now().Add(b.idle))
 	}
 	if b.stream && !b.x.deadline.IsZero() && !b.x.now().Before(b.x.deadline) {
 		return 0, errClientLate

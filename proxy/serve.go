@@ -154,7 +154,7 @@ func (x *exchange) prepareHeaders() {
 // route's header rules may have set one all the same.
 func (x *exchange) setRequestID(sent bool) {
 	h := &x.ctx.Request.Header
-	if sent || x.route.requestHeaders != nil {
+	if rules := x.route.requestHeaders; sent || rules != nil && rules.setsRequestID {
 		if x.requestID = h.Peek(headerRequestID); len(x.requestID) > 0 {
 			return
 		}

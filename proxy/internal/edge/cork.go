@@ -20,7 +20,7 @@ import (
 // Only once the handshake is over: during it, crypto/tls writes a flight
 // and then waits to read the answer, which must not wait behind a cork.
 // A connection from which application data has been read is past it
-// (clientConn marks it ready).
+// (clientConn.spoke).
 
 // corkLimit is how much a corked write gathers before writing it out: a
 // bound on the memory a write holds, and 64 KiB amortises the system
@@ -51,9 +51,6 @@ type corkConn struct {
 	mu     sync.Mutex
 	corked bool
 	buf    *[]byte // gathered records; nil when there are none
-	// ready is set once application data has been read: the handshake
-	// is over.
-	ready atomic.Bool
 	// flushing is set while a flush writes to the socket, closing once
 	// Close has begun: between them, a Close never waits behind a flush
 	// to a client that does not read (see interrupt).

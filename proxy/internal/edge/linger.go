@@ -62,8 +62,12 @@ func (c lingerConn) Close() error {
 }
 
 // unread reports whether bytes from the client wait in the socket.
-func (c lingerConn) unread() bool {
-	var pending bool
-	_ = c.raw.Control(func(fd uintptr) { pending = peek.Socket(fd) == peek.Stray })
-	return pending
+func (c lingerConn) unread() bool { return unread(c.raw) }
+
+// unread reports whether bytes wait in raw's socket; false if it cannot
+// be asked.
+func unread(raw syscall.RawConn) bool {
+	var r peek.Result
+	err := raw.Control(func(fd uintptr) { r = peek.Socket(fd) })
+	return err == nil && r == peek.Stray
 }

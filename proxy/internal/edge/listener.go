@@ -169,8 +169,10 @@ type clientConn struct {
 	// (0: none): a parked connection's idle timeout.
 	readDeadline atomic.Int64
 	// spoke is set once the client has sent a byte: a connection that
-	// times out before it ever does is closed without an answer.
-	spoke bool
+	// times out before it ever does is closed without an answer, and
+	// over TLS the handshake is over, so writes may be corked. Atomic:
+	// a tunnel writes from another goroutine than the one reading.
+	spoke atomic.Bool
 	// lastRead is the size of the last unmetered read: the one that
 	// completed the request head, when a chunked body is metered.
 	lastRead int
@@ -210,7 +212,7 @@ func corkOf(c net.Conn) *corkConn {
 // Write implements net.Conn; over TLS, once the handshake is over, the
 // records of p leave in one system call (cork.go).
 func (c *clientConn) Write(p []byte) (int, error) {
-	if c.cork == nil || !c.cork.ready.Load() {
+	if c.cork == nil || !c.spoke.Load() {
 		return c.Conn.Write(p)
 	}
 	return c.cork.corkWrite(c.Conn, p)
@@ -240,11 +242,10 @@ func (c *clientConn) Read(p []byte) (int, error) {
 			n, err = c.Conn.Read(p)
 		}
 		if n > 0 {
-			c.spoke = true
-			c.lastRead = n
-			if c.cork != nil && !c.cork.ready.Load() {
-				c.cork.ready.Store(true)
+			if !c.spoke.Load() {
+				c.spoke.Store(true)
 			}
+			c.lastRead = n
 		}
 		return n, err
 	}
@@ -368,5 +369,5 @@ var crlf = []byte("\r\n")
 // has never sent a byte: one that times out then had no request to answer.
 func Silent(conn net.Conn) bool {
 	c, ok := conn.(*clientConn)
-	return ok && !c.spoke
+	return ok && !c.spoke.Load()
 }

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"tailguard/proxy/internal/peek"
 )
 
 // On Linux a listener's parked connections are watched by one goroutine,
@@ -237,18 +235,11 @@ func (p *parking) wake(events []unix.EpollEvent) {
 // reset it, which closes it unless it sent a request before.
 func (p *parking) resume(c *clientConn, hangup bool) {
 	c.idle.Store(false)
-	if (hangup && !c.requestWaits()) || c.Conn.SetReadDeadline(time.Time{}) != nil {
+	if (hangup && !unread(c.raw)) || c.Conn.SetReadDeadline(time.Time{}) != nil {
 		_ = c.Close()
 		return
 	}
 	go p.serve(c) // fasthttp closes c, or parks it again through Close
-}
-
-// requestWaits reports whether bytes from the client wait in c's socket.
-func (c *clientConn) requestWaits() bool {
-	var r peek.Result
-	err := c.raw.Control(func(fd uintptr) { r = peek.Socket(fd) })
-	return err == nil && r == peek.Stray
 }
 
 // sweep closes the parked connections whose idle deadline has passed and

@@ -86,7 +86,8 @@ func asciiEqualFold(b []byte, s string) bool {
 }
 
 // requestHeaderSet walks the request's header block as the client sent
-// it (RawHeaders; the edge has refused what is not cleanly framed), and
+// it (RawHeaders; the edge has refused what is not cleanly framed,
+// obs-fold included, so a line is a whole field), and
 // returns the passNames in it, with the values of its Connection headers
 // appended to conn, each followed by a comma. A request without a raw
 // block (not read from a client), or with a chunked body, whose trailer
@@ -97,7 +98,7 @@ func requestHeaderSet(h *fasthttp.RequestHeader, conn []byte) (headerSet, []byte
 	if len(raw) == 0 || h.ContentLength() == -1 {
 		return everyHeader, appendConnectionValues(conn, h.PeekAll(fasthttp.HeaderConnection))
 	}
-	var set, last headerSet
+	var set headerSet
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -105,20 +106,13 @@ func requestHeaderSet(h *fasthttp.RequestHeader, conn []byte) (headerSet, []byte
 		} else {
 			raw = nil
 		}
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') { // obs-fold: more of the last field's value
-			if last == hasConnection {
-				conn = append(append(conn, line...), ',')
-			}
-			continue
-		}
 		name, value, ok := bytes.Cut(line, strColon)
 		if !ok {
-			last = 0
 			continue
 		}
-		last = nameBit(bytes.TrimSpace(name))
-		set |= last
-		if last == hasConnection {
+		bit := nameBit(bytes.TrimSpace(name))
+		set |= bit
+		if bit == hasConnection {
 			conn = append(append(conn, value...), ',')
 		}
 	}
